@@ -1,0 +1,5 @@
+import sys
+
+from argen.cli.app import main
+
+sys.exit(main())

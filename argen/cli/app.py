@@ -1,0 +1,76 @@
+"""The argen command: one Typer app, one small module per subcommand.
+
+Nothing here imports torch: `argen --help` must stay instant. Commands import their pipeline
+inside the function body.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from argen import __version__
+from argen.cli import eval as eval_cmd
+from argen.cli import info, models, text, train
+from argen.cli.errors import is_click, report
+
+app = typer.Typer(
+    name="argen",
+    help="Autoregressive and block-diffusion generation: one engine, one CLI, bundled models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"argen {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                              help="Print the version and exit.")) -> None:
+    """argen: generate text (and, as they land, images, video, audio, meshes, crystals)."""
+
+
+app.command("text", help=text.__doc__)(text.text)
+app.command("models", help=models.__doc__)(models.models)
+app.command("info", help=info.__doc__)(info.info)
+app.command("train", help=train.__doc__)(train.train)
+app.command("eval", help=eval_cmd.__doc__)(eval_cmd.evaluate)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app, map every failure to a one-line error and an exit code."""
+    try:
+        return _run(argv)
+    except BrokenPipeError:  # `argen ... | head`: the reader left; stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+
+
+def _run(argv: list[str] | None) -> int:
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv if argv is not None else sys.argv[1:], prog_name="argen", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except SystemExit as e:  # typer.Exit / --help
+        return e.code if isinstance(e.code, int) else 0
+    except BrokenPipeError:
+        raise
+    except BaseException as e:  # noqa: BLE001 - every failure is reported in one line
+        if is_click(e, "NoArgsIsHelpError"):  # bare `argen`: show the help
+            print(e.ctx.get_help() if getattr(e, "ctx", None) else e.format_message())
+            return 0
+        if is_click(e, "Exit"):
+            return e.exit_code
+        if is_click(e, "Abort"):
+            e = KeyboardInterrupt()
+        return report(e)

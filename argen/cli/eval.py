@@ -1,0 +1,51 @@
+"""Evaluate a model: `argen eval text` prints the validation loss on tiny shakespeare's split."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from argen.cli import options as opt
+from argen.cli.output import log
+
+DEFAULT_TEXT = Path("../shared/data/text/tinyshakespeare.txt")
+
+
+def evaluate(
+    task: Annotated[str, typer.Argument(help="What to evaluate: text.")],
+    model: opt.Model = None,
+    data: Annotated[Path, typer.Option("--data", help="Text corpus; its last --val-fraction is scored.")] = DEFAULT_TEXT,
+    val_fraction: Annotated[float, typer.Option("--val-fraction", help="Share of the corpus held out (nanoGPT: 0.1).")] = 0.1,
+    seq_len: Annotated[Optional[int], typer.Option("--seq-len", help="Window length (default: the model's context).")] = None,
+    device: opt.Device = "auto",
+    dtype: opt.Dtype = "auto",
+    quiet: opt.Quiet = False,
+    json_out: opt.Json = False,
+) -> None:
+    import time
+
+    from argen.data.text import TokenStream, read_corpus, split_corpus
+    from argen.errors import UsageError
+    from argen.evaluate import stream_loss
+    from argen.pipelines.text import TextPipeline
+
+    if task != "text":
+        raise UsageError(f"no evaluation for {task!r} yet", hint="available: text")
+    if not 0 < val_fraction < 1:
+        raise UsageError(f"--val-fraction must be in (0, 1), got {val_fraction}", hint="nanoGPT's split is 0.1")
+    pipe = TextPipeline.from_pretrained(model, device=device, dtype=dtype)
+    window = seq_len or pipe.context
+    if not 2 <= window <= pipe.context:
+        raise UsageError(f"--seq-len must be in [2, {pipe.context}], got {window}", hint="leave it out to use the context")
+    _, val_text = split_corpus(read_corpus(data), val_fraction)
+    stream = TokenStream(pipe.tokenizer.encode(val_text))
+    t0 = time.time()
+    loss = stream_loss(pipe.model, stream, window)
+    log(f"scored {len(stream):,} tokens in windows of {window} in {time.time() - t0:.1f} s", quiet)
+    if json_out:
+        print(json.dumps({"model": pipe.ref.name, "data": str(data), "val_loss": round(loss, 4), "tokens": len(stream)}))
+    else:
+        print(f"val_loss {loss:.4f}")

@@ -1,0 +1,41 @@
+"""List the bundled models: name, modality, parameters, size on disk, sha256 status."""
+
+from __future__ import annotations
+
+import json
+
+from argen.cli import options as opt
+
+
+def models(json_out: opt.Json = False) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from argen.models.checkpoint import read_json
+    from argen.models.config import TransformerConfig
+    from argen.weights import bundled_dir, file_status, load_registry
+
+    root = bundled_dir()
+    rows = []
+    for name, entry in load_registry().models.items():
+        folder = root / entry.path
+        size = sum((root / f.file).stat().st_size for f in entry.files if (root / f.file).is_file())
+        params = None
+        if (folder / "config.json").is_file():
+            try:
+                params = TransformerConfig.from_dict(read_json(folder / "config.json")["transformer"]).num_params()
+            except (KeyError, TypeError, ValueError):
+                params = None
+        rows.append({"name": name, "modality": entry.modality, "params": params, "bytes": size,
+                     "sha256": file_status(root, entry), "default": entry.default, "path": str(folder)})
+    if json_out:
+        for r in rows:
+            print(json.dumps(r))
+        return
+    table = Table(title=None, box=None, header_style="bold")
+    for col in ("name", "modality", "parameters", "size", "sha256", "default"):
+        table.add_column(col)
+    for r in rows:
+        params = f"{r['params'] / 1e6:.2f}M" if r["params"] else "?"
+        table.add_row(r["name"], r["modality"], params, f"{r['bytes'] / 1e6:.1f} MB", r["sha256"], "yes" if r["default"] else "")
+    Console(soft_wrap=True).print(table)

@@ -1,0 +1,32 @@
+"""Helpers every command shares for what it prints and where it writes."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Callable
+
+from argen.errors import UsageError
+
+
+def log(message: str, quiet: bool = False) -> None:
+    """Progress and statistics go to stderr; stdout is for results."""
+    if not quiet:
+        print(message, file=sys.stderr, flush=True)
+
+
+def expand_output(pattern: Path, count: int) -> Callable[[int, int], Path]:
+    """Output path for sample ``i`` with seed ``seed``: ``{i}`` and ``{seed}`` are filled in;
+    several samples with neither placeholder get ``-{i}`` before the suffix."""
+    text = str(pattern)
+    if count > 1 and "{i" not in text and "{seed" not in text:
+        text = str(pattern.with_name(f"{pattern.stem}-{{i}}{pattern.suffix}"))
+    try:
+        text.format(i=0, seed=0)
+    except (KeyError, IndexError, ValueError) as e:
+        raise UsageError(f"bad output pattern {str(pattern)!r}: {e}", hint="only {i} and {seed} may appear in -o") from None
+
+    def path(i: int, seed: int) -> Path:
+        return Path(text.format(i=i, seed=seed))
+
+    return path

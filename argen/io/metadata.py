@@ -1,0 +1,52 @@
+"""Generation metadata: built once per output, embedded in the file's own metadata slot where
+the format has one, otherwise written beside it as ``<file>.meta.json``; ``argen info`` reads
+either back.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+from argen import __version__
+from argen.errors import ArgenError
+from argen.io.atomic import write_text_atomic
+
+# suffix -> reader of embedded metadata; modalities register theirs (png, mp4, wav, ...)
+EMBEDDED_READERS: dict[str, Callable[[Path], dict[str, Any] | None]] = {}
+
+
+def build_metadata(**fields: Any) -> dict[str, Any]:
+    """The generation record: given fields plus the argen version, ``None`` values dropped."""
+    return {"generator": "argen", "argen_version": __version__, **{k: v for k, v in fields.items() if v is not None}}
+
+
+def sidecar_path(path: str | Path) -> Path:
+    p = Path(path)
+    return p.with_name(p.name + ".meta.json")
+
+
+def write_sidecar(path: str | Path, meta: dict[str, Any]) -> Path:
+    side = sidecar_path(path)
+    write_text_atomic(side, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    return side
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """Metadata argen wrote into or beside ``path``; a clear error when there is none."""
+    p = Path(path)
+    if not p.exists():
+        raise ArgenError(f"{p} not found", hint="pass the path of a file argen generated")
+    reader = EMBEDDED_READERS.get(p.suffix.lower())
+    if reader is not None:
+        meta = reader(p)
+        if meta is not None:
+            return meta
+    side = sidecar_path(p)
+    if side.is_file():
+        try:
+            return json.loads(side.read_text(encoding="utf-8"))
+        except ValueError as e:
+            raise ArgenError(f"{side} is not valid JSON ({e})", hint="the metadata file is corrupt") from None
+    raise ArgenError(f"{p} carries no argen metadata", hint="only files written by argen have it")

@@ -1,0 +1,104 @@
+"""argen's own model folders: config.json + model.safetensors (+ tokenizer.json, README.md).
+
+config.json holds ``{"format": "argen", "modality": ..., "transformer": {...}, ...}``; the
+loader rebuilds the model from the ``transformer`` dataclass fields, with no name matching.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from argen import __version__
+from argen.errors import ArgenError
+from argen.io.atomic import atomic_path
+from argen.models.config import TransformerConfig
+from argen.models.rope import rope_inv_freq
+from argen.models.transformer import Transformer
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ArgenError(f"cannot read {path}: {e.strerror or e}", hint="check the model folder") from None
+    except ValueError as e:
+        raise ArgenError(f"{path} is not valid JSON: {e}", hint="the file is corrupt; restore it") from None
+    if not isinstance(data, dict):
+        raise ArgenError(f"{path} does not hold a JSON object", hint="the file is corrupt; restore it")
+    return data
+
+
+def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """All tensors of a .safetensors file, on CPU; a corrupt file is a clear error."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not Path(path).is_file():
+        raise ArgenError(f"weight file {path} not found", hint="the model folder is incomplete")
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        reason = (str(e).splitlines() or [type(e).__name__])[0]
+        raise ArgenError(f"{path} is not a readable safetensors file ({reason})",
+                         hint="the file is corrupt or truncated; restore or re-download it") from None
+
+
+def save_model_dir(out: Path, model: Transformer, modality: str, extra: dict[str, Any] | None = None) -> None:
+    """Write model.safetensors and config.json into ``out`` (each atomically)."""
+    from safetensors.torch import save_file
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    if model.cfg.tie_embeddings:
+        state.pop("lm_head.weight", None)
+    with atomic_path(out / "model.safetensors") as tmp:
+        save_file(state, str(tmp), metadata={"format": "pt", "argen_version": __version__})
+    cfg = {"format": "argen", "argen_version": __version__, "modality": modality,
+           "transformer": model.cfg.to_dict(), **(extra or {})}
+    with atomic_path(out / "config.json") as tmp:
+        tmp.write_text(json.dumps(cfg, indent=2) + "\n")
+
+
+def build_model(cfg: TransformerConfig, state: dict[str, torch.Tensor], source: str) -> Transformer:
+    """Instantiate a Transformer and load ``state`` strictly (every key present, none extra)."""
+    with torch.device("meta"):
+        model = Transformer(cfg)
+    model = model.to_empty(device="cpu")
+    if cfg.tie_embeddings:
+        state = {k: v for k, v in state.items() if k != "lm_head.weight"}
+    expected = set(model.state_dict()) - ({"lm_head.weight"} if cfg.tie_embeddings else set())
+    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+    if missing or unexpected:
+        raise ArgenError(f"{source}: weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})",
+                         hint="the config.json and weight files come from different models")
+    shapes = {k: v.shape for k, v in model.state_dict().items()}
+    for k, v in state.items():
+        want = shapes[k]
+        if v.shape != want:
+            raise ArgenError(f"{source}: {k} has shape {tuple(v.shape)}, config implies {tuple(want)}",
+                             hint="the config.json and weight files come from different models")
+    model.load_state_dict(state, strict=False, assign=True)
+    if cfg.tie_embeddings:
+        model.lm_head.weight = model.embed.weight
+    if model.inv_freq is not None:  # a non-persistent buffer: left uninitialised by to_empty
+        model.inv_freq = rope_inv_freq(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling)
+    return model.eval()
+
+
+def load_model_dir(path: Path) -> tuple[Transformer, dict[str, Any]]:
+    """Load an argen model folder; returns the model (eval mode, CPU, float32) and its config."""
+    path = Path(path)
+    meta = read_json(path / "config.json")
+    try:
+        cfg = TransformerConfig.from_dict(meta["transformer"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ArgenError(f"{path / 'config.json'}: invalid transformer config ({e})",
+                         hint="the file is corrupt or from another tool") from None
+    state = read_safetensors(path / "model.safetensors")
+    model = build_model(cfg, {k: v.float() for k, v in state.items()}, str(path))
+    return model, meta

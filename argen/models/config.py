@@ -1,0 +1,87 @@
+"""The backbone's configuration: one dataclass, saved as config.json beside the weights."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+@dataclass
+class TransformerConfig:
+    """Everything needed to rebuild a :class:`~argen.models.transformer.Transformer`.
+
+    The defaults describe a small Llama-style model (RoPE, RMSNorm, SwiGLU, GQA). GPT-2-style
+    models set ``pos_emb="learned"``, ``norm="layernorm"``, ``mlp="gelu"`` and the bias flags.
+    """
+
+    vocab_size: int = 256
+    n_layer: int = 4
+    n_head: int = 4
+    n_kv_head: int | None = None  # None: same as n_head (no grouping)
+    d_model: int = 256
+    head_dim: int | None = None  # None: d_model // n_head
+    d_ff: int | None = None  # None: derived from d_model and the MLP kind
+    max_seq_len: int = 1024
+    pos_emb: Literal["rope", "learned"] = "rope"
+    rope_theta: float = 10000.0
+    rope_scaling: dict[str, Any] | None = None  # e.g. {"rope_type": "llama3", "factor": 8, ...}
+    norm: Literal["rmsnorm", "layernorm"] = "rmsnorm"
+    norm_eps: float = 1e-5
+    mlp: Literal["swiglu", "gelu", "gelu_tanh"] = "swiglu"
+    qkv_bias: bool = False
+    out_bias: bool = False
+    mlp_bias: bool = False
+    norm_bias: bool = False  # LayerNorm bias
+    tie_embeddings: bool = False
+    prefix_len: int = 0  # conditioning tokens prepended to every sequence (bidirectional)
+    cond_dim: int | None = None  # width of prefix vectors, projected to d_model; None: no projection
+    block_size: int = 1  # 1: causal; >1: bidirectional inside blocks, causal across them
+    dropout: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form notes (tokenizer, origin)
+
+    def __post_init__(self) -> None:
+        if self.n_kv_head is None:
+            self.n_kv_head = self.n_head
+        if self.head_dim is None:
+            self.head_dim = self.d_model // self.n_head
+        if self.d_ff is None:
+            if self.mlp == "swiglu":
+                # 2/3 of 4x keeps the parameter count of a 4x GELU MLP; round up to 32
+                hidden = int(8 * self.d_model / 3)
+                self.d_ff = 32 * ((hidden + 31) // 32)
+            else:
+                self.d_ff = 4 * self.d_model
+        if self.n_head % self.n_kv_head:
+            raise ValueError(f"n_head ({self.n_head}) must be a multiple of n_kv_head ({self.n_kv_head})")
+        if self.block_size < 1:
+            raise ValueError("block_size must be at least 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TransformerConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown transformer config keys: {', '.join(unknown)}")
+        return cls(**d)
+
+    def num_params(self) -> int:
+        """Parameter count computed from the config alone (no model built)."""
+        c = self
+        attn = c.d_model * c.head_dim * (c.n_head * 2 + c.n_kv_head * 2)
+        attn += (c.head_dim * (c.n_head + 2 * c.n_kv_head) if c.qkv_bias else 0) + (c.d_model if c.out_bias else 0)
+        n_mats = 3 if c.mlp == "swiglu" else 2
+        mlp = n_mats * c.d_model * c.d_ff + ((n_mats - 1) * c.d_ff + c.d_model if c.mlp_bias else 0)
+        norm = c.d_model * (2 if c.norm_bias else 1)
+        per_layer = attn + mlp + 2 * norm
+        total = c.n_layer * per_layer + norm + c.vocab_size * c.d_model
+        if not c.tie_embeddings:
+            total += c.vocab_size * c.d_model
+        if c.pos_emb == "learned":
+            total += c.max_seq_len * c.d_model
+        if c.cond_dim:
+            total += c.cond_dim * c.d_model + c.d_model
+        return total

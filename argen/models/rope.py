@@ -1,0 +1,55 @@
+"""Rotary position embeddings (half-split layout, as in Hugging Face Llama/Qwen2).
+
+A rotation by angle ``pos * inv_freq`` is applied to pairs ``(x[i], x[i + d/2])``. Because a
+rotation by ``p`` followed by one by ``-s`` equals one by ``p - s``, keys stored after RoPE can
+be re-indexed in place (see :meth:`KVCache.evict`) without keeping pre-RoPE copies.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+
+def rope_inv_freq(head_dim: int, theta: float, scaling: dict[str, Any] | None = None) -> torch.Tensor:
+    """Inverse frequencies, shape ``(head_dim // 2,)``, float32.
+
+    ``scaling`` supports ``rope_type`` "default", "linear" (positions divided by ``factor``) and
+    "llama3" (the piecewise wavelength rescaling of Llama 3.1; formula from Meta's
+    ``apply_scaling`` in llama-models and the Llama 3.1 report).
+    """
+    inv = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
+    kind = (scaling or {}).get("rope_type", (scaling or {}).get("type", "default"))
+    if kind in (None, "default"):
+        return inv.float()
+    if kind == "linear":
+        return (inv / float(scaling["factor"])).float()
+    if kind == "llama3":
+        factor = float(scaling["factor"])
+        low = float(scaling.get("low_freq_factor", 1.0))
+        high = float(scaling.get("high_freq_factor", 4.0))
+        old_len = float(scaling.get("original_max_position_embeddings", 8192))
+        wavelen = 2 * math.pi / inv
+        # long wavelengths are slowed by `factor`, short ones kept, the band between blended
+        scaled = torch.where(wavelen > old_len / low, inv / factor, inv)
+        smooth = (old_len / wavelen - low) / (high - low)
+        blended = (1 - smooth) * scaled / factor + smooth * scaled
+        medium = (wavelen >= old_len / high) & (wavelen <= old_len / low)
+        return torch.where(medium, blended, scaled).float()
+    raise ValueError(f"unsupported rope scaling type {kind!r} (supported: default, linear, llama3)")
+
+
+def rope_cos_sin(pos: torch.Tensor, inv_freq: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin for positions ``pos`` (B, T): each ``(B, 1, T, head_dim)`` in ``dtype``."""
+    ang = pos.to(torch.float32)[..., None] * inv_freq  # (B, T, hd/2)
+    ang = torch.cat([ang, ang], dim=-1)[:, None]  # (B, 1, T, hd)
+    return ang.cos().to(dtype), ang.sin().to(dtype)
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate ``x`` (B, H, T, hd) by the angles in cos/sin (B, 1, T, hd)."""
+    half = x.shape[-1] // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return x * cos + rotated * sin

@@ -1,0 +1,189 @@
+"""The decoder-only backbone every modality shares.
+
+Llama-style by default (RoPE, RMSNorm, SwiGLU, grouped-query attention); GPT-2-style blocks
+(learned positions, LayerNorm, GELU, biases) by config. Attention goes through
+``scaled_dot_product_attention``; masks are derived from token positions, which makes causal,
+block-causal (bidirectional inside a block), prefix-conditioned, left-padded and cached
+attention one mechanism.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from argen.models.config import TransformerConfig
+from argen.models.kv_cache import KVCache
+from argen.models.rope import apply_rope, rope_cos_sin, rope_inv_freq
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # normalise in float32: bf16 squares lose the small components
+        xf = x.float()
+        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * xf.to(x.dtype)
+
+
+def make_norm(cfg: TransformerConfig) -> nn.Module:
+    if cfg.norm == "rmsnorm":
+        return RMSNorm(cfg.d_model, cfg.norm_eps)
+    return nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps, bias=cfg.norm_bias)
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: TransformerConfig, layer: int) -> None:
+        super().__init__()
+        self.layer = layer
+        self.n_head, self.n_kv_head, self.head_dim = cfg.n_head, cfg.n_kv_head, cfg.head_dim
+        self.q_proj = nn.Linear(cfg.d_model, cfg.n_head * cfg.head_dim, bias=cfg.qkv_bias)
+        self.k_proj = nn.Linear(cfg.d_model, cfg.n_kv_head * cfg.head_dim, bias=cfg.qkv_bias)
+        self.v_proj = nn.Linear(cfg.d_model, cfg.n_kv_head * cfg.head_dim, bias=cfg.qkv_bias)
+        self.o_proj = nn.Linear(cfg.n_head * cfg.head_dim, cfg.d_model, bias=cfg.out_bias)
+        self.dropout = cfg.dropout
+
+    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None,
+                mask: torch.Tensor | None, cache: KVCache | None, slots: slice | None) -> torch.Tensor:
+        b, t, _ = x.shape
+        q = self.q_proj(x).view(b, t, self.n_head, self.head_dim).transpose(1, 2)  # (B, H, T, hd)
+        k = self.k_proj(x).view(b, t, self.n_kv_head, self.head_dim).transpose(1, 2)  # (B, Hkv, T, hd)
+        v = self.v_proj(x).view(b, t, self.n_kv_head, self.head_dim).transpose(1, 2)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        if cache is not None:
+            k, v = cache.write(self.layer, slots, k, v)  # (B, Hkv, S, hd)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, is_causal=mask is None,
+            dropout_p=self.dropout if self.training else 0.0,
+            enable_gqa=self.n_kv_head != self.n_head,
+        )  # (B, H, T, hd)
+        return self.o_proj(y.transpose(1, 2).reshape(b, t, self.n_head * self.head_dim))
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.kind = cfg.mlp
+        self.up_proj = nn.Linear(cfg.d_model, cfg.d_ff, bias=cfg.mlp_bias)
+        self.down_proj = nn.Linear(cfg.d_ff, cfg.d_model, bias=cfg.mlp_bias)
+        if self.kind == "swiglu":
+            self.gate_proj = nn.Linear(cfg.d_model, cfg.d_ff, bias=cfg.mlp_bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kind == "swiglu":
+            return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        approx = "tanh" if self.kind == "gelu_tanh" else "none"
+        return self.down_proj(F.gelu(self.up_proj(x), approximate=approx))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: TransformerConfig, layer: int) -> None:
+        super().__init__()
+        self.attn_norm = make_norm(cfg)
+        self.attn = Attention(cfg, layer)
+        self.mlp_norm = make_norm(cfg)
+        self.mlp = MLP(cfg)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x, rope, mask, cache, slots):
+        x = x + self.drop(self.attn(self.attn_norm(x), rope, mask, cache, slots))
+        return x + self.drop(self.mlp(self.mlp_norm(x)))
+
+
+class Transformer(nn.Module):
+    """Decoder-only transformer returning next-token logits.
+
+    Call with token ids ``idx`` (B, T) and, optionally, positions ``pos`` (B, T) (-1 marks left
+    padding), a :class:`KVCache` to read and extend, and ``prefix`` conditioning vectors
+    (B, P, cond_dim or d_model) placed before the tokens. Returns logits (B, N, vocab) for the
+    last ``num_logits`` positions (all when None).
+    """
+
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.pos_embed = nn.Embedding(cfg.max_seq_len, cfg.d_model) if cfg.pos_emb == "learned" else None
+        self.cond_proj = nn.Linear(cfg.cond_dim, cfg.d_model) if cfg.cond_dim else None
+        self.drop = nn.Dropout(cfg.dropout)
+        self.layers = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layer))
+        self.norm = make_norm(cfg)
+        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        if cfg.tie_embeddings:
+            self.lm_head.weight = self.embed.weight
+        inv_freq = rope_inv_freq(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling) if cfg.pos_emb == "rope" else None
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():
+            if name.endswith(("o_proj.weight", "down_proj.weight")):
+                # residual branches start small so the stream's variance stays ~1 with depth
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, mean=0.0, std=0.02)
+            if getattr(m, "bias", None) is not None:
+                nn.init.zeros_(m.bias)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def new_cache(self, batch: int, capacity: int | None = None, dtype: torch.dtype | None = None) -> KVCache:
+        """A cache for ``batch`` sequences of up to ``capacity`` positions (default: the context)."""
+        c = self.cfg
+        w = self.embed.weight
+        return KVCache(c.n_layer, batch, c.n_kv_head, capacity or c.max_seq_len, c.head_dim,
+                       device=w.device, dtype=dtype or w.dtype)
+
+    def block_ids(self, pos: torch.Tensor) -> torch.Tensor:
+        """Attention block of each position: prefix tokens form block 0, then blocks of block_size."""
+        c = self.cfg
+        ids = torch.div(pos - c.prefix_len, c.block_size, rounding_mode="floor") + 1
+        return torch.where(pos < c.prefix_len, torch.zeros_like(ids), ids)
+
+    def attention_mask(self, q_pos: torch.Tensor, k_pos: torch.Tensor) -> torch.Tensor:
+        """Boolean mask (B, 1, T, S): query t may read key s. Padded slots (-1) are unreadable,
+        except by padded queries, so that no row of the softmax is empty."""
+        allowed = self.block_ids(k_pos)[:, None, :] <= self.block_ids(q_pos)[:, :, None]
+        allowed &= (k_pos >= 0)[:, None, :]
+        allowed |= ((q_pos < 0)[:, :, None] & (k_pos < 0)[:, None, :])
+        return allowed[:, None]
+
+    def forward(self, idx: torch.Tensor, pos: torch.Tensor | None = None, cache: KVCache | None = None,
+                prefix: torch.Tensor | None = None, num_logits: int | None = None) -> torch.Tensor:
+        c = self.cfg
+        h = self.embed(idx)  # (B, T, C)
+        if prefix is not None:
+            p = self.cond_proj(prefix) if self.cond_proj is not None else prefix
+            h = torch.cat([p.to(h.dtype), h], dim=1)  # (B, P + T, C)
+        b, t, _ = h.shape
+        dense = pos is None  # positions 0..T-1 (after the cache), no padding
+        if pos is None:
+            start = cache.length if cache is not None else 0
+            pos = torch.arange(start, start + t, device=h.device).expand(b, t)
+        if self.pos_embed is not None:
+            h = h + self.pos_embed(pos.clamp(min=0))
+        h = self.drop(h)
+        rope = rope_cos_sin(pos, self.inv_freq, h.dtype) if self.inv_freq is not None else None
+        slots = None
+        if cache is not None:
+            slots = cache.reserve(pos)
+            mask = self.attention_mask(pos, cache.key_pos())
+        elif dense and c.block_size == 1 and c.prefix_len == 0:
+            mask = None  # plain causal over a dense batch: let SDPA pick its causal kernel
+        else:
+            mask = self.attention_mask(pos, pos)
+        for block in self.layers:
+            h = block(h, rope, mask, cache, slots)
+        if num_logits is not None:
+            h = h[:, -num_logits:]
+        return self.lm_head(self.norm(h))

@@ -1,0 +1,113 @@
+"""The next-token loop: prefill the prompt into a static KV cache, then decode one token at a
+time from it. Batches are left-padded; every row keeps its own positions and generator, so a
+batched run gives each row exactly what it would get alone.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from argen.models.kv_cache import KVCache
+from argen.models.transformer import Transformer
+from argen.samplers.processors import SamplingConfig, make_generators, probs_from_logits, sample
+
+OnToken = Callable[[torch.Tensor], None]  # called with the new tokens (B,) after every step
+StopFn = Callable[[int, list[int]], bool]  # (row, new tokens so far) -> stop this row?
+
+
+def left_pad(prompts: list[list[int]], pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids (B, L) left-padded with ``pad_id``, and positions (B, L) with -1 on padding."""
+    if not prompts or any(len(p) == 0 for p in prompts):
+        raise ValueError("every prompt needs at least one token")
+    width = max(len(p) for p in prompts)
+    idx = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    pos = torch.full((len(prompts), width), -1, dtype=torch.long)
+    for b, p in enumerate(prompts):
+        idx[b, width - len(p):] = torch.tensor(p, dtype=torch.long)
+        pos[b, width - len(p):] = torch.arange(len(p))
+    return idx, pos
+
+
+def prefill(model: Transformer, idx: torch.Tensor, pos: torch.Tensor, cache: KVCache) -> torch.Tensor:
+    """Run the prompt (B, L) through the model into ``cache``; logits of the last position (B, V)."""
+    return model(idx, pos=pos, cache=cache, num_logits=1)[:, -1]
+
+
+def decode_one_token(model: Transformer, tok: torch.Tensor, pos: torch.Tensor, cache: KVCache) -> torch.Tensor:
+    """One decoding step: tokens (B, 1) at positions (B, 1) -> logits (B, V)."""
+    return model(tok, pos=pos, cache=cache)[:, -1]
+
+
+def compiled_decoder(fn=decode_one_token):
+    """``decode_one_token`` under torch.compile; lengths are symbolic so it compiles once."""
+    return torch.compile(fn, dynamic=True)
+
+
+@torch.inference_mode()
+def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int,
+             sampling: SamplingConfig | None = None, *, seed: int | None = None,
+             generators: list[torch.Generator] | None = None, eos_id: int | None = None,
+             stop: StopFn | None = None, on_token: OnToken | None = None,
+             use_cache: bool = True, compile: bool = False, pad_id: int = 0,
+             window: int | None = None) -> list[list[int]]:
+    """Sample up to ``max_new_tokens`` after each prompt; returns the new tokens of each row.
+
+    A row ends at ``eos_id`` (kept in its output) or when ``stop(row, tokens)`` says so.
+    ``use_cache=False`` recomputes the whole sequence every step (the reference the cached
+    path is tested and benchmarked against). Row ``b`` samples with ``generators[b]``, or with
+    seed ``seed + b``. With ``window`` (a RoPE model's context), a generation longer than the
+    window keeps going: the oldest quarter of the cache is evicted and positions re-indexed.
+    """
+    sampling = sampling or SamplingConfig()
+    device = model.embed.weight.device
+    b = len(prompts)
+    if generators is None and not sampling.greedy:
+        generators = make_generators(seed if seed is not None else torch.seed() % 2**31, b, device)
+    idx, pos = left_pad(prompts, pad_id)
+    idx, pos = idx.to(device), pos.to(device)
+    history = idx.masked_fill(pos < 0, -1)  # (B, L): what the repetition penalty looks at
+    outputs: list[list[int]] = [[] for _ in range(b)]
+    done = torch.zeros(b, dtype=torch.bool)
+    if max_new_tokens <= 0:
+        return outputs
+    capacity = idx.shape[1] + max_new_tokens
+    if window is not None:
+        if idx.shape[1] > window:
+            raise ValueError(f"the prompt ({idx.shape[1]} tokens) is longer than the window ({window})")
+        capacity = min(capacity, window)
+    cache = model.new_cache(b, capacity=capacity) if use_cache else None
+    step_fn = compiled_decoder() if (compile and use_cache) else decode_one_token
+    if use_cache:
+        logits = prefill(model, idx, pos, cache)
+    else:
+        logits = model(idx, pos=pos, num_logits=1)[:, -1]
+    next_pos = pos[:, -1:] + 1  # (B, 1)
+    for step in range(max_new_tokens):
+        probs = probs_from_logits(logits, sampling, history)
+        tok = sample(probs, generators)  # (B,)
+        if on_token is not None:
+            on_token(tok.masked_fill(done.to(tok.device), -1))
+        tok_cpu = tok.tolist()
+        for r in range(b):
+            if done[r]:
+                continue
+            outputs[r].append(tok_cpu[r])
+            if (eos_id is not None and tok_cpu[r] == eos_id) or (stop is not None and stop(r, outputs[r])):
+                done[r] = True
+        if bool(done.all()) or step == max_new_tokens - 1:
+            break  # no forward pass for a token that will not be sampled
+        history = torch.cat([history, tok[:, None]], dim=1)
+        if use_cache:
+            if cache.length == cache.capacity:  # only reachable with a window
+                next_pos = next_pos - cache.evict(max(1, capacity // 4), 0, model.inv_freq)[:, None]
+            logits = step_fn(model, tok[:, None], next_pos, cache)
+        else:
+            idx = torch.cat([idx, tok[:, None]], dim=1)
+            pos = torch.cat([pos, next_pos], dim=1)
+            if window is not None and idx.shape[1] > window:  # nanoGPT's crop (RoPE: relative)
+                idx, pos = idx[:, -window:], pos[:, -window:]
+            logits = model(idx, pos=pos, num_logits=1)[:, -1]
+        next_pos = next_pos + 1
+    return outputs

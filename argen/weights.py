@@ -1,0 +1,135 @@
+"""Where models come from: the bundled registry (weights/registry.yaml), or a local folder.
+
+Every bundled file is checked against the sha256 the registry names before it is loaded, so a
+tampered or truncated file is refused with a clear error instead of producing garbage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import Field
+
+from argen.errors import ArgenError
+from argen.recipes import Strict, read_yaml, validate
+
+
+class RegistryFile(Strict):
+    file: str  # relative to the weights folder
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class RegistryEntry(Strict):
+    modality: str
+    path: str  # the model folder, relative to the weights folder
+    description: str = ""
+    default: bool = False  # the default model of its modality
+    files: list[RegistryFile]
+
+
+class Registry(Strict):
+    models: dict[str, RegistryEntry]
+
+
+def bundled_dir() -> Path:
+    """The folder holding registry.yaml: $ARGEN_WEIGHTS_DIR, the clone's weights/, or the
+    copy a wheel installs as ``argen/_weights``."""
+    env = os.environ.get("ARGEN_WEIGHTS_DIR")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "weights", here / "_weights"):
+        if (candidate / "registry.yaml").is_file():
+            return candidate
+    raise ArgenError("bundled weights not found (no weights/registry.yaml)",
+                     hint="reinstall argen, or set ARGEN_WEIGHTS_DIR to a folder with registry.yaml")
+
+
+def load_registry() -> Registry:
+    path = bundled_dir() / "registry.yaml"
+    data, node = read_yaml(path)
+    return validate(Registry, data, node, path)
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_status(root: Path, entry: RegistryEntry) -> str:
+    """"ok", "missing" or "MISMATCH" for the entry's files."""
+    for f in entry.files:
+        p = root / f.file
+        if not p.is_file():
+            return "missing"
+        if sha256_file(p) != f.sha256:
+            return "MISMATCH"
+    return "ok"
+
+
+@dataclass
+class ModelRef:
+    """A resolved model: its folder and, for bundled ones, its registry name and digest."""
+
+    path: Path
+    name: str
+    bundled: bool = False
+    sha256: str | None = None  # digest of the main weight file
+    files: dict[str, str] = field(default_factory=dict)
+
+
+def verify(root: Path, name: str, entry: RegistryEntry) -> None:
+    for f in entry.files:
+        p = root / f.file
+        if not p.is_file():
+            raise ArgenError(f"bundled model {name!r}: file {f.file} is missing",
+                             hint="restore the weights folder (git checkout weights/) or reinstall argen")
+        if sha256_file(p) != f.sha256:
+            raise ArgenError(f"bundled model {name!r}: {f.file} does not match its sha256 (tampered or truncated)",
+                             hint="restore the file (git checkout weights/) or reinstall argen")
+
+
+def default_model(modality: str) -> str:
+    reg = load_registry()
+    for name, entry in reg.models.items():
+        if entry.modality == modality and entry.default:
+            return name
+    raise ArgenError(f"no bundled default model for {modality}", hint="pass --model NAME|PATH")
+
+
+def resolve(name_or_path: str, modality: str | None = None) -> ModelRef:
+    """A registry name (verified against its sha256) or an existing local path."""
+    p = Path(name_or_path).expanduser()
+    if p.exists():
+        return ModelRef(path=p, name=p.resolve().name)
+    reg = load_registry()
+    entry = reg.models.get(name_or_path)
+    if entry is None:
+        names = ", ".join(sorted(n for n, e in reg.models.items() if modality in (None, e.modality)))
+        raise ArgenError(f"unknown model {name_or_path!r}: not a registered name nor an existing path",
+                         hint=f"bundled models: {names or 'none'} (see `argen models`), or pass a folder path")
+    if modality is not None and entry.modality != modality:
+        raise ArgenError(f"model {name_or_path!r} is a {entry.modality} model, not {modality}",
+                         hint="see `argen models` for each model's modality")
+    root = bundled_dir()
+    verify(root, name_or_path, entry)
+    weights = next((f.sha256 for f in entry.files if f.file.endswith(".safetensors")), None)
+    return ModelRef(path=root / entry.path, name=name_or_path, bundled=True, sha256=weights,
+                    files={f.file: f.sha256 for f in entry.files})
+
+
+def digest(ref: ModelRef, limit: int = 1 << 29) -> str | None:
+    """sha256 of the model's weight file: the registry's for bundled models, computed for local
+    folders whose single weight file is under ``limit`` bytes (larger ones are not hashed)."""
+    if ref.sha256 or ref.bundled:
+        return ref.sha256
+    files = sorted(ref.path.glob("*.safetensors"))
+    if len(files) == 1 and files[0].stat().st_size < limit:
+        return sha256_file(files[0])
+    return None

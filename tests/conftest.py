@@ -1,0 +1,54 @@
+"""Shared fixtures: tiny models built in code (no downloads), and an in-process CLI runner."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from argen.models.checkpoint import save_model_dir
+from argen.models.config import TransformerConfig
+from argen.models.text_tokenizer import CharTokenizer
+from argen.models.transformer import Transformer
+
+ROOT = Path(__file__).resolve().parents[1]
+SHAKESPEARE = ROOT.parent / "shared" / "data" / "text" / "tinyshakespeare.txt"
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def tiny_model(seed: int = 0, vocab: int = 50, sharp: float = 1.0, **kw) -> Transformer:
+    """A random model; ``sharp`` scales the output head so its distributions are peaked."""
+    torch.manual_seed(seed)
+    cfg = dict(vocab_size=vocab, n_layer=2, d_model=32, n_head=4, n_kv_head=2, max_seq_len=128)
+    cfg.update(kw)
+    m = Transformer(TransformerConfig(**cfg)).eval()
+    if sharp != 1.0:
+        with torch.no_grad():
+            m.lm_head.weight.normal_(0, 0.02 * sharp)
+    return m
+
+
+@pytest.fixture(scope="session")
+def char_model_dir(tmp_path_factory) -> Path:
+    """An argen text model folder (random weights, a character vocabulary)."""
+    out = tmp_path_factory.mktemp("charmodel") / "tiny-char"
+    tok = CharTokenizer("\n !',.:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+    model = tiny_model(vocab=tok.vocab_size, sharp=40.0, max_seq_len=64)
+    save_model_dir(out, model, "text", {"name": "tiny-char", "tokenizer": "tokenizer.json"})
+    tok.save(out / "tokenizer.json")
+    return out
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run ``argen ARGS`` in this process; returns (exit code, stdout, stderr)."""
+    from argen.cli.app import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main([str(a) for a in args])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run

@@ -1,0 +1,110 @@
+"""The backbone: cached = uncached, padding and masks, block-causal attention, sliding cache."""
+
+import pytest
+import torch
+
+from argen.models.config import TransformerConfig
+from argen.models.transformer import Transformer
+from conftest import tiny_model
+
+
+def test_cached_chunks_equal_full_forward():
+    m = tiny_model()
+    x = torch.randint(50, (3, 20))
+    with torch.no_grad():
+        full = m(x)
+        cache = m.new_cache(3, 20)
+        parts = [m(x[:, :7], cache=cache), m(x[:, 7:8], cache=cache), m(x[:, 8:], cache=cache)]
+    assert torch.allclose(torch.cat(parts, 1), full, atol=1e-5)
+    assert cache.length == 20
+
+
+def test_left_padding_does_not_change_logits():
+    m = tiny_model()
+    x = torch.randint(50, (1, 9))
+    padded = torch.cat([torch.zeros(1, 4, dtype=torch.long), x], 1)
+    pos = torch.cat([torch.full((1, 4), -1), torch.arange(9)[None]], 1)
+    with torch.no_grad():
+        ref = m(x)
+        out = m(padded, pos=pos)[:, 4:]
+    assert torch.allclose(out, ref, atol=1e-5)
+
+
+def test_block_causal_mask_is_bidirectional_inside_blocks_only():
+    m = tiny_model(block_size=4)
+    x = torch.randint(50, (1, 12))
+    y = x.clone()
+    y[0, 6] = (y[0, 6] + 1) % 50  # change a token in the second block (positions 4..7)
+    with torch.no_grad():
+        a, b = m(x), m(y)
+    diff = (a - b).abs().amax(-1)[0]
+    assert torch.all(diff[:4] < 1e-6), "an earlier block must not see a later block"
+    assert torch.all(diff[4:] > 1e-4), "every position of the same and later blocks sees the change"
+
+
+def test_prefix_tokens_condition_every_position():
+    m = tiny_model(prefix_len=2, cond_dim=8)
+    x = torch.randint(50, (1, 6))
+    p1, p2 = torch.randn(1, 2, 8), torch.randn(1, 2, 8)
+    with torch.no_grad():
+        a, b = m(x, prefix=p1), m(x, prefix=p2)
+        assert a.shape == (1, 8, 50)
+        cache = m.new_cache(1, 8)
+        c = torch.cat([m(x[:, :3], prefix=p1, cache=cache), m(x[:, 3:], cache=cache)], 1)
+    assert (a - b)[:, 2:].abs().amax() > 1e-4
+    assert torch.allclose(a, c, atol=1e-5)
+
+
+def test_grouped_query_attention_matches_repeated_heads():
+    m = tiny_model(n_head=4, n_kv_head=1)
+    full = tiny_model(n_head=4, n_kv_head=4)
+    sd = m.state_dict()
+    for i in range(m.cfg.n_layer):
+        for name in ("k_proj", "v_proj"):
+            w = sd[f"layers.{i}.attn.{name}.weight"]  # (hd, C): one kv head shared by 4 query heads
+            sd[f"layers.{i}.attn.{name}.weight"] = w.repeat(4, 1)
+    full.load_state_dict(sd)
+    x = torch.randint(50, (2, 10))
+    with torch.no_grad():
+        assert torch.allclose(m(x), full(x), atol=1e-5)
+
+
+def test_evicted_cache_equals_recomputing_the_window():
+    m = tiny_model(n_layer=1)  # one layer: kept keys do not depend on the dropped tokens
+    x = torch.randint(50, (2, 14))
+    with torch.no_grad():
+        cache = m.new_cache(2, 14)
+        m(x[:, :10], cache=cache)
+        shift = cache.evict(4, 0, m.inv_freq)
+        assert shift.tolist() == [4, 4]
+        out = m(x[:, 10:], pos=torch.arange(6, 10).expand(2, 4), cache=cache)
+        ref = m(x[:, 4:])[:, -4:]
+    assert torch.allclose(out, ref, atol=1e-5)
+
+
+def test_attention_sink_keeps_first_tokens():
+    m = tiny_model(n_layer=1)
+    x = torch.randint(50, (1, 12))
+    with torch.no_grad():
+        cache = m.new_cache(1, 12)
+        m(x[:, :10], cache=cache)
+        cache.evict(3, 2, m.inv_freq)  # keep 0,1 then 5..9
+        out = m(x[:, 10:], cache=cache, pos=torch.tensor([[7, 8]]))
+        kept = torch.cat([x[:, :2], x[:, 5:]], 1)
+        ref = m(kept)[:, -2:]
+    assert cache.pos[0, :9].tolist() == list(range(9))
+    assert torch.allclose(out, ref, atol=1e-5)
+
+
+def test_cache_overflow_is_an_error():
+    m = tiny_model()
+    cache = m.new_cache(1, 4)
+    with pytest.raises(RuntimeError, match="KV cache full"):
+        m(torch.zeros(1, 5, dtype=torch.long), cache=cache)
+
+
+def test_config_param_count_matches_model():
+    for kw in ({}, {"mlp": "gelu", "norm": "layernorm", "norm_bias": True, "pos_emb": "learned", "qkv_bias": True,
+                "out_bias": True, "mlp_bias": True, "tie_embeddings": True}, {"cond_dim": 8, "prefix_len": 2}):
+        cfg = TransformerConfig(vocab_size=40, n_layer=2, d_model=32, n_head=4, max_seq_len=16, **kw)
+        assert cfg.num_params() == Transformer(cfg).num_params()
