@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from argen.errors import ArgenError
 
@@ -54,6 +54,19 @@ class TrainRecipe(Strict):
     model: dict[str, Any]
     train: TrainLoop = TrainLoop()
     output: str | None = None
+
+    @field_validator("model")
+    @classmethod
+    def _known_model_keys(cls, v: dict[str, Any]) -> dict[str, Any]:
+        import dataclasses
+
+        from argen.models.config import TransformerConfig
+
+        known = {f.name for f in dataclasses.fields(TransformerConfig)} - {"vocab_size", "max_seq_len"}
+        unknown = sorted(set(v) - known)
+        if unknown:
+            raise ValueError(f"unknown model key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return v
 
 
 def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:

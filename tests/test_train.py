@@ -1,0 +1,66 @@
+"""The trainer and the evaluator, on a small corpus; recipe validation."""
+
+import json
+
+import pytest
+
+from argen.errors import ArgenError
+from argen.recipes import load_train_recipe
+
+CORPUS = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n" * 60)
+
+
+def write_recipe(tmp_path, corpus_path, **train):
+    t = {"seq_len": 32, "batch_size": 8, "max_steps": 40, "lr": 3e-3, "warmup_steps": 5, "eval_every": 20,
+         "eval_batches": 2, "dtype": "float32", **train}
+    lines = ["task: text", "name: tiny-test", "data:", f"  path: {corpus_path}", "model:", "  n_layer: 1",
+             "  n_head: 2", "  d_model: 32", "train:"] + [f"  {k}: {v}" for k, v in t.items()]
+    p = tmp_path / "recipe.yaml"
+    p.write_text("\n".join(lines) + "\n")
+    return p
+
+
+def test_train_then_eval_then_generate(cli, tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(CORPUS)
+    recipe = write_recipe(tmp_path, corpus)
+    out = tmp_path / "model"
+    code, stdout, err = cli("train", "text", "--recipe", recipe, "-o", out)
+    assert code == 0, err
+    log = json.loads((out / "train_log.json").read_text())
+    losses = [h["val_loss"] for h in log["history"]]
+    assert losses[-1] < losses[0] - 1.0  # a repetitive corpus is learned quickly
+    card = (out / "README.md").read_text()
+    assert f"{log['summary']['val_loss']:.4f}" in card
+    code, stdout, err = cli("eval", "text", "--model", out, "--data", corpus, "--json")
+    assert code == 0, err
+    assert abs(json.loads(stdout)["val_loss"] - log["summary"]["val_loss"]) < 1e-3
+    code, stdout, err = cli("text", "--model", out, "--prompt", "All:", "--max-new-tokens", "20", "--temperature", "0")
+    assert code == 0 and stdout.strip()
+
+
+def test_task_must_match_recipe(cli, tmp_path):
+    recipe = write_recipe(tmp_path, tmp_path / "c.txt")
+    code, _, err = cli("train", "image", "--recipe", recipe)
+    assert code == 2 and "is a text recipe" in err
+
+
+@pytest.mark.parametrize("edit, where", [
+    (("  lr: 0.003", "  lr: -1"), ":13: train.lr"),
+    (("  n_layer: 1", "  n_layer: 1\n  bogus: 3"), ":6: model: Value error, unknown model key(s) bogus"),
+    (("task: text", "task: text\nextra_key: 1"), ":2: extra_key"),
+    (("  batch_size: 8", "  batch_size: eight"), ":11: train.batch_size"),
+])
+def test_invalid_recipes_name_file_line_and_key(tmp_path, edit, where):
+    recipe = write_recipe(tmp_path, tmp_path / "c.txt")
+    recipe.write_text(recipe.read_text().replace(*edit))
+    with pytest.raises(ArgenError) as e:
+        load_train_recipe(recipe)
+    assert str(recipe) + where in e.value.message
+
+
+def test_broken_yaml_is_one_line(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("task: text\n  name: [oops\n")
+    with pytest.raises(ArgenError, match="invalid YAML"):
+        load_train_recipe(p)

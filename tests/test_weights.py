@@ -1,0 +1,68 @@
+"""The bundled registry: hashes verified, tampering refused, `argen models` lists it."""
+
+import json
+import shutil
+
+import pytest
+
+from argen import weights
+from argen.errors import ArgenError
+from argen.models.loader import load_transformer
+
+
+def test_every_registered_file_matches_its_sha256():
+    reg = weights.load_registry()
+    assert reg.models, "the registry lists no models"
+    root = weights.bundled_dir()
+    for name, entry in reg.models.items():
+        assert weights.file_status(root, entry) == "ok", name
+        load_transformer(root / entry.path)  # and each loads
+
+
+def test_each_modality_default_exists():
+    assert weights.default_model("text") == "shakespeare-char"
+
+
+@pytest.fixture
+def weights_copy(tmp_path, monkeypatch):
+    dst = tmp_path / "weights"
+    shutil.copytree(weights.bundled_dir(), dst)
+    monkeypatch.setenv("ARGEN_WEIGHTS_DIR", str(dst))
+    return dst
+
+
+def test_tampered_weight_is_refused(weights_copy, cli, tmp_path):
+    f = weights_copy / "shakespeare-char" / "model.safetensors"
+    data = bytearray(f.read_bytes())
+    data[-10] ^= 0xFF  # one flipped byte in a tensor: still loads, so only the hash catches it
+    f.write_bytes(bytes(data))
+    with pytest.raises(ArgenError, match="does not match its sha256"):
+        weights.resolve("shakespeare-char")
+    code, out, err = cli("text", "--prompt", "x", "-o", tmp_path / "o.txt")
+    assert code == 1 and "tampered" in err and not (tmp_path / "o.txt").exists()
+    code, out, _ = cli("models", "--json")
+    status = {json.loads(line)["name"]: json.loads(line)["sha256"] for line in out.splitlines()}
+    assert status["shakespeare-char"] == "MISMATCH"
+
+
+def test_truncated_and_missing_files_are_refused(weights_copy):
+    f = weights_copy / "shakespeare-char" / "model.safetensors"
+    f.write_bytes(f.read_bytes()[:1000])
+    with pytest.raises(ArgenError, match="sha256"):
+        weights.resolve("shakespeare-char")
+    f.unlink()
+    with pytest.raises(ArgenError, match="missing"):
+        weights.resolve("shakespeare-char")
+
+
+def test_unknown_name_lists_what_exists():
+    with pytest.raises(ArgenError) as e:
+        weights.resolve("gpt-17")
+    assert "shakespeare-char" in e.value.hint
+
+
+def test_models_table(cli):
+    code, out, _ = cli("models")
+    assert code == 0
+    row = next(line for line in out.splitlines() if line.strip().startswith("shakespeare-char "))
+    assert "text" in row and "ok" in row and "M" in row
