@@ -79,3 +79,16 @@ def test_lookup_drafter_proposes_what_followed_the_last_ngram():
     d = LookupDrafter(2)
     assert d.propose([5, 6, 7, 8, 9, 5, 6], 3, None)[0] == [7, 8, 9]
     assert d.propose([1, 2, 3], 3, None)[0] == []
+
+
+@pytest.mark.parametrize("drafter", ["model", "lookup"])
+def test_speculative_slides_past_the_context_like_plain_decoding(drafter):
+    target = tiny_model(seed=0, vocab=20, sharp=30, max_seq_len=32)
+    greedy = SamplingConfig(temperature=0)
+    prompt = [1, 2, 3, 4, 1, 2, 3]
+    d = ModelDrafter(tiny_model(seed=5, vocab=20, sharp=30), greedy, 32) if drafter == "model" else LookupDrafter(3)
+    out, _ = speculative_generate(target, prompt, 80, d, greedy, k=4, window=32)
+    plain = generate(target, [prompt], 80, greedy, window=32)[0]
+    assert len(out) == 80
+    # identical until the window first fills; afterwards the two evict at different moments
+    assert out[: 32 - len(prompt) - 5] == plain[: 32 - len(prompt) - 5]

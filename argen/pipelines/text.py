@@ -165,13 +165,16 @@ class TextPipeline:
         if req.draft or req.lookup:
             results = []
             for j, (_, ids, i) in enumerate(jobs):
-                capacity = len(ids) + req.max_new_tokens + req.draft_tokens + 1
+                capacity = min(len(ids) + req.max_new_tokens + req.draft_tokens + 1, window or 1 << 62)
+                if draft_model is not None and window is not None and draft_model.cfg.pos_emb != "rope":
+                    raise ArgenError("the draft model has learned positions; it cannot follow a sliding window",
+                                     hint="use a RoPE draft model, or --lookup")
                 drafter = ModelDrafter(draft_model, req.sampling, capacity) if draft_model else LookupDrafter(req.lookup)
                 gen = torch.Generator(device=self.device).manual_seed(base_seed + i)
                 out, stats[j] = speculative_generate(
                     self.model, ids, req.max_new_tokens, drafter, req.sampling, k=req.draft_tokens,
                     generator=None if req.sampling.greedy else gen, eos_id=self.eos_id,
-                    stop=stop_fn, on_token=on_token if stream else None)
+                    stop=stop_fn, on_token=on_token if stream else None, window=window)
                 results.append(out)
         else:
             gens = None if req.sampling.greedy else [

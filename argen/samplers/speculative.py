@@ -38,22 +38,29 @@ class ModelDrafter:
         self.model, self.sampling = model, sampling
         self.cache = model.new_cache(1, capacity)
         self.cached: list[int] = []  # tokens whose keys/values are in the cache
+        self.offset = 0  # context tokens slid out of the cache (a window shorter than the text)
 
     def propose(self, context: list[int], k: int, gen: torch.Generator | None) -> tuple[list[int], torch.Tensor | None]:
         common = 0
-        for a, b in zip(self.cached, context):
+        for a, b in zip(self.cached, context[self.offset:]):
             if a != b:
                 break
             common += 1
-        common = min(common, len(context) - 1)  # the last context token must be fed again
+        common = min(common, len(context) - self.offset - 1)  # the last context token must be fed again
         self.cache.truncate(common)
         self.cached = self.cached[:common]
+        need = len(context) - self.offset - common + k
+        if common + need > self.cache.capacity:
+            n_drop = min(common, max(common + need - self.cache.capacity, self.cache.capacity // 4))
+            self.cache.evict(n_drop, 0, self.model.inv_freq)
+            self.cached, self.offset = self.cached[n_drop:], self.offset + n_drop
+            common -= n_drop
         device = self.model.embed.weight.device
-        feed = torch.tensor([context[common:]], device=device)
+        feed = torch.tensor([context[self.offset + common:]], device=device)
         history = torch.tensor([context], device=device)
         tokens, qs = [], []
         logits = self.model(feed, cache=self.cache, num_logits=1)[:, -1]
-        self.cached += context[common:]
+        self.cached += context[self.offset + common:]
         for i in range(k):
             q = probs_from_logits(logits, self.sampling, history)  # (1, V)
             tok = sample(q, None if gen is None else [gen])
@@ -110,14 +117,24 @@ def _residual(p: torch.Tensor, q: torch.Tensor | None, x: int) -> torch.Tensor:
 def speculative_generate(target: Transformer, prompt: list[int], max_new_tokens: int, drafter,
                          sampling: SamplingConfig | None = None, *, k: int = 4,
                          generator: torch.Generator | None = None, eos_id: int | None = None,
-                         stop: StopFn | None = None, on_token: OnToken | None = None) -> tuple[list[int], SpecStats]:
-    """Generate after ``prompt`` with drafts from ``drafter``; returns new tokens and statistics."""
+                         stop: StopFn | None = None, on_token: OnToken | None = None,
+                         window: int | None = None) -> tuple[list[int], SpecStats]:
+    """Generate after ``prompt`` with drafts from ``drafter``; returns new tokens and statistics.
+
+    With ``window`` (a RoPE model's context), the cache slides as in :func:`generate` once the
+    text outgrows it; the drafter's cache must then be given the same capacity.
+    """
     sampling = sampling or SamplingConfig()
     device = target.embed.weight.device
     if not prompt:
         raise ValueError("the prompt needs at least one token")
     stats = SpecStats()
-    cache = target.new_cache(1, capacity=len(prompt) + max_new_tokens + k + 1)
+    capacity = len(prompt) + max_new_tokens + k + 1
+    if window is not None:
+        if len(prompt) > window:
+            raise ValueError(f"the prompt ({len(prompt)} tokens) is longer than the window ({window})")
+        capacity = min(capacity, window)
+    cache = target.new_cache(1, capacity=capacity)
     if len(prompt) > 1:
         target(torch.tensor([prompt[:-1]], device=device), cache=cache, num_logits=1)
     context = list(prompt)
@@ -127,7 +144,9 @@ def speculative_generate(target: Transformer, prompt: list[int], max_new_tokens:
     while not finished and len(out) < max_new_tokens:
         budget = max_new_tokens - len(out)
         drafts, qs = drafter.propose(context, min(k, budget - 1), generator) if budget > 1 else ([], None)
-        base = cache.length  # context[:-1] is cached; feed the last token and the drafts
+        if cache.length + 1 + len(drafts) > capacity:  # only reachable with a window
+            cache.evict(max(cache.length + 1 + len(drafts) - capacity, capacity // 4), 0, target.inv_freq)
+        base = cache.length  # context[:-1] is cached (or its window); feed the last token and the drafts
         feed = torch.tensor([[context[-1]] + drafts], device=device)
         logits = target(feed, cache=cache)[0]  # (1 + n, V)
         stats.target_calls += 1
