@@ -22,6 +22,7 @@ def evaluate(
     seq_len: Annotated[Optional[int], typer.Option("--seq-len", help="Window length (default: the model's context).")] = None,
     device: opt.Device = "auto",
     dtype: opt.Dtype = "auto",
+    quantize: opt.Quantize = "none",
     quiet: opt.Quiet = False,
     json_out: opt.Json = False,
 ) -> None:
@@ -36,7 +37,7 @@ def evaluate(
         raise UsageError(f"no evaluation for {task!r} yet", hint="available: text")
     if not 0 < val_fraction < 1:
         raise UsageError(f"--val-fraction must be in (0, 1), got {val_fraction}", hint="nanoGPT's split is 0.1")
-    pipe = TextPipeline.from_pretrained(model, device=device, dtype=dtype)
+    pipe = TextPipeline.from_pretrained(model, device=device, dtype=dtype, quantize=quantize)
     window = seq_len or pipe.context
     if not 2 <= window <= pipe.context:
         raise UsageError(f"--seq-len must be in [2, {pipe.context}], got {window}", hint="leave it out to use the context")

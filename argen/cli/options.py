@@ -17,3 +17,5 @@ Compile = Annotated[bool, typer.Option("--compile", help="Compile the decode ste
 Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file; {i} and {seed} are filled in.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or statistics on stderr.")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object per output on stdout.")]
+Quantize = Annotated[str, typer.Option("--quantize", metavar="none|int8",
+                                        help="int8: weight-only int8 linear layers (faster CPU decoding, ~1% logit error).")]

@@ -56,6 +56,7 @@ def text(
     device: opt.Device = "auto",
     dtype: opt.Dtype = "auto",
     compile: opt.Compile = False,
+    quantize: opt.Quantize = "none",
     output: opt.Output = None,
     quiet: opt.Quiet = False,
     json_out: opt.Json = False,
@@ -73,7 +74,7 @@ def text(
                       draft_tokens=draft_tokens,
                       on_text=(lambda s: (sys.stdout.write(s), sys.stdout.flush())) if live else None)
     paths = expand_output(output, num_samples) if output is not None else None
-    pipe = TextPipeline.from_pretrained(model, device=device, dtype=dtype, compile=compile)
+    pipe = TextPipeline.from_pretrained(model, device=device, dtype=dtype, compile=compile, quantize=quantize)
     if live and echo and num_samples == 1:
         sys.stdout.write(prompt_text)
     outs = pipe(req)

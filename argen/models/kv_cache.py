@@ -27,6 +27,7 @@ class KVCache:
         # True: attention reads the whole buffer (static shapes, for torch.compile); False: only
         # the used prefix (faster in eager mode).
         self.static = False
+        self.padded = False  # whether any used slot holds padding (then every step needs a mask)
 
     @property
     def batch(self) -> int:
@@ -39,6 +40,8 @@ class KVCache:
             raise RuntimeError(f"KV cache full: {self.length} + {t} tokens > capacity {self.capacity}")
         slots = slice(self.length, self.length + t)
         self.pos[:, slots] = pos
+        if t > 1 or self.length == 0:  # prompts and chunks; single decode steps never pad
+            self.padded = self.padded or bool((pos < 0).any())
         self.length += t
         return slots
 
@@ -58,6 +61,8 @@ class KVCache:
         if length < self.length:
             self.pos[:, length:] = -1
             self.length = length
+            if length == 0:
+                self.padded = False
 
     def evict(self, n_drop: int, n_sink: int, inv_freq: torch.Tensor | None) -> torch.Tensor:
         """Drop ``n_drop`` slots after the first ``n_sink`` and slide the rest down.

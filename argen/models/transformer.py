@@ -27,10 +27,8 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # normalise in float32: bf16 squares lose the small components
-        xf = x.float()
-        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * xf.to(x.dtype)
+        # one fused kernel (it accumulates in float32 for half-precision inputs)
+        return F.rms_norm(x, self.weight.shape, self.weight.to(x.dtype), self.eps)
 
 
 def make_norm(cfg: TransformerConfig) -> nn.Module:
@@ -51,7 +49,7 @@ class Attention(nn.Module):
         self.dropout = cfg.dropout
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None,
-                mask: torch.Tensor | None, cache: KVCache | None, slots: slice | None) -> torch.Tensor:
+                mask: torch.Tensor | str, cache: KVCache | None, slots: slice | None) -> torch.Tensor:
         b, t, _ = x.shape
         q = self.q_proj(x).view(b, t, self.n_head, self.head_dim).transpose(1, 2)  # (B, H, T, hd)
         k = self.k_proj(x).view(b, t, self.n_kv_head, self.head_dim).transpose(1, 2)  # (B, Hkv, T, hd)
@@ -61,7 +59,7 @@ class Attention(nn.Module):
         if cache is not None:
             k, v = cache.write(self.layer, slots, k, v)  # (B, Hkv, S, hd)
         y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, is_causal=mask is None,
+            q, k, v, attn_mask=None if isinstance(mask, str) else mask, is_causal=mask == "causal",
             dropout_p=self.dropout if self.training else 0.0,
             enable_gqa=self.n_kv_head != self.n_head,
         )  # (B, H, T, hd)
@@ -177,9 +175,12 @@ class Transformer(nn.Module):
         slots = None
         if cache is not None:
             slots = cache.reserve(pos)
-            mask = self.attention_mask(pos, cache.key_pos())
+            if t == 1 and c.block_size == 1 and not cache.static and not cache.padded:
+                mask = "none"  # one new token after unpadded keys may read them all
+            else:
+                mask = self.attention_mask(pos, cache.key_pos())
         elif dense and c.block_size == 1 and c.prefix_len == 0:
-            mask = None  # plain causal over a dense batch: let SDPA pick its causal kernel
+            mask = "causal"  # a dense batch: let SDPA pick its causal kernel
         else:
             mask = self.attention_mask(pos, pos)
         for block in self.layers:

@@ -88,14 +88,16 @@ class TextPipeline:
     modality = "text"
 
     def __init__(self, model, tokenizer, info: dict[str, Any], ref: weights.ModelRef,
-                 device: torch.device, compile: bool = False) -> None:
+                 device: torch.device, compile: bool = False, quantize: str = "none") -> None:
         self.model, self.tokenizer, self.info, self.ref = model, tokenizer, info, ref
-        self.device, self.compile = device, compile
+        self.device, self.compile, self.quantize = device, compile, quantize
         self.eos_id = info.get("eos_token_id")
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | None = None, device: str = "auto", dtype: str = "auto",
-                        compile: bool = False) -> "TextPipeline":
+                        compile: bool = False, quantize: str = "none") -> "TextPipeline":
+        if quantize not in ("none", "int8"):
+            raise UsageError(f"unknown --quantize {quantize!r}", hint="use none or int8")
         ref = weights.resolve(name_or_path or weights.default_model("text"), "text")
         model, info = load_transformer(ref.path)
         if info.get("modality") not in (None, "text"):
@@ -104,8 +106,14 @@ class TextPipeline:
             raise ArgenError(f"{ref.path} has no tokenizer.json", hint="copy the model's tokenizer.json into the folder")
         tokenizer = load_tokenizer(Path(info["tokenizer"]), eos_id=info.get("eos_token_id"))
         dev = resolve_device(device)
-        model = model.to(device=dev, dtype=resolve_dtype(dtype, dev))
-        return cls(model, tokenizer, info, ref, dev, compile)
+        # int8 weights pair with bf16 activations in PyTorch's fast CPU kernel
+        dt = torch.bfloat16 if quantize == "int8" and dtype == "auto" and dev.type == "cpu" else resolve_dtype(dtype, dev)
+        model = model.to(device=dev, dtype=dt)
+        if quantize == "int8":
+            from argen.models.quantize import quantize_int8
+
+            model = quantize_int8(model)
+        return cls(model, tokenizer, info, ref, dev, compile, quantize)
 
     @property
     def context(self) -> int:
@@ -203,4 +211,5 @@ class TextPipeline:
             model_path=None if self.ref.bundled else str(self.ref.path), sampler="next-token",
             sampling=req.sampling.to_dict(), max_new_tokens=req.max_new_tokens, new_tokens=n_tokens,
             stop=req.stop or None, draft=(draft_ref.name if draft_ref else None),
-            lookup=req.lookup, device=str(self.device), dtype=str(self.model.embed.weight.dtype).replace("torch.", ""))
+            lookup=req.lookup, quantize=None if self.quantize == "none" else self.quantize,
+            device=str(self.device), dtype=str(self.model.embed.weight.dtype).replace("torch.", ""))

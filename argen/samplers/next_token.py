@@ -67,7 +67,8 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int,
         generators = make_generators(seed if seed is not None else torch.seed() % 2**31, b, device)
     idx, pos = left_pad(prompts, pad_id)
     idx, pos = idx.to(device), pos.to(device)
-    history = idx.masked_fill(pos < 0, -1)  # (B, L): what the repetition penalty looks at
+    penalise = sampling.repetition_penalty != 1.0
+    history = idx.masked_fill(pos < 0, -1) if penalise else None  # (B, L) for the repetition penalty
     outputs: list[list[int]] = [[] for _ in range(b)]
     done = torch.zeros(b, dtype=torch.bool)
     if max_new_tokens <= 0:
@@ -85,8 +86,10 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int,
         logits = model(idx, pos=pos, num_logits=1)[:, -1]
     next_pos = pos[:, -1:] + 1  # (B, 1)
     for step in range(max_new_tokens):
-        probs = probs_from_logits(logits, sampling, history)
-        tok = sample(probs, generators)  # (B,)
+        if sampling.greedy and not penalise:
+            tok = logits.argmax(-1)  # (B,)
+        else:
+            tok = sample(probs_from_logits(logits, sampling, history), generators)  # (B,)
         if on_token is not None:
             on_token(tok.masked_fill(done.to(tok.device), -1))
         tok_cpu = tok.tolist()
@@ -98,7 +101,8 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int,
                 done[r] = True
         if bool(done.all()) or step == max_new_tokens - 1:
             break  # no forward pass for a token that will not be sampled
-        history = torch.cat([history, tok[:, None]], dim=1)
+        if penalise:
+            history = torch.cat([history, tok[:, None]], dim=1)
         if use_cache:
             if cache.length == cache.capacity:  # only reachable with a window
                 next_pos = next_pos - cache.evict(max(1, capacity // 4), 0, model.inv_freq)[:, None]
