@@ -126,3 +126,10 @@ def test_help_via_module_and_console_script():
     assert r.returncode == 0
     for cmd in ("text", "models", "info", "train", "eval"):
         assert cmd in r.stdout
+
+
+def test_stop_flag_understands_shell_escapes():
+    from argen.cli.text import unescape
+
+    assert unescape(r"\n\n") == "\n\n" and unescape(r"a\tb") == "a\tb"
+    assert unescape(r"C:\\new") == "C:\\new" and unescape("end\\") == "end\\"

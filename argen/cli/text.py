@@ -35,6 +35,19 @@ def read_prompt(prompt: str | None, prompt_file: Path | None) -> str:
     raise UsageError("no prompt given", hint="use --prompt TEXT, --prompt-file FILE, or pipe text on stdin")
 
 
+def unescape(s: str) -> str:
+    """``\\n``, ``\\t`` and ``\\\\`` typed in a shell flag become a newline, a tab, a backslash."""
+    out, i = [], 0
+    while i < len(s):
+        if s[i] == "\\" and i + 1 < len(s) and s[i + 1] in "nt\\":
+            out.append({"n": "\n", "t": "\t", "\\": "\\"}[s[i + 1]])
+            i += 2
+        else:
+            out.append(s[i])
+            i += 1
+    return "".join(out)
+
+
 def text(
     prompt: Annotated[Optional[str], typer.Option("--prompt", "-p", help="The text to continue.")] = None,
     prompt_file: Annotated[Optional[Path], typer.Option("--prompt-file", help="Read the prompt from a file.")] = None,
@@ -44,7 +57,7 @@ def text(
     top_p: Annotated[Optional[float], typer.Option("--top-p", help="Nucleus sampling mass, in (0, 1].")] = None,
     min_p: Annotated[Optional[float], typer.Option("--min-p", help="Drop tokens below min-p x the top probability.")] = None,
     repetition_penalty: Annotated[float, typer.Option("--repetition-penalty", help="CTRL penalty; 1 disables.")] = 1.0,
-    stop: Annotated[Optional[list[str]], typer.Option("--stop", help="Stop at this string (repeatable).")] = None,
+    stop: Annotated[Optional[list[str]], typer.Option("--stop", help="Stop at this string (repeatable; \\n and \\t understood).")] = None,
     num_samples: Annotated[int, typer.Option("--num-samples", "-n", help="Samples per prompt (seeds S, S+1, ...).")] = 1,
     draft: Annotated[Optional[str], typer.Option("--draft", metavar="MODEL", help="Speculative decoding with this draft model.")] = None,
     lookup: Annotated[Optional[int], typer.Option("--lookup", metavar="N", help="Speculative decoding with prompt-lookup n-grams up to N.")] = None,
@@ -70,7 +83,7 @@ def text(
                               repetition_penalty=repetition_penalty)
     live = stream and output is None and not json_out
     req = TextRequest(prompts=[prompt_text], max_new_tokens=max_new_tokens, sampling=sampling,
-                      num_samples=num_samples, seed=seed, stop=list(stop or []), draft=draft, lookup=lookup,
+                      num_samples=num_samples, seed=seed, stop=[unescape(x) for x in stop or []], draft=draft, lookup=lookup,
                       draft_tokens=draft_tokens,
                       on_text=(lambda s: (sys.stdout.write(s), sys.stdout.flush())) if live else None)
     paths = expand_output(output, num_samples) if output is not None else None
