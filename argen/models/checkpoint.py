@@ -7,6 +7,7 @@ loader rebuilds the model from the ``transformer`` dataclass fields, with no nam
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +43,31 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        reason = (str(e).splitlines() or [type(e).__name__])[0]
-        raise ArgenError(f"{path} is not a readable safetensors file ({reason})",
+        raise ArgenError(f"{path} is not a readable safetensors file ({first_line(e)})",
                          hint="the file is corrupt or truncated; restore or re-download it") from None
+
+
+def first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+
+
+def read_torch_file(path: Path) -> dict[str, torch.Tensor]:
+    """A foreign .bin/.pt/.pth state dict, opened with ``weights_only=True`` so that no pickled
+    code runs; a checkpoint that needs it is refused with a clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArgenError(f"weight file {path} not found", hint="the model folder is incomplete")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ArgenError(f"refused to load {path}: it would need to run pickled code ({first_line(e)})",
+                         hint="convert the checkpoint to safetensors in a trusted environment, then load that") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise ArgenError(f"{path} is not a readable PyTorch checkpoint ({first_line(e)})",
+                         hint="the file is corrupt or truncated; restore or re-download it") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ArgenError(f"{path} does not hold a flat dict of tensors", hint="expected a plain state dict")
+    return state
 
 
 def save_model_dir(out: Path, model: Transformer, modality: str, extra: dict[str, Any] | None = None) -> None:

@@ -14,7 +14,6 @@ Config field names, their defaults and the weight key names are as in transforme
 from __future__ import annotations
 
 import json
-import pickle
 import re
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 import torch
 
 from argen.errors import ArgenError
-from argen.models.checkpoint import build_model, read_json, read_safetensors
+from argen.models.checkpoint import build_model, read_json, read_safetensors, read_torch_file
 from argen.models.config import TransformerConfig
 from argen.models.transformer import Transformer
 
@@ -219,31 +218,10 @@ def _safe_name(folder: Path, name: Any) -> Path:
     return folder / name
 
 
-def _first_line(e: Exception) -> str:
-    return (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-
-
-def _read_bin(path: Path) -> dict[str, torch.Tensor]:
-    """A pytorch_model.bin, opened without running pickled code."""
-    if not path.is_file():
-        raise ArgenError(f"weight file {path} not found", hint="the model folder is incomplete")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise ArgenError(f"refused to load {path}: it would need to run pickled code ({_first_line(e)})",
-                         hint="convert the checkpoint to safetensors in a trusted environment, then load that") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise ArgenError(f"{path} is not a readable PyTorch checkpoint ({_first_line(e)})",
-                         hint="the file is corrupt or truncated; restore or re-download it") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ArgenError(f"{path} does not hold a flat dict of tensors", hint="expected a Hugging Face state dict")
-    return state
-
-
 def _read_weights(folder: Path) -> dict[str, torch.Tensor]:
     """All tensors of the folder; safetensors preferred, pytorch_model.bin only when none exist."""
     for single, index, reader in (("model.safetensors", "model.safetensors.index.json", read_safetensors),
-                                  ("pytorch_model.bin", "pytorch_model.bin.index.json", _read_bin)):
+                                  ("pytorch_model.bin", "pytorch_model.bin.index.json", read_torch_file)):
         if (folder / single).exists():
             return reader(folder / single)
         if (folder / index).exists():
