@@ -1,6 +1,5 @@
 """The next-token loop: cached = uncached, batched = one by one, stops, sliding window."""
 
-
 from argen.samplers.next_token import generate
 from argen.samplers.processors import SamplingConfig
 from conftest import tiny_model
