@@ -108,7 +108,8 @@ def validate(model: type[BaseModel], data: Any, node: yaml.Node | None, path: st
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        err = e.errors()[0]
+        # an unknown key usually explains a missing one (a typo), so it is reported first
+        err = sorted(e.errors(), key=lambda x: x["type"] != "extra_forbidden")[0]
         loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and x.startswith("function-")))
         key = ".".join(str(x) for x in loc) or "(top level)"
         line = _line_of(node, loc)
@@ -120,3 +121,98 @@ def validate(model: type[BaseModel], data: Any, node: yaml.Node | None, path: st
 def load_train_recipe(path: str | Path) -> TrainRecipe:
     data, node = read_yaml(path)
     return validate(TrainRecipe, data, node, path)
+
+
+# ----------------------------------------------------------------------------- batch recipes
+
+class TextParams(Strict):
+    """The flags of `argen text` that a batch recipe may set (in defaults, a job, or a grid)."""
+
+    model: str | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+    quantize: Literal["none", "int8"] = "none"
+    batch_size: int = Field(8, ge=1, le=1024)
+    max_new_tokens: int = Field(500, ge=1)
+    temperature: float = Field(0.8, ge=0)
+    top_k: int | None = Field(None, ge=1)
+    top_p: float | None = Field(None, gt=0, le=1)
+    min_p: float | None = Field(None, ge=0, lt=1)
+    repetition_penalty: float = Field(1.0, gt=0)
+    stop: list[str] = []
+
+
+# modality -> (its parameter model, the suffix of its outputs)
+MODALITIES: dict[str, tuple[type[Strict], str]] = {"text": (TextParams, "txt")}
+
+
+class SeedRange(Strict):
+    start: int = 0
+    count: int = Field(ge=1, le=1_000_000)
+
+
+class Job(BaseModel):
+    """One job: a modality, prompts x seeds x grid points, and any of the modality's flags."""
+
+    model_config = ConfigDict(extra="allow")  # the flags; checked against the modality's model
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    modality: str
+    prompts: list[str] | str = Field(min_length=1)  # a list, or a file with one prompt per line
+    seeds: list[int] | SeedRange = Field(default_factory=lambda: [0])
+    grid: dict[str, list[Any]] = {}
+    output: str = "{job}/{i:04d}-{seed}.{ext}"
+
+    @field_validator("modality")
+    @classmethod
+    def _known_modality(cls, v: str) -> str:
+        if v not in MODALITIES:
+            raise ValueError(f"unknown modality {v!r}; available: {', '.join(MODALITIES)}")
+        return v
+
+    @field_validator("grid")
+    @classmethod
+    def _non_empty_axes(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in v.items():
+            if not values:
+                raise ValueError(f"grid axis {key!r} has no values")
+        return v
+
+    @property
+    def flags(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    def seed_list(self) -> list[int]:
+        if isinstance(self.seeds, SeedRange):
+            return list(range(self.seeds.start, self.seeds.start + self.seeds.count))
+        return list(self.seeds)
+
+
+class RunRecipe(Strict):
+    """A batch recipe: ``defaults`` (flags for every job) and ``jobs``."""
+
+    defaults: dict[str, Any] = {}
+    jobs: list[Job] = Field(min_length=1)
+
+    @field_validator("jobs")
+    @classmethod
+    def _unique_names(cls, v: list[Job]) -> list[Job]:
+        names = [j.name for j in v]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"job names must be unique; repeated: {', '.join(dup)}")
+        return v
+
+
+def load_run_recipe(path: str | Path) -> tuple[RunRecipe, yaml.Node | None]:
+    """Parse and validate a batch recipe; returns it with its YAML node tree (for line numbers)."""
+    data, node = read_yaml(path)
+    return validate(RunRecipe, data, node, path), node
+
+
+def fail_at(path: str | Path, node: yaml.Node | None, loc: tuple, message: str) -> ArgenError:
+    """An ArgenError naming ``path:line: key.path: message`` for the YAML key at ``loc``."""
+    line = _line_of(node, loc)
+    where = f"{path}:{line}" if line else str(path)
+    key = ".".join(str(x) for x in loc)
+    return ArgenError(f"{where}: {key}: {message}", hint="see the recipe examples under recipes/")

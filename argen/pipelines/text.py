@@ -17,7 +17,7 @@ from argen.io.metadata import build_metadata
 from argen.models.loader import load_transformer
 from argen.models.text_tokenizer import load_tokenizer
 from argen.samplers.next_token import generate
-from argen.samplers.processors import SamplingConfig, make_generators
+from argen.samplers.processors import SamplingConfig
 from argen.samplers.speculative import LookupDrafter, ModelDrafter, SpecStats, speculative_generate
 
 
@@ -32,6 +32,7 @@ class TextRequest:
     draft: str | None = None  # a draft model's name or path, for speculative decoding
     lookup: int | None = None  # prompt-lookup drafts with n-grams up to this size
     draft_tokens: int = 4  # tokens drafted per speculative step
+    seeds: list[int] | None = None  # one seed per prompt (batch recipes); overrides seed/num_samples
     on_text: Callable[[str], None] | None = None  # streaming; only used for a single output
 
     def __post_init__(self) -> None:
@@ -47,6 +48,8 @@ class TextRequest:
             raise UsageError(f"--lookup must be at least 1, got {self.lookup}", hint="e.g. --lookup 3")
         if not 1 <= self.draft_tokens <= 32:
             raise UsageError(f"--draft-tokens must be in [1, 32], got {self.draft_tokens}", hint="e.g. 4")
+        if self.seeds is not None and (len(self.seeds) != len(self.prompts) or self.num_samples != 1):
+            raise UsageError("seeds must give one seed per prompt, with one sample each", hint="check the request")
         if any(s == "" for s in self.stop):
             raise UsageError("--stop needs a non-empty string", hint="e.g. --stop '\\n\\n'")
 
@@ -148,7 +151,11 @@ class TextPipeline:
             self._check_length(ids, req.max_new_tokens)
         # 2. expand samples: sample i of each prompt uses seed + i
         base_seed = req.seed if req.seed is not None else random.randrange(2**31)
-        jobs = [(p, ids, i) for p, ids in zip(req.prompts, encoded) for i in range(req.num_samples)]
+        if req.seeds is not None:  # job tuples carry seed - base_seed, so each row gets its own seed
+            base_seed = 0
+            jobs = [(p, ids, s) for p, ids, s in zip(req.prompts, encoded, req.seeds)]
+        else:
+            jobs = [(p, ids, i) for p, ids in zip(req.prompts, encoded) for i in range(req.num_samples)]
         watcher = StopWatcher(req.stop)
         stream = req.on_text if len(jobs) == 1 else None
         window = self.context if self.model.cfg.pos_emb == "rope" else None
@@ -186,7 +193,7 @@ class TextPipeline:
                 results.append(out)
         else:
             gens = None if req.sampling.greedy else [
-                g for _ in req.prompts for g in make_generators(base_seed, req.num_samples, self.device)]
+                torch.Generator(device=self.device).manual_seed(base_seed + i) for _, _, i in jobs]
             results = generate(self.model, [ids for _, ids, _ in jobs], req.max_new_tokens, req.sampling,
                                generators=gens, eos_id=self.eos_id, stop=stop_fn if req.stop else None,
                                on_token=on_token if stream else None, compile=self.compile, window=window)

@@ -1,0 +1,1 @@
+"""Batch generation from recipes: plan expansion, the manifest, and the executors."""

@@ -1,0 +1,146 @@
+"""Running a plan in this process: one loaded pipeline per model, batched samples, a manifest
+line per finished sample, and a failing sample recorded without stopping the run."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from argen.batch.manifest import Manifest, still_done
+from argen.batch.modalities import ADAPTERS
+from argen.batch.plan import Sample, resolve_inside
+from argen.errors import ArgenError
+from argen.weights import sha256_file
+
+
+@dataclass
+class Summary:
+    done: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    skipped: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    failed: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def any_failed(self) -> bool:
+        return sum(self.failed.values()) > 0
+
+
+def pending(samples: list[Sample], out_dir: Path) -> tuple[list[Sample], list[Sample]]:
+    """(samples still to make, samples recorded done whose files are intact)."""
+    previous = Manifest(out_dir / "manifest.jsonl").load()
+    done = [s for s in samples if still_done(previous.get(s.key), out_dir)]
+    keys = {s.key for s in done}
+    return [s for s in samples if s.key not in keys], done
+
+
+def remove_stale_parts(out_dir: Path) -> None:
+    """Temporary files of a run that was killed before it could rename them."""
+    for p in out_dir.rglob(".*.part"):
+        p.unlink(missing_ok=True)
+
+
+def batches(samples: list[Sample]) -> list[list[Sample]]:
+    """Samples grouped by identical flags, in plan order, cut to each group's batch_size."""
+    groups: dict[str, list[Sample]] = {}
+    for s in samples:
+        groups.setdefault(s.batch_key(), []).append(s)
+    out = []
+    for group in groups.values():
+        size = group[0].params.get("batch_size", 1)
+        out += [group[i : i + size] for i in range(0, len(group), size)]
+    return out
+
+
+class Recorder:
+    """Writes outputs and manifest lines; the one place a result becomes a file."""
+
+    def __init__(self, out_dir: Path, summary: Summary, on_done: Callable[[Sample, Path], None]) -> None:
+        self.out_dir, self.summary, self.on_done = out_dir, summary, on_done
+        self.manifest = Manifest(out_dir / "manifest.jsonl")
+
+    def done(self, sample: Sample, content: Any, meta: dict[str, Any], seconds: float) -> None:
+        path = resolve_inside(self.out_dir, sample.path)
+        meta = {**meta, "job": sample.job, "index": sample.index}
+        ADAPTERS[sample.modality].write(path, content, meta)
+        self.manifest.append({**sample.record(), "status": "done", "sha256": sha256_file(path),
+                              "seconds": round(seconds, 4)})
+        self.summary.done[sample.job] += 1
+        self.on_done(sample, path)
+
+    def failed(self, sample: Sample, error: BaseException) -> None:
+        msg = error.message if isinstance(error, ArgenError) else f"{type(error).__name__}: {error}"
+        self.manifest.append({**sample.record(), "status": "failed", "error": msg})
+        self.summary.failed[sample.job] += 1
+        self.summary.errors.append(f"{sample.job} #{sample.index}: {msg}")
+
+
+def run_batch(adapter, pipe, chunk: list[Sample], rec: Recorder, advance: Callable[[Sample], None]) -> None:
+    """Generate a batch; if the batch fails, retry its samples one by one to isolate the culprit."""
+    t0 = time.time()
+    try:
+        results = adapter.generate(pipe, chunk)
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as e:  # noqa: BLE001 - recorded per sample, the run goes on
+        if len(chunk) == 1:
+            rec.failed(chunk[0], e)
+            advance(chunk[0])
+            return
+        for s in chunk:
+            run_batch(adapter, pipe, [s], rec, advance)
+        return
+    per_sample = (time.time() - t0) / len(chunk)
+    for s, (content, meta) in zip(chunk, results):
+        try:
+            rec.done(s, content, meta, per_sample)
+        except (KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as e:  # noqa: BLE001 - e.g. a path that escapes through a symlink
+            rec.failed(s, e)
+        advance(s)
+
+
+def run_local(samples: list[Sample], out_dir: Path, summary: Summary, on_done: Callable[[Sample, Path], None],
+              advance: Callable[[Sample], None]) -> None:
+    """Make every sample of ``samples`` (already filtered to what is pending)."""
+    rec = Recorder(out_dir, summary, on_done)
+    by_pipeline: dict[tuple, list[Sample]] = {}
+    for s in samples:
+        by_pipeline.setdefault(s.pipeline_key(), []).append(s)
+    for group in by_pipeline.values():
+        adapter = ADAPTERS[group[0].modality]
+        try:
+            pipe = adapter.load(group[0].params)
+        except (KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as e:  # noqa: BLE001 - a model that will not load fails its samples only
+            for s in group:
+                rec.failed(s, e)
+                advance(s)
+            continue
+        for chunk in batches(group):
+            run_batch(adapter, pipe, chunk, rec, advance)
+
+
+def plan_lines(samples: list[Sample], done: list[Sample]) -> list[str]:
+    """The dry-run report: per job, how many outputs, which model, how many already done."""
+    jobs: dict[str, list[Sample]] = {}
+    for s in samples:
+        jobs.setdefault(s.job, []).append(s)
+    done_keys = {s.key for s in done}
+    lines = []
+    for name, ss in jobs.items():
+        models = sorted({str(s.params.get("model") or f"default {s.modality} model") for s in ss})
+        n_done = sum(s.key in done_keys for s in ss)
+        lines.append(f"{name}: {len(ss)} {ss[0].modality} outputs ({n_done} already done), model {', '.join(models)}, "
+                     f"e.g. {ss[0].path}")
+    lines.append(f"total: {len(samples)} outputs, {len(samples) - len(done)} to make")
+    return lines
+
+
+def json_line(sample: Sample, path: Path) -> str:
+    return json.dumps({"job": sample.job, "index": sample.index, "seed": sample.seed, "path": str(path)})

@@ -1,0 +1,42 @@
+"""What the batch runner needs from each modality: load a pipeline, generate a batch of
+samples (same flags, own prompts and seeds), write one output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+from argen.batch.plan import Sample
+
+
+class Adapter(Protocol):
+    def load(self, params: dict[str, Any]) -> Any: ...
+    def generate(self, pipe: Any, samples: list[Sample]) -> list[tuple[Any, dict[str, Any]]]: ...
+    def write(self, path: Path, content: Any, meta: dict[str, Any]) -> None: ...
+
+
+class TextAdapter:
+    def load(self, params: dict[str, Any]):
+        from argen.pipelines.text import TextPipeline
+
+        return TextPipeline.from_pretrained(params["model"], device=params["device"], dtype=params["dtype"],
+                                            quantize=params["quantize"])
+
+    def generate(self, pipe, samples: list[Sample]) -> list[tuple[str, dict[str, Any]]]:
+        from argen.pipelines.text import TextRequest
+        from argen.samplers.processors import SamplingConfig
+
+        p = samples[0].params
+        sampling = SamplingConfig(temperature=p["temperature"], top_k=p["top_k"], top_p=p["top_p"], min_p=p["min_p"],
+                                  repetition_penalty=p["repetition_penalty"])
+        req = TextRequest(prompts=[s.prompt for s in samples], seeds=[s.seed for s in samples],
+                          max_new_tokens=p["max_new_tokens"], sampling=sampling, stop=list(p["stop"]))
+        return [(o.text, o.metadata) for o in pipe(req)]
+
+    def write(self, path: Path, content: str, meta: dict[str, Any]) -> None:
+        from argen.io.text import write_text
+
+        write_text(path, content, meta)
+
+
+ADAPTERS: dict[str, Adapter] = {"text": TextAdapter()}

@@ -1,0 +1,134 @@
+"""Expanding a batch recipe into samples: prompts x seeds x grid points, each with its
+validated flags, its output path (inside the output folder) and a stable key for resuming."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from argen.errors import ArgenError
+from argen.recipes import MODALITIES, Job, RunRecipe, fail_at
+
+PIPELINE_FLAGS = ("model", "device", "dtype", "quantize")  # what loading a pipeline depends on
+
+
+@dataclass(frozen=True)
+class Sample:
+    job: str
+    index: int  # position within its job
+    modality: str
+    params: dict[str, Any]  # every flag of the modality, validated
+    prompt: str
+    seed: int
+    path: str  # relative to the output folder, POSIX separators
+    key: str  # stable id: same recipe entry, same key
+
+    def pipeline_key(self) -> tuple:
+        return (self.modality, *(self.params.get(k) for k in PIPELINE_FLAGS))
+
+    def batch_key(self) -> str:
+        """Samples with the same batch key differ only in prompt and seed: one request."""
+        return json.dumps([self.modality, self.params], sort_keys=True)
+
+    def record(self) -> dict[str, Any]:
+        return {"key": self.key, "job": self.job, "index": self.index, "modality": self.modality,
+                "params": self.params, "prompt": self.prompt, "seed": self.seed, "path": self.path}
+
+
+def read_prompts(job: Job, j: int, base: Path, recipe_path, node) -> list[str]:
+    if isinstance(job.prompts, list):
+        for k, p in enumerate(job.prompts):
+            if not p.strip():
+                raise fail_at(recipe_path, node, ("jobs", j, "prompts", k), "empty prompt")
+        return list(job.prompts)
+    f = (base / job.prompts).expanduser()
+    try:
+        lines = [line for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as e:
+        raise fail_at(recipe_path, node, ("jobs", j, "prompts"),
+                      f"cannot read prompt file {f}: {getattr(e, 'strerror', None) or e}") from None
+    if not lines:
+        raise fail_at(recipe_path, node, ("jobs", j, "prompts"), f"prompt file {f} has no prompts")
+    return lines
+
+
+def safe_relative(path: str) -> str | None:
+    """The normalised relative path, or None if it is absolute or climbs out with '..'."""
+    p = PurePosixPath(path.replace("\\", "/"))
+    if p.is_absolute() or not p.parts or ".." in p.parts or path.startswith("~"):
+        return None
+    return str(p)
+
+
+def _params(recipe: RunRecipe, job: Job, j: int, point: dict[str, Any], recipe_path, node) -> dict[str, Any]:
+    model_cls, _ = MODALITIES[job.modality]
+    merged = {**recipe.defaults, **job.flags, **point}
+    try:
+        return model_cls.model_validate(merged).model_dump()
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = err["loc"][0] if err["loc"] else None
+        if key in point:
+            loc = ("jobs", j, "grid", key)
+        elif key in job.flags:
+            loc = ("jobs", j, key)
+        elif key in recipe.defaults:
+            loc = ("defaults", key)
+        else:
+            loc = ("jobs", j)
+        msg = err["msg"] if err["type"] != "extra_forbidden" else f"{job.modality} has no flag {key!r}"
+        raise fail_at(recipe_path, node, loc, msg) from None
+
+
+def build_plan(recipe: RunRecipe, node: yaml.Node | None, recipe_path: str | Path) -> list[Sample]:
+    """Every sample of the recipe, in job order; errors name the file, line and key."""
+    base = Path(recipe_path).parent
+    samples: list[Sample] = []
+    seen: dict[str, str] = {}
+    for j, job in enumerate(recipe.jobs):
+        prompts = read_prompts(job, j, base, recipe_path, node)
+        axes = list(job.grid)
+        points = [dict(zip(axes, values)) for values in itertools.product(*(job.grid[a] for a in axes))]
+        _, ext = MODALITIES[job.modality]
+        i = 0
+        for point in points:
+            params = _params(recipe, job, j, point, recipe_path, node)
+            for p_idx, prompt in enumerate(prompts):
+                for seed in job.seed_list():
+                    fields = {**{k: v for k, v in point.items()}, "job": job.name, "i": i, "seed": seed,
+                              "prompt_index": p_idx, "ext": ext}
+                    try:
+                        raw = job.output.format(**fields)
+                    except (KeyError, IndexError, ValueError) as e:
+                        raise fail_at(recipe_path, node, ("jobs", j, "output"),
+                                      f"bad output pattern ({e}); fields: {', '.join(fields)}") from None
+                    rel = safe_relative(raw)
+                    if rel is None:
+                        raise fail_at(recipe_path, node, ("jobs", j, "output"),
+                                      f"output {raw!r} would escape the output folder")
+                    if rel in seen:
+                        raise fail_at(recipe_path, node, ("jobs", j, "output"),
+                                      f"two samples would write {rel} (also {seen[rel]}); add {{i}} or {{seed}}")
+                    seen[rel] = f"{job.name} #{i}"
+                    ident = json.dumps([job.name, job.modality, params, prompt, seed, rel], sort_keys=True)
+                    key = hashlib.sha256(ident.encode()).hexdigest()[:20]
+                    samples.append(Sample(job.name, i, job.modality, params, prompt, seed, rel, key))
+                    i += 1
+    return samples
+
+
+def resolve_inside(out_dir: Path, rel: str) -> Path:
+    """The absolute path of ``rel`` under ``out_dir``; refused if a symlink leads outside."""
+    root = out_dir.resolve()
+    target = (root / rel).resolve()
+    if not target.is_relative_to(root):
+        raise ArgenError(f"output {rel} resolves outside {root} (through a symlink)",
+                         hint="remove the symlink or pick another output pattern")
+    return target

@@ -1,0 +1,168 @@
+"""`argen run`: plans, resume after a kill, failures recorded, bad recipes refused."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from argen.batch.plan import build_plan
+from argen.errors import ArgenError
+from argen.recipes import load_run_recipe, load_train_recipe
+from argen.weights import sha256_file
+from conftest import ROOT
+
+
+def recipe_text(model, n_seeds=20, extra_job=""):
+    return f"""
+defaults:
+  model: {model}
+  max_new_tokens: 12
+  batch_size: 4
+jobs:
+  - name: a
+    modality: text
+    prompts: ["To be"]
+    seeds: {{start: 0, count: {n_seeds}}}
+  - name: b
+    modality: text
+    prompts: ["Now is", "the winter"]
+    seeds: {{start: 100, count: {n_seeds // 2}}}
+    temperature: 0.5
+  - name: c
+    modality: text
+    prompts: ["A"]
+    seeds: {{start: 7, count: {n_seeds // 2}}}
+    grid:
+      top_k: [5, 20]
+    output: "{{job}}/k{{top_k}}-{{seed}}.txt"
+{extra_job}"""
+
+
+def write(tmp_path, text, name="r.yaml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def manifest(out):
+    return [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+
+
+def test_interrupted_run_resumes_to_exactly_the_plan(tmp_path, char_model_dir):
+    recipe = write(tmp_path, recipe_text(char_model_dir))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "argen", "run", str(recipe), "-o", str(out), "--quiet"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if (out / "manifest.jsonl").is_file() and len((out / "manifest.jsonl").read_text().splitlines()) >= 10:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    first = manifest(out)
+    assert 10 <= len(first) < 60
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    entries = manifest(out)
+    done = {e["key"]: e for e in entries if e["status"] == "done"}
+    assert len(done) == 60 and len(entries) == 60  # nothing lost, nothing made twice
+    for e in done.values():
+        assert sha256_file(out / e["path"]) == e["sha256"]
+    assert not list(out.rglob("*.part"))
+    # a third run has nothing to do
+    r = subprocess.run(cmd[:-1], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout == "" and len(manifest(out)) == 60
+
+
+def test_failures_are_recorded_and_the_run_goes_on(cli, tmp_path, char_model_dir):
+    extra = """  - name: broken-model
+    modality: text
+    model: /nonexistent/model
+    prompts: ["x"]
+  - name: odd-prompts
+    modality: text
+    prompts: ["fine", "caf\u00e9 \u2603", "also fine"]
+"""
+    recipe = write(tmp_path, recipe_text(char_model_dir, n_seeds=2, extra_job=extra))
+    out = tmp_path / "out"
+    code, stdout, err = cli("run", recipe, "-o", out, "--json")
+    assert code == 1
+    entries = manifest(out)
+    failed = [e for e in entries if e["status"] == "failed"]
+    assert {e["job"] for e in failed} == {"broken-model", "odd-prompts"}
+    assert len(failed) == 2 and "not in this model's vocabulary" in " ".join(e["error"] for e in failed)
+    done_odd = [e for e in entries if e["job"] == "odd-prompts" and e["status"] == "done"]
+    assert len(done_odd) == 2  # the batch was split so its good samples still landed
+    assert len([json.loads(line) for line in stdout.splitlines()]) == len(entries) - 2
+    assert "failed" in err
+
+
+def test_dry_run_and_grid(cli, tmp_path, char_model_dir):
+    recipe = write(tmp_path, recipe_text(char_model_dir, n_seeds=4))
+    code, out, _ = cli("run", recipe, "--dry-run", "-o", tmp_path / "o")
+    assert code == 0
+    assert "a: 4 text outputs" in out and "c: 4 text outputs" in out and "total: 12 outputs, 12 to make" in out
+    parsed, node = load_run_recipe(recipe)
+    c = [s for s in build_plan(parsed, node, recipe) if s.job == "c"]
+    assert sorted((s.params["top_k"], s.seed) for s in c) == [(5, 7), (5, 8), (20, 7), (20, 8)]
+    assert c[0].path == "c/k5-7.txt"
+    assert not (tmp_path / "o").exists()
+
+
+def test_symlink_escape_is_refused(cli, tmp_path, char_model_dir):
+    recipe = write(tmp_path, recipe_text(char_model_dir, n_seeds=2))
+    out = tmp_path / "out"
+    out.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.symlink(outside, out / "a")
+    code, _, err = cli("run", recipe, "-o", out)
+    assert code == 1 and not list(outside.iterdir())
+    assert any("outside" in e.get("error", "") for e in manifest(out))
+
+
+@pytest.mark.parametrize("text, where", [
+    ("jobs:\n  - name: a\n    modality: text\n    prompts: [x\n", "invalid YAML"),
+    ("jobs:\n  - name: a\n    modality: sculpture\n    prompts: [x]\n", ":3: jobs.0.modality"),
+    ("jobs:\n  - name: a\n    modality: text\n    prompts: [x]\n    warmth: 3\n", ":5: jobs.0.warmth: text has no flag"),
+    ("defaults:\n  temperature: hot\njobs:\n  - name: a\n    modality: text\n    prompts: [x]\n", ":2: defaults.temperature"),
+    ("jobs:\n  - name: a\n    modality: text\n    prompts: [x]\n    output: ../{i}.txt\n", ":5: jobs.0.output: output '../0.txt' would escape"),
+    ("jobs:\n  - name: a\n    modality: text\n    prompts: [x]\n    output: /tmp/{i}.txt\n", "would escape"),
+    ("jobs:\n  - name: a\n    modality: text\n    prompts: empty.txt\n", ":4: jobs.0.prompts: prompt file"),
+    ("jobs:\n  - name: a\n    modality: text\n    prompts: [x]\n    top_p: 3\n", ":5: jobs.0.top_p"),
+    ("jobs:\n  - name: a\n    modality: text\n    prompts: ['']\n", ":4: jobs.0.prompts.0: empty prompt"),
+    ("jobs: []\n", ":1: jobs"),
+    ("jobz: []\n", "jobz"),
+])
+def test_bad_recipes_name_the_place(cli, tmp_path, text, where):
+    (tmp_path / "empty.txt").write_text("\n\n")
+    recipe = write(tmp_path, text)
+    code, out, err = cli("run", recipe, "-o", tmp_path / "o")
+    lines = err.strip().splitlines()
+    assert code == 1 and lines[0].startswith("Error: ") and where in lines[0], err
+    assert len(lines) == 2 and not (tmp_path / "o").exists()
+
+
+def test_every_recipe_in_the_repository_is_valid():
+    run_recipes = sorted((ROOT / "recipes").glob("*.yaml"))
+    train_recipes = sorted((ROOT / "recipes" / "train").glob("*.yaml"))
+    assert run_recipes and train_recipes
+    for p in run_recipes:
+        parsed, node = load_run_recipe(p)
+        assert build_plan(parsed, node, p)
+    for p in train_recipes:
+        load_train_recipe(p)
+
+
+def test_plan_refuses_colliding_outputs(tmp_path, char_model_dir):
+    recipe = write(tmp_path, "jobs:\n  - name: a\n    modality: text\n    prompts: [x, y]\n    output: same.txt\n")
+    parsed, node = load_run_recipe(recipe)
+    with pytest.raises(ArgenError, match="two samples would write same.txt"):
+        build_plan(parsed, node, recipe)
