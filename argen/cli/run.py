@@ -18,7 +18,10 @@ def run(
     recipe: Annotated[Path, typer.Argument(help="Batch recipe (YAML): defaults + jobs.")],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output folder (default: outputs/RECIPE-NAME).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the expanded plan and exit.")] = False,
-    backend: Annotated[str, typer.Option("--backend", metavar="local", help="Where samples run.")] = "local",
+    backend: Annotated[str, typer.Option("--backend", metavar="local|ray", help="Run here, or on a Ray cluster.")] = "local",
+    address: Annotated[Optional[str], typer.Option("--address", help="Ray cluster address (default: a local Ray instance).")] = None,
+    workers: Annotated[int, typer.Option("--workers", help="Ray actors per model (e.g. one per GPU).")] = 1,
+    gpus_per_worker: Annotated[float, typer.Option("--gpus-per-worker", help="GPUs each Ray actor reserves.")] = 0.0,
     quiet: opt.Quiet = False,
     json_out: opt.Json = False,
 ) -> int:
@@ -31,8 +34,10 @@ def run(
     from argen.errors import UsageError
     from argen.recipes import load_run_recipe
 
-    if backend != "local":
-        raise UsageError(f"unknown backend {backend!r}", hint="only the local backend exists so far")
+    if backend not in ("local", "ray"):
+        raise UsageError(f"unknown backend {backend!r}", hint="use local or ray")
+    if workers < 1 or gpus_per_worker < 0:
+        raise UsageError("--workers must be at least 1 and --gpus-per-worker 0 or more", hint="e.g. --workers 4")
     parsed, node = load_run_recipe(recipe)
     samples = build_plan(parsed, node, recipe)
     out_dir = output or Path("outputs") / recipe.stem
@@ -57,7 +62,14 @@ def run(
         print(json_line(sample, path) if json_out else path, flush=True)
 
     with progress:
-        run_local(todo, out_dir, summary, on_done, lambda s: progress.advance(tasks[s.job]))
+        advance = lambda s: progress.advance(tasks[s.job])  # noqa: E731
+        if backend == "ray" and todo:
+            from argen.batch.ray_backend import run_ray
+
+            run_ray(todo, out_dir, summary, on_done, advance, address=address, workers=workers,
+                    gpus_per_worker=gpus_per_worker)
+        else:
+            run_local(todo, out_dir, summary, on_done, advance)
     if not quiet or summary.any_failed:
         table = Table("job", "done", "skipped", "failed", box=None, header_style="bold")
         for j in jobs:
