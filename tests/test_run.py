@@ -166,3 +166,23 @@ def test_plan_refuses_colliding_outputs(tmp_path, char_model_dir):
     parsed, node = load_run_recipe(recipe)
     with pytest.raises(ArgenError, match="two samples would write same.txt"):
         build_plan(parsed, node, recipe)
+
+
+def test_ctrl_c_stops_cleanly_and_the_rerun_finishes(tmp_path, char_model_dir):
+    recipe = write(tmp_path, recipe_text(char_model_dir).replace("max_new_tokens: 12", "max_new_tokens: 30"))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "argen", "run", str(recipe), "-o", str(out), "--quiet"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if (out / "manifest.jsonl").is_file() and len((out / "manifest.jsonl").read_text().splitlines()) >= 4:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=60)
+    err = proc.stderr.read()
+    assert proc.returncode == 130 and "Error: interrupted" in err and "Traceback" not in err
+    assert not list(out.rglob("*.part"))
+    assert subprocess.run(cmd, cwd=ROOT, capture_output=True).returncode == 0
+    assert len({e["key"] for e in manifest(out) if e["status"] == "done"}) == 60

@@ -61,6 +61,8 @@ def _run(argv: list[str] | None) -> int:
     command = typer.main.get_command(app)
     try:
         result = command.main(args=argv if argv is not None else sys.argv[1:], prog_name="argen", standalone_mode=False)
+        if result == 130:  # Typer turns Ctrl-C into a bare exit code 130: say so in one line
+            return report(KeyboardInterrupt())
         return result if isinstance(result, int) else 0
     except SystemExit as e:  # typer.Exit / --help
         return e.code if isinstance(e.code, int) else 0
