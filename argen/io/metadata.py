@@ -5,16 +5,18 @@ either back.
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from argen import __version__
 from argen.errors import ArgenError
 from argen.io.atomic import write_text_atomic
 
-# suffix -> reader of embedded metadata; modalities register theirs (png, mp4, wav, ...)
-EMBEDDED_READERS: dict[str, Callable[[Path], dict[str, Any] | None]] = {}
+# suffix -> "module:function" reading embedded metadata (imported only when needed, so that
+# `argen info` stays light); each format module that embeds metadata adds its line here
+EMBEDDED_READERS: dict[str, str] = {".png": "argen.io.png:read_png_metadata"}
 
 
 def build_metadata(**fields: Any) -> dict[str, Any]:
@@ -38,9 +40,10 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.exists():
         raise ArgenError(f"{p} not found", hint="pass the path of a file argen generated")
-    reader = EMBEDDED_READERS.get(p.suffix.lower())
-    if reader is not None:
-        meta = reader(p)
+    target = EMBEDDED_READERS.get(p.suffix.lower())
+    if target is not None:
+        module, func = target.split(":")
+        meta = getattr(importlib.import_module(module), func)(p)
         if meta is not None:
             return meta
     side = sidecar_path(p)
