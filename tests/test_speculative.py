@@ -92,3 +92,13 @@ def test_speculative_slides_past_the_context_like_plain_decoding(drafter):
     assert len(out) == 80
     # identical until the window first fills; afterwards the two evict at different moments
     assert out[: 32 - len(prompt) - 5] == plain[: 32 - len(prompt) - 5]
+
+
+def test_prompt_filling_the_window_still_drafts():
+    target = tiny_model(seed=0, vocab=20, sharp=30, max_seq_len=32)
+    greedy = SamplingConfig(temperature=0)
+    prompt = [i % 20 for i in range(30)]
+    out, stats = speculative_generate(target, prompt, 40, ModelDrafter(tiny_model(seed=5, vocab=20, sharp=30), greedy, 32),
+                                      greedy, k=4, window=32)
+    assert len(out) == 40 and stats.proposed > 0
+    assert out[0] == generate(target, [prompt], 1, greedy, window=32)[0][0]

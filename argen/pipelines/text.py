@@ -160,8 +160,11 @@ class TextPipeline:
         stream = req.on_text if len(jobs) == 1 else None
         window = self.context if self.model.cfg.pos_emb == "rope" else None
 
+        tail = max((len(x) for x in req.stop), default=0) + 8  # tokens; each decodes to >= 1 char, bar fragments
+
         def stop_fn(row: int, new: list[int]) -> bool:
-            return bool(req.stop) and watcher.cut(self.tokenizer.decode(new))[1]
+            # a stop string can only have just appeared at the end: decode the tail, not everything
+            return bool(req.stop) and watcher.cut(self.tokenizer.decode(new[-tail:]))[1]
 
         shown = [""]
         new_tokens: list[int] = []

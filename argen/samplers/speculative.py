@@ -49,12 +49,17 @@ class ModelDrafter:
         common = min(common, len(context) - self.offset - 1)  # the last context token must be fed again
         self.cache.truncate(common)
         self.cached = self.cached[:common]
-        need = len(context) - self.offset - common + k
-        if common + need > self.cache.capacity:
-            n_drop = min(common, max(common + need - self.cache.capacity, self.cache.capacity // 4))
+        cap = self.cache.capacity
+        excess = common + (len(context) - self.offset - common + k) - cap  # slots short for feed + drafts
+        if 0 < excess <= common:  # slide: drop the oldest cached tokens
+            n_drop = min(common, max(excess, cap // 4))
             self.cache.evict(n_drop, 0, self.model.inv_freq)
             self.cached, self.offset = self.cached[n_drop:], self.offset + n_drop
             common -= n_drop
+        elif excess > common:  # even an empty cache is too small: restart from the window's tail
+            self.cache.truncate(0)
+            self.cached, common = [], 0
+            self.offset = len(context) - (cap - k)
         device = self.model.embed.weight.device
         feed = torch.tensor([context[self.offset + common:]], device=device)
         history = torch.tensor([context], device=device)
