@@ -108,3 +108,23 @@ def test_config_param_count_matches_model():
                 "out_bias": True, "mlp_bias": True, "tie_embeddings": True}, {"cond_dim": 8, "prefix_len": 2}):
         cfg = TransformerConfig(vocab_size=40, n_layer=2, d_model=32, n_head=4, max_seq_len=16, **kw)
         assert cfg.num_params() == Transformer(cfg).num_params()
+
+
+def test_uneven_blocks_follow_the_listed_sizes():
+    m = tiny_model(block_sizes=[1, 4, 16], prefix_len=2, cond_dim=8)
+    pos = torch.arange(2 + 1 + 4 + 16 + 10)[None]
+    ids = m.block_ids(pos)[0].tolist()
+    assert ids[:2] == [0, 0] and ids[2] == 1 and ids[3:7] == [2] * 4 and ids[7:23] == [3] * 16
+    assert ids[23:33] == [4] * 10  # past the list, the last size repeats
+    mask = m.attention_mask(pos, pos)[0, 0]
+    assert mask[3, 6] and not mask[3, 7] and mask[22, 3] and mask[7, 0]
+
+
+def test_uneven_blocks_cached_equals_full():
+    m = tiny_model(block_sizes=[1, 4, 16])
+    x = torch.randint(50, (2, 21))
+    with torch.no_grad():
+        full = m(x)
+        cache = m.new_cache(2, 21)
+        steps = [m(x[:, :1], cache=cache), m(x[:, 1:5], cache=cache), m(x[:, 5:], cache=cache)]
+    assert torch.allclose(torch.cat(steps, 1), full, atol=1e-5)

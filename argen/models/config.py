@@ -37,6 +37,7 @@ class TransformerConfig:
     prefix_len: int = 0  # conditioning tokens prepended to every sequence (bidirectional)
     cond_dim: int | None = None  # width of prefix vectors, projected to d_model; None: no projection
     block_size: int = 1  # 1: causal; >1: bidirectional inside blocks, causal across them
+    block_sizes: list[int] | None = None  # uneven blocks (e.g. VAR scales 1, 4, 16, 64); repeats the last
     dropout: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes (tokenizer, origin)
 
@@ -56,6 +57,13 @@ class TransformerConfig:
             raise ValueError(f"n_head ({self.n_head}) must be a multiple of n_kv_head ({self.n_kv_head})")
         if self.block_size < 1:
             raise ValueError("block_size must be at least 1")
+        if self.block_sizes is not None and (not self.block_sizes or min(self.block_sizes) < 1):
+            raise ValueError("block_sizes must be a non-empty list of positive sizes")
+
+    @property
+    def causal(self) -> bool:
+        """Plain token-by-token causality (no prefix, no blocks)."""
+        return self.block_size == 1 and self.block_sizes is None and self.prefix_len == 0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -143,9 +143,18 @@ class Transformer(nn.Module):
                        device=w.device, dtype=dtype or w.dtype)
 
     def block_ids(self, pos: torch.Tensor) -> torch.Tensor:
-        """Attention block of each position: prefix tokens form block 0, then blocks of block_size."""
+        """Attention block of each position: prefix tokens form block 0, then blocks of
+        ``block_size`` tokens, or of ``block_sizes`` (the last size repeating)."""
         c = self.cfg
-        ids = torch.div(pos - c.prefix_len, c.block_size, rounding_mode="floor") + 1
+        rel = pos - c.prefix_len
+        if c.block_sizes is None:
+            ids = torch.div(rel, c.block_size, rounding_mode="floor") + 1
+        else:
+            sizes = torch.tensor(c.block_sizes, device=pos.device)
+            ends = sizes.cumsum(0)  # exclusive end of each listed block
+            listed = torch.bucketize(rel, ends, right=True) + 1
+            beyond = len(c.block_sizes) + 1 + torch.div(rel - ends[-1], sizes[-1], rounding_mode="floor")
+            ids = torch.where(rel < ends[-1], listed, beyond)
         return torch.where(pos < c.prefix_len, torch.zeros_like(ids), ids)
 
     def attention_mask(self, q_pos: torch.Tensor, k_pos: torch.Tensor) -> torch.Tensor:
@@ -175,11 +184,11 @@ class Transformer(nn.Module):
         slots = None
         if cache is not None:
             slots = cache.reserve(pos)
-            if t == 1 and c.block_size == 1 and not cache.static and not cache.padded:
+            if t == 1 and c.causal and not cache.static and not cache.padded:
                 mask = "none"  # one new token after unpadded keys may read them all
             else:
                 mask = self.attention_mask(pos, cache.key_pos())
-        elif dense and c.block_size == 1 and c.prefix_len == 0:
+        elif dense and c.causal:
             mask = "causal"  # a dense batch: let SDPA pick its causal kernel
         else:
             mask = self.attention_mask(pos, pos)
