@@ -1,0 +1,189 @@
+"""Image tokenizers: a convolutional VQ autoencoder whose quantiser is either one scale (a plain
+VQ, LlamaGen-style raster tokens) or several residual scales (VAR-style next-scale tokens).
+
+Multi-scale residual quantisation (Tian et al. 2024, "Visual Autoregressive Modeling"; facts
+from FoundationVision/VAR ``models/quant.py``): with the encoder's features ``f`` (B, C, h, w)
+and ``f_hat = 0``, each scale ``s`` quantises ``area-downsample(f - f_hat)`` to an s x s grid of
+codes, upsamples their embeddings back to h x w (bicubic), passes them through a small
+residual conv ``phi`` and adds them to ``f_hat``. The decoder reads the final ``f_hat``. With
+``scales == (h,)`` this is an ordinary VQ-VAE.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class VQConfig:
+    image_size: int = 64
+    in_channels: int = 3
+    width: int = 64  # conv channels at full resolution (doubled once per downsampling, capped)
+    downsample: int = 3  # latent grid = image_size / 2**downsample (64 -> 8)
+    latent_dim: int = 32
+    codebook_size: int = 512
+    scales: list[int] = field(default_factory=lambda: [8])  # [8]: plain VQ; [1, 2, 4, 8]: next-scale
+    beta: float = 0.25  # commitment weight
+    phi_ratio: float = 0.5  # VAR's quant_resi: h * (1 - r) + conv(h) * r
+
+    def __post_init__(self) -> None:
+        grid = self.image_size // 2**self.downsample
+        if self.scales[-1] != grid or sorted(self.scales) != list(self.scales):
+            raise ValueError(f"scales must increase and end at the latent grid size {grid}, got {self.scales}")
+
+    @property
+    def grid(self) -> int:
+        return self.image_size // 2**self.downsample
+
+    @property
+    def tokens_per_image(self) -> int:
+        return sum(s * s for s in self.scales)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, ch: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.GroupNorm(8, ch), nn.SiLU(), nn.Conv2d(ch, ch, 3, padding=1),
+                                  nn.GroupNorm(8, ch), nn.SiLU(), nn.Conv2d(ch, ch, 3, padding=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+def _widths(cfg: VQConfig) -> list[int]:
+    return [min(cfg.width * 2**i, cfg.width * 4) for i in range(cfg.downsample + 1)]
+
+
+class Encoder(nn.Module):
+    def __init__(self, cfg: VQConfig) -> None:
+        super().__init__()
+        w = _widths(cfg)
+        layers: list[nn.Module] = [nn.Conv2d(cfg.in_channels, w[0], 3, padding=1)]
+        for i in range(cfg.downsample):
+            layers += [ResBlock(w[i]), nn.Conv2d(w[i], w[i + 1], 4, stride=2, padding=1)]
+        layers += [ResBlock(w[-1]), nn.GroupNorm(8, w[-1]), nn.SiLU(), nn.Conv2d(w[-1], cfg.latent_dim, 1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)  # (B, 3, H, W) -> (B, C, h, w)
+
+
+class Decoder(nn.Module):
+    def __init__(self, cfg: VQConfig) -> None:
+        super().__init__()
+        w = _widths(cfg)[::-1]
+        layers: list[nn.Module] = [nn.Conv2d(cfg.latent_dim, w[0], 3, padding=1), ResBlock(w[0])]
+        for i in range(cfg.downsample):
+            layers += [nn.ConvTranspose2d(w[i], w[i + 1], 4, stride=2, padding=1), ResBlock(w[i + 1])]
+        layers += [nn.GroupNorm(8, w[-1]), nn.SiLU(), nn.Conv2d(w[-1], cfg.in_channels, 3, padding=1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)  # (B, C, h, w) -> (B, 3, H, W), images in [-1, 1]
+
+
+class MultiScaleQuantizer(nn.Module):
+    def __init__(self, cfg: VQConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.codebook = nn.Embedding(cfg.codebook_size, cfg.latent_dim)
+        nn.init.uniform_(self.codebook.weight, -1 / cfg.codebook_size, 1 / cfg.codebook_size)
+        self.phi = nn.Conv2d(cfg.latent_dim, cfg.latent_dim, 3, padding=1)
+
+    def _lookup(self, z: torch.Tensor) -> torch.Tensor:
+        """Nearest codes of z (B, C, s, s): indices (B, s, s)."""
+        flat = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])  # (B*s*s, C)
+        e = self.codebook.weight
+        d = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ e.t() + e.pow(2).sum(1)[None]
+        return d.argmin(1).view(z.shape[0], z.shape[2], z.shape[3])
+
+    def _embed(self, idx: torch.Tensor, size: int) -> torch.Tensor:
+        """Codes (B, s, s) -> their contribution to f_hat, (B, C, size, size)."""
+        h = self.codebook(idx).permute(0, 3, 1, 2)  # (B, C, s, s)
+        if h.shape[-1] != size:
+            h = F.interpolate(h, size=(size, size), mode="bicubic")
+        r = self.cfg.phi_ratio
+        return h * (1 - r) + self.phi(h) * r
+
+    def quantize(self, f: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """f (B, C, h, w) -> (f_hat (B, C, h, w), indices per scale [(B, s, s), ...])."""
+        size = f.shape[-1]
+        f_hat = torch.zeros_like(f)
+        indices = []
+        for s in self.cfg.scales:
+            rest = f - f_hat
+            z = rest if s == size else F.interpolate(rest, size=(s, s), mode="area")
+            idx = self._lookup(z)
+            indices.append(idx)
+            f_hat = f_hat + self._embed(idx, size)
+        return f_hat, indices
+
+    def dequantize(self, indices: list[torch.Tensor]) -> torch.Tensor:
+        """Indices per scale -> f_hat (B, C, h, w)."""
+        size = self.cfg.grid
+        return sum(self._embed(idx, size) for idx in indices)
+
+    def forward(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """(straight-through f_hat, VQ loss, indices). The loss pulls codes to the features
+        and, weighted by beta, the features to their codes."""
+        f_hat, indices = self.quantize(f)
+        loss = F.mse_loss(f_hat, f.detach()) + self.cfg.beta * F.mse_loss(f_hat.detach(), f)
+        return f + (f_hat - f).detach(), loss, indices
+
+
+class ImageTokenizer(nn.Module):
+    """Images (B, 3, H, W) in [-1, 1] <-> token ids (B, L), L = sum of scale**2, coarse first."""
+
+    def __init__(self, cfg: VQConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = Encoder(cfg)
+        self.quantizer = MultiScaleQuantizer(cfg)
+        self.decoder = Decoder(cfg)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reconstruction (B, 3, H, W) and the VQ loss, for training."""
+        f_hat, vq_loss, _ = self.quantizer(self.encoder(x))
+        return self.decoder(f_hat), vq_loss
+
+    def scale_slices(self) -> list[slice]:
+        """Where each scale's tokens sit in the flat sequence."""
+        out, start = [], 0
+        for s in self.cfg.scales:
+            out.append(slice(start, start + s * s))
+            start += s * s
+        return out
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        _, indices = self.quantizer.quantize(self.encoder(x))
+        return torch.cat([i.flatten(1) for i in indices], dim=1)  # (B, L)
+
+    def split(self, tokens: torch.Tensor) -> list[torch.Tensor]:
+        """Flat tokens (B, L) -> per-scale grids [(B, s, s), ...]."""
+        return [tokens[:, sl].reshape(-1, s, s) for sl, s in zip(self.scale_slices(), self.cfg.scales)]
+
+    @torch.no_grad()
+    def decode(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.quantizer.dequantize(self.split(tokens))).clamp(-1, 1)
+
+    @torch.no_grad()
+    def next_scale_inputs(self, tokens: torch.Tensor) -> torch.Tensor:
+        """VAR's teacher-forcing inputs: for every scale after the first, the running f_hat
+        area-downsampled to that scale, flattened: (B, L - 1, C)."""
+        grids, size = self.split(tokens), self.cfg.grid
+        f_hat = torch.zeros(tokens.shape[0], self.cfg.latent_dim, size, size, device=tokens.device)
+        inputs = []
+        for idx, nxt in zip(grids[:-1], self.cfg.scales[1:]):
+            f_hat = f_hat + self.quantizer._embed(idx, size)
+            z = f_hat if nxt == size else F.interpolate(f_hat, size=(nxt, nxt), mode="area")
+            inputs.append(z.flatten(2).transpose(1, 2))  # (B, nxt*nxt, C)
+        return torch.cat(inputs, dim=1)
