@@ -71,37 +71,45 @@ class Recorder:
         self.summary.done[sample.job] += 1
         self.on_done(sample, path)
 
-    def failed(self, sample: Sample, error: BaseException) -> None:
-        msg = error.message if isinstance(error, ArgenError) else f"{type(error).__name__}: {error}"
+    def failed(self, sample: Sample, error: BaseException | str) -> None:
+        msg = error if isinstance(error, str) else error_message(error)
         self.manifest.append({**sample.record(), "status": "failed", "error": msg})
         self.summary.failed[sample.job] += 1
         self.summary.errors.append(f"{sample.job} #{sample.index}: {msg}")
 
+    def outcomes(self, chunk: list[Sample], outcomes: list[tuple], advance: Callable[[Sample], None]) -> None:
+        """Record what :func:`generate_isolated` returned for ``chunk``."""
+        for s, (ok, content, meta, seconds) in zip(chunk, outcomes):
+            if ok:
+                try:
+                    self.done(s, content, meta, seconds)
+                except (KeyboardInterrupt, MemoryError):
+                    raise
+                except Exception as e:  # noqa: BLE001 - e.g. a path that escapes through a symlink
+                    self.failed(s, e)
+            else:
+                self.failed(s, content)
+            advance(s)
 
-def run_batch(adapter, pipe, chunk: list[Sample], rec: Recorder, advance: Callable[[Sample], None]) -> None:
-    """Generate a batch; if the batch fails, retry its samples one by one to isolate the culprit."""
+
+def error_message(e: BaseException) -> str:
+    return e.message if isinstance(e, ArgenError) else f"{type(e).__name__}: {e}"
+
+
+def generate_isolated(adapter, pipe, chunk: list[Sample]) -> list[tuple[bool, Any, Any, float]]:
+    """(ok, content or error message, metadata, seconds) per sample. A failing batch is retried
+    one sample at a time, so only the culprit fails. Plain data: it crosses to Ray's driver."""
     t0 = time.time()
     try:
         results = adapter.generate(pipe, chunk)
     except (KeyboardInterrupt, MemoryError):
         raise
-    except Exception as e:  # noqa: BLE001 - recorded per sample, the run goes on
+    except Exception as e:  # noqa: BLE001 - reported per sample, the run goes on
         if len(chunk) == 1:
-            rec.failed(chunk[0], e)
-            advance(chunk[0])
-            return
-        for s in chunk:
-            run_batch(adapter, pipe, [s], rec, advance)
-        return
+            return [(False, error_message(e), None, 0.0)]
+        return [r for s in chunk for r in generate_isolated(adapter, pipe, [s])]
     per_sample = (time.time() - t0) / len(chunk)
-    for s, (content, meta) in zip(chunk, results):
-        try:
-            rec.done(s, content, meta, per_sample)
-        except (KeyboardInterrupt, MemoryError):
-            raise
-        except Exception as e:  # noqa: BLE001 - e.g. a path that escapes through a symlink
-            rec.failed(s, e)
-        advance(s)
+    return [(True, content, meta, per_sample) for content, meta in results]
 
 
 def run_local(samples: list[Sample], out_dir: Path, summary: Summary, on_done: Callable[[Sample, Path], None],
@@ -123,7 +131,7 @@ def run_local(samples: list[Sample], out_dir: Path, summary: Summary, on_done: C
                 advance(s)
             continue
         for chunk in batches(group):
-            run_batch(adapter, pipe, chunk, rec, advance)
+            rec.outcomes(chunk, generate_isolated(adapter, pipe, chunk), advance)
 
 
 def plan_lines(samples: list[Sample], done: list[Sample]) -> list[str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections import deque
 from pathlib import Path
 from typing import Any, Callable
@@ -32,21 +31,10 @@ class PipelineWorker:
         self.adapter = ADAPTERS[modality]
         self.pipe = self.adapter.load(params)
 
-    def pid(self) -> int:
-        return os.getpid()
+    def generate(self, chunk: list[Sample]) -> list[tuple[bool, Any, Any, float]]:
+        from argen.batch.local import generate_isolated
 
-    def generate(self, chunk: list[Sample]) -> list[tuple[str, Any, Any, float]]:
-        """("done", content, meta, seconds) or ("failed", error message, None, 0) per sample; a
-        failing batch is retried one sample at a time so that only the culprit fails."""
-        t0 = time.time()
-        try:
-            results = self.adapter.generate(self.pipe, chunk)
-        except Exception as e:  # noqa: BLE001 - reported per sample to the driver
-            if len(chunk) == 1:
-                return [("failed", getattr(e, "message", None) or f"{type(e).__name__}: {e}", None, 0.0)]
-            return [r for s in chunk for r in self.generate([s])]
-        per_sample = (time.time() - t0) / len(chunk)
-        return [("done", c, m, per_sample) for c, m in results]
+        return generate_isolated(self.adapter, self.pipe, chunk)
 
 
 def _import_ray():
@@ -103,14 +91,6 @@ def run_ray(samples: list[Sample], out_dir: Path, summary: Summary, on_done: Cal
                 free.append(slot)
                 continue
             free.append(slot)
-            for s, (status, content, meta, seconds) in zip(chunk, results):
-                if status == "done":
-                    try:
-                        rec.done(s, content, meta, seconds)
-                    except Exception as e:  # noqa: BLE001 - e.g. a path escaping through a symlink
-                        rec.failed(s, e)
-                else:
-                    rec.failed(s, ArgenError(content))
-                advance(s)
+            rec.outcomes(chunk, results, advance)
         for a in actors:
             ray.kill(a)

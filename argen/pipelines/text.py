@@ -149,13 +149,12 @@ class TextPipeline:
             if not ids:
                 raise UsageError("the prompt encodes to no tokens", hint="give a longer prompt")
             self._check_length(ids, req.max_new_tokens)
-        # 2. expand samples: sample i of each prompt uses seed + i
-        base_seed = req.seed if req.seed is not None else random.randrange(2**31)
-        if req.seeds is not None:  # job tuples carry seed - base_seed, so each row gets its own seed
-            base_seed = 0
-            jobs = [(p, ids, s) for p, ids, s in zip(req.prompts, encoded, req.seeds)]
+        # 2. expand samples (prompt, ids, seed): sample i of each prompt uses seed + i
+        if req.seeds is not None:
+            jobs = list(zip(req.prompts, encoded, req.seeds))
         else:
-            jobs = [(p, ids, i) for p, ids in zip(req.prompts, encoded) for i in range(req.num_samples)]
+            base_seed = req.seed if req.seed is not None else random.randrange(2**31)
+            jobs = [(p, ids, base_seed + i) for p, ids in zip(req.prompts, encoded) for i in range(req.num_samples)]
         watcher = StopWatcher(req.stop)
         stream = req.on_text if len(jobs) == 1 else None
         window = self.context if self.model.cfg.pos_emb == "rope" else None
@@ -182,13 +181,13 @@ class TextPipeline:
         draft_model, draft_ref = self._load_draft(req)
         if req.draft or req.lookup:
             results = []
-            for j, (_, ids, i) in enumerate(jobs):
+            for j, (_, ids, seed) in enumerate(jobs):
                 capacity = min(len(ids) + req.max_new_tokens + req.draft_tokens + 1, window or 1 << 62)
                 if draft_model is not None and window is not None and draft_model.cfg.pos_emb != "rope":
                     raise ArgenError("the draft model has learned positions; it cannot follow a sliding window",
                                      hint="use a RoPE draft model, or --lookup")
                 drafter = ModelDrafter(draft_model, req.sampling, capacity) if draft_model else LookupDrafter(req.lookup)
-                gen = torch.Generator(device=self.device).manual_seed(base_seed + i)
+                gen = torch.Generator(device=self.device).manual_seed(seed)
                 out, stats[j] = speculative_generate(
                     self.model, ids, req.max_new_tokens, drafter, req.sampling, k=req.draft_tokens,
                     generator=None if req.sampling.greedy else gen, eos_id=self.eos_id,
@@ -196,19 +195,19 @@ class TextPipeline:
                 results.append(out)
         else:
             gens = None if req.sampling.greedy else [
-                torch.Generator(device=self.device).manual_seed(base_seed + i) for _, _, i in jobs]
+                torch.Generator(device=self.device).manual_seed(seed) for _, _, seed in jobs]
             results = generate(self.model, [ids for _, ids, _ in jobs], req.max_new_tokens, req.sampling,
                                generators=gens, eos_id=self.eos_id, stop=stop_fn if req.stop else None,
                                on_token=on_token if stream else None, compile=self.compile, window=window)
         seconds = time.time() - t0
         # 4. decode, cut at stop strings, flush the stream
         outputs = []
-        for j, ((prompt, ids, i), toks) in enumerate(zip(jobs, results)):
+        for j, ((prompt, ids, seed), toks) in enumerate(zip(jobs, results)):
             text, _ = watcher.cut(self.tokenizer.decode(self._strip_eos(toks)))
             if stream and len(text) > len(shown[0]):
                 stream(text[len(shown[0]):])
-            meta = self._metadata(req, prompt, base_seed + i, len(toks), draft_ref)
-            outputs.append(TextOutput(text=text, prompt=prompt, index=j, seed=base_seed + i, new_tokens=len(toks),
+            meta = self._metadata(req, prompt, seed, len(toks), draft_ref)
+            outputs.append(TextOutput(text=text, prompt=prompt, index=j, seed=seed, new_tokens=len(toks),
                                       seconds=seconds, metadata=meta, speculative=stats[j]))
         return outputs
 
