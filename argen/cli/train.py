@@ -12,7 +12,7 @@ from argen.cli.output import log
 
 
 def train(
-    task: Annotated[str, typer.Argument(help="What to train: text.")],
+    task: Annotated[str, typer.Argument(help="What to train: text, image-tokenizer or image.")],
     recipe: Annotated[Path, typer.Option("--recipe", "-r", help="Training recipe (YAML).")],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Model folder to write (default: the recipe's output, else runs/NAME).")] = None,
     max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="Override the recipe's step count (for a quick try).")] = None,
