@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from argen.errors import ArgenError
 
@@ -23,6 +23,18 @@ class TextData(Strict):
     path: str
     tokenizer: Literal["char"] = "char"
     val_fraction: float = Field(0.1, gt=0, lt=1)
+
+
+class ShapesData(Strict):
+    """The procedural shapes dataset (argen/data/shapes.py): sample i of a split is a pure
+    function of (seed, split, i)."""
+
+    dataset: Literal["shapes"]
+    seed: int = 0
+    train_size: int = Field(50_000, ge=1)
+    val_size: int = Field(1_000, ge=1)
+    tokenizer: str | None = None  # image task: the trained image tokenizer's folder
+    eval_prompts: int = Field(200, ge=1)  # image task: prompt-adherence check after training
 
 
 class TrainLoop(Strict):
@@ -47,22 +59,41 @@ class TrainLoop(Strict):
 class TrainRecipe(Strict):
     """A training recipe: which task, which data, which model config, how long."""
 
-    task: Literal["text"]
+    task: Literal["text", "image-tokenizer", "image"]
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     description: str = ""
-    data: TextData
+    data: TextData | ShapesData
     model: dict[str, Any]
     train: TrainLoop = TrainLoop()
     output: str | None = None
 
+    @field_validator("data")
+    @classmethod
+    def _data_fits_task(cls, v: TextData | ShapesData, info: ValidationInfo) -> TextData | ShapesData:
+        task = info.data.get("task")
+        if task == "text" and not isinstance(v, TextData):
+            raise ValueError("a text recipe needs a corpus: data.path")
+        if task in ("image", "image-tokenizer") and not isinstance(v, ShapesData):
+            raise ValueError(f"an {task} recipe needs data.dataset: shapes")
+        if task == "image" and not v.tokenizer:
+            raise ValueError("an image recipe needs data.tokenizer: the folder of a trained image tokenizer")
+        return v
+
     @field_validator("model")
     @classmethod
-    def _known_model_keys(cls, v: dict[str, Any]) -> dict[str, Any]:
+    def _known_model_keys(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         import dataclasses
 
         from argen.models.config import TransformerConfig
+        from argen.models.image_vq import VQConfig
 
-        known = {f.name for f in dataclasses.fields(TransformerConfig)} - {"vocab_size", "max_seq_len"}
+        task = info.data.get("task")
+        if task == "image-tokenizer":
+            known = {f.name for f in dataclasses.fields(VQConfig)}
+        else:
+            known = {f.name for f in dataclasses.fields(TransformerConfig)} - {"vocab_size", "max_seq_len"}
+            if task == "image":
+                known -= {"prefix_len", "block_size", "block_sizes"}  # set by the tokenizer's layout
         unknown = sorted(set(v) - known)
         if unknown:
             raise ValueError(f"unknown model key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -142,8 +173,22 @@ class TextParams(Strict):
     stop: list[str] = []
 
 
+class ImageParams(Strict):
+    """The flags of `argen image` that a batch recipe may set."""
+
+    model: str | None = None
+    sampler: Literal["next-scale", "next-token"] | None = None
+    device: str = "auto"
+    batch_size: int = Field(32, ge=1, le=1024)
+    cfg: float = Field(3.0, ge=0)
+    cfg_schedule: Literal["constant", "linear"] = "constant"
+    temperature: float = Field(1.0, ge=0)
+    top_k: int | None = Field(None, ge=1)
+    top_p: float | None = Field(None, gt=0, le=1)
+
+
 # modality -> (its parameter model, the suffix of its outputs)
-MODALITIES: dict[str, tuple[type[Strict], str]] = {"text": (TextParams, "txt")}
+MODALITIES: dict[str, tuple[type[Strict], str]] = {"text": (TextParams, "txt"), "image": (ImageParams, "png")}
 
 
 class SeedRange(Strict):

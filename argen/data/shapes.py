@@ -181,3 +181,14 @@ def sample(seed: int, i: int, split: str = "train") -> tuple[str, Image.Image, S
     scene = random_scene(rng, "heldout" if split == "heldout" else "train")
     img = draw(scene, rng)
     return scene.caption(), img, scene
+
+
+def render(seed: int, split: str, n: int, start: int = 0) -> tuple[list[str], np.ndarray, list[Scene]]:
+    """Samples ``start .. start + n - 1`` of a split: captions, images (n, 64, 64, 3) uint8, scenes."""
+    captions, images, scenes = [], np.empty((n, SIZE, SIZE, 3), dtype=np.uint8), []
+    for k in range(n):
+        caption, img, scene = sample(seed, start + k, split)
+        captions.append(caption)
+        images[k] = np.asarray(img)
+        scenes.append(scene)
+    return captions, images, scenes

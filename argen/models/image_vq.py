@@ -24,21 +24,23 @@ class VQConfig:
     image_size: int = 64
     in_channels: int = 3
     width: int = 64  # conv channels at full resolution (doubled once per downsampling, capped)
-    downsample: int = 3  # latent grid = image_size / 2**downsample (64 -> 8)
+    downsample: int = 3  # latent grid = image_size / (patch * 2**downsample) (64 -> 8)
+    patch: int = 1  # pixel-unshuffle the input by this factor first (and shuffle the output back): cheaper convs
     latent_dim: int = 32
     codebook_size: int = 512
     scales: list[int] = field(default_factory=lambda: [8])  # [8]: plain VQ; [1, 2, 4, 8]: next-scale
     beta: float = 0.25  # commitment weight
     phi_ratio: float = 0.5  # VAR's quant_resi: h * (1 - r) + conv(h) * r
+    ema_decay: float | None = None  # codebook by exponential moving averages of its features (VQ-VAE-2); None: by gradient
 
     def __post_init__(self) -> None:
-        grid = self.image_size // 2**self.downsample
+        grid = self.grid
         if self.scales[-1] != grid or sorted(self.scales) != list(self.scales):
             raise ValueError(f"scales must increase and end at the latent grid size {grid}, got {self.scales}")
 
     @property
     def grid(self) -> int:
-        return self.image_size // 2**self.downsample
+        return self.image_size // (self.patch * 2**self.downsample)
 
     @property
     def tokens_per_image(self) -> int:
@@ -66,7 +68,7 @@ class Encoder(nn.Module):
     def __init__(self, cfg: VQConfig) -> None:
         super().__init__()
         w = _widths(cfg)
-        layers: list[nn.Module] = [nn.Conv2d(cfg.in_channels, w[0], 3, padding=1)]
+        layers: list[nn.Module] = [nn.PixelUnshuffle(cfg.patch), nn.Conv2d(cfg.in_channels * cfg.patch**2, w[0], 3, padding=1)]
         for i in range(cfg.downsample):
             layers += [ResBlock(w[i]), nn.Conv2d(w[i], w[i + 1], 4, stride=2, padding=1)]
         layers += [ResBlock(w[-1]), nn.GroupNorm(8, w[-1]), nn.SiLU(), nn.Conv2d(w[-1], cfg.latent_dim, 1)]
@@ -83,7 +85,8 @@ class Decoder(nn.Module):
         layers: list[nn.Module] = [nn.Conv2d(cfg.latent_dim, w[0], 3, padding=1), ResBlock(w[0])]
         for i in range(cfg.downsample):
             layers += [nn.ConvTranspose2d(w[i], w[i + 1], 4, stride=2, padding=1), ResBlock(w[i + 1])]
-        layers += [nn.GroupNorm(8, w[-1]), nn.SiLU(), nn.Conv2d(w[-1], cfg.in_channels, 3, padding=1)]
+        layers += [nn.GroupNorm(8, w[-1]), nn.SiLU(), nn.Conv2d(w[-1], cfg.in_channels * cfg.patch**2, 3, padding=1),
+                   nn.PixelShuffle(cfg.patch)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -97,6 +100,14 @@ class MultiScaleQuantizer(nn.Module):
         self.codebook = nn.Embedding(cfg.codebook_size, cfg.latent_dim)
         nn.init.uniform_(self.codebook.weight, -1 / cfg.codebook_size, 1 / cfg.codebook_size)
         self.phi = nn.Conv2d(cfg.latent_dim, cfg.latent_dim, 3, padding=1)
+        # training only: how often each code was picked since the last restart, and recent
+        # features to re-seed unused codes from
+        self.register_buffer("usage", torch.zeros(cfg.codebook_size), persistent=False)
+        self._recent: torch.Tensor | None = None
+        if cfg.ema_decay:
+            self.codebook.weight.requires_grad_(False)
+            self.register_buffer("ema_count", torch.ones(cfg.codebook_size), persistent=False)
+            self.register_buffer("ema_sum", self.codebook.weight.detach().clone(), persistent=False)
 
     def _lookup(self, z: torch.Tensor) -> torch.Tensor:
         """Nearest codes of z (B, C, s, s): indices (B, s, s)."""
@@ -115,16 +126,50 @@ class MultiScaleQuantizer(nn.Module):
 
     def quantize(self, f: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """f (B, C, h, w) -> (f_hat (B, C, h, w), indices per scale [(B, s, s), ...])."""
-        size = f.shape[-1]
+        size, k = f.shape[-1], self.cfg.codebook_size
         f_hat = torch.zeros_like(f)
         indices = []
+        counts, sums = torch.zeros(k, device=f.device), torch.zeros(k, f.shape[1], device=f.device)
         for s in self.cfg.scales:
             rest = f - f_hat
             z = rest if s == size else F.interpolate(rest, size=(s, s), mode="area")
             idx = self._lookup(z)
+            if self.training:
+                flat = z.detach().permute(0, 2, 3, 1).reshape(-1, z.shape[1])  # (B*s*s, C)
+                counts += torch.bincount(idx.flatten(), minlength=k)
+                sums.index_add_(0, idx.flatten(), flat)
+                self._recent = flat
             indices.append(idx)
             f_hat = f_hat + self._embed(idx, size)
+        if self.training:
+            self.usage += counts
+            if self.cfg.ema_decay:
+                self._ema_update(counts, sums)
         return f_hat, indices
+
+    @torch.no_grad()
+    def _ema_update(self, counts: torch.Tensor, sums: torch.Tensor, eps: float = 1e-5) -> None:
+        """Move each code to the running mean of the features it was picked for."""
+        d = self.cfg.ema_decay
+        self.ema_count.mul_(d).add_(counts, alpha=1 - d)
+        self.ema_sum.mul_(d).add_(sums, alpha=1 - d)
+        n = self.ema_count.sum()
+        smoothed = (self.ema_count + eps) / (n + self.cfg.codebook_size * eps) * n  # Laplace smoothing
+        self.codebook.weight.copy_(self.ema_sum / smoothed[:, None])
+
+    @torch.no_grad()
+    def restart_dead_codes(self, gen: torch.Generator | None = None) -> int:
+        """Move codes unused since the last call onto recent encoder features (a standard cure
+        for codebook collapse); returns how many moved."""
+        dead = (self.usage == 0).nonzero().flatten()
+        if len(dead) and self._recent is not None:
+            pick = torch.randint(0, self._recent.shape[0], (len(dead),), generator=gen)
+            self.codebook.weight[dead] = self._recent[pick].to(self.codebook.weight.dtype)
+            if self.cfg.ema_decay:
+                self.ema_sum[dead] = self.codebook.weight[dead]
+                self.ema_count[dead] = 1.0
+        self.usage.zero_()
+        return len(dead)
 
     def dequantize(self, indices: list[torch.Tensor]) -> torch.Tensor:
         """Indices per scale -> f_hat (B, C, h, w)."""
@@ -150,8 +195,11 @@ class ImageTokenizer(nn.Module):
         self.decoder = Decoder(cfg)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Reconstruction (B, 3, H, W) and the VQ loss, for training."""
-        f_hat, vq_loss, _ = self.quantizer(self.encoder(x))
+        """Reconstruction (B, 3, H, W) and the VQ loss, for training. The quantiser runs in
+        float32 even under autocast: nearest-code search in bf16 picks wrong codes."""
+        f = self.encoder(x)
+        with torch.autocast(x.device.type, enabled=False):
+            f_hat, vq_loss, _ = self.quantizer(f.float())
         return self.decoder(f_hat), vq_loss
 
     def scale_slices(self) -> list[slice]:
@@ -187,3 +235,48 @@ class ImageTokenizer(nn.Module):
             z = f_hat if nxt == size else F.interpolate(f_hat, size=(nxt, nxt), mode="area")
             inputs.append(z.flatten(2).transpose(1, 2))  # (B, nxt*nxt, C)
         return torch.cat(inputs, dim=1)
+
+
+def save_tokenizer_dir(out, model: ImageTokenizer, extra: dict | None = None) -> None:
+    """Write model.safetensors and config.json ({"format": "argen", "vq": {...}}) into ``out``."""
+    import json
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    from argen import __version__
+    from argen.io.atomic import atomic_path
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(out / "model.safetensors") as tmp:
+        save_file(state, str(tmp), metadata={"format": "pt", "argen_version": __version__})
+    meta = {"format": "argen", "argen_version": __version__, "modality": "image-tokenizer",
+            "vq": model.cfg.to_dict(), **(extra or {})}
+    with atomic_path(out / "config.json") as tmp:
+        tmp.write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def load_tokenizer_dir(path) -> tuple[ImageTokenizer, dict]:
+    """Load an image tokenizer folder (eval mode, CPU, float32) and its config."""
+    from pathlib import Path
+
+    from argen.errors import ArgenError
+    from argen.models.checkpoint import first_line, read_json, read_safetensors
+
+    path = Path(path)
+    meta = read_json(path / "config.json")
+    try:
+        cfg = VQConfig(**meta["vq"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ArgenError(f"{path / 'config.json'}: invalid image tokenizer config ({first_line(e)})",
+                         hint="the file is corrupt or not an image tokenizer") from None
+    model = ImageTokenizer(cfg)
+    state = read_safetensors(path / "model.safetensors")
+    try:
+        model.load_state_dict({k: v.float() for k, v in state.items()})
+    except RuntimeError as e:
+        raise ArgenError(f"{path}: weights do not match the config ({first_line(e)})",
+                         hint="the config.json and weight files come from different models") from None
+    return model.eval(), meta
