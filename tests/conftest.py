@@ -52,3 +52,29 @@ def cli(capsys):
         return code, out.out, out.err
 
     return run
+
+
+def tiny_image_model(out: Path, scales: list[int], seed: int = 0, sharp: float = 1.0) -> Path:
+    """An argen image model folder (random weights): a tiny tokenizer and a tiny transformer."""
+    from argen.data.shapes import VOCABULARY
+    from argen.models.image_layout import ImageLayout
+    from argen.models.image_vq import ImageTokenizer, VQConfig, save_tokenizer_dir
+
+    torch.manual_seed(seed)
+    tok = ImageTokenizer(VQConfig(width=8, latent_dim=8, codebook_size=32, scales=scales)).eval()
+    layout = ImageLayout(words=list(VOCABULARY), codebook_size=32, scales=scales, dataset="shapes")
+    model = Transformer(TransformerConfig(**layout.transformer_fields(), n_layer=2, d_model=32, n_head=4,
+                                          pos_emb="learned")).eval()
+    with torch.no_grad():
+        model.lm_head.weight.normal_(0, 0.02 * sharp)
+    save_tokenizer_dir(out / "tokenizer", tok)
+    save_model_dir(out, model, "image", {"name": out.name, "image": layout.to_dict(), "tokenizer": "tokenizer"})
+    return out
+
+
+@pytest.fixture(scope="session")
+def image_model_dirs(tmp_path_factory) -> dict[str, Path]:
+    """Tiny image model folders by sampler: {"next-scale": path, "next-token": path}."""
+    root = tmp_path_factory.mktemp("imagemodels")
+    return {"next-scale": tiny_image_model(root / "tiny-next-scale", [1, 2, 4, 8], sharp=20.0),
+            "next-token": tiny_image_model(root / "tiny-next-token", [8], sharp=20.0)}

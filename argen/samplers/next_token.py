@@ -11,7 +11,7 @@ import torch
 
 from argen.models.kv_cache import KVCache
 from argen.models.transformer import Transformer
-from argen.samplers.processors import SamplingConfig, make_generators, probs_from_logits, sample
+from argen.samplers.processors import SamplingConfig, guide, make_generators, probs_from_logits, sample
 
 OnToken = Callable[[torch.Tensor], None]  # called with the new tokens (B,) after every step
 StopFn = Callable[[int, list[int]], bool]  # (row, new tokens so far) -> stop this row?
@@ -51,7 +51,8 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int,
              generators: list[torch.Generator] | None = None, eos_id: int | None = None,
              stop: StopFn | None = None, on_token: OnToken | None = None,
              use_cache: bool = True, compile: bool = False, pad_id: int = 0,
-             window: int | None = None) -> list[list[int]]:
+             window: int | None = None, uncond_prompts: list[list[int]] | None = None,
+             vocab_limit: int | None = None, forced: torch.Tensor | None = None) -> list[list[int]]:
     """Sample up to ``max_new_tokens`` after each prompt; returns the new tokens of each row.
 
     A row ends at ``eos_id`` (kept in its output) or when ``stop(row, tokens)`` says so.
@@ -59,16 +60,26 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int,
     path is tested and benchmarked against). Row ``b`` samples with ``generators[b]``, or with
     seed ``seed + b``. With ``window`` (a RoPE model's context), a generation longer than the
     window keeps going: the oldest quarter of the cache is evicted and positions re-indexed.
+
+    Conditional models: ``uncond_prompts`` (one per row) enable classifier-free guidance with
+    ``sampling.cfg_scale`` (the unconditional rows run in the same batch); ``vocab_limit``
+    samples only ids below it; ``forced`` (B, max_new_tokens) teacher-forces every entry
+    that is not -1 (inpainting) instead of sampling it.
     """
     sampling = sampling or SamplingConfig()
     device = model.embed.weight.device
     b = len(prompts)
     if generators is None and not sampling.greedy:
         generators = make_generators(seed if seed is not None else torch.seed() % 2**31, b, device)
+    guided = uncond_prompts is not None and sampling.cfg_scale != 1.0
+    if guided:
+        prompts = list(prompts) + list(uncond_prompts)  # rows b.. are the unconditional twins
     idx, pos = left_pad(prompts, pad_id)
     idx, pos = idx.to(device), pos.to(device)
     penalise = sampling.repetition_penalty != 1.0
     history = idx.masked_fill(pos < 0, -1) if penalise else None  # (B, L) for the repetition penalty
+    if forced is not None:
+        forced = forced.to(device)
     outputs: list[list[int]] = [[] for _ in range(b)]
     done = torch.zeros(b, dtype=torch.bool)
     if max_new_tokens <= 0:
@@ -78,7 +89,7 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int,
         if idx.shape[1] > window:
             raise ValueError(f"the prompt ({idx.shape[1]} tokens) is longer than the window ({window})")
         capacity = min(capacity, window)
-    cache = model.new_cache(b, capacity=capacity) if use_cache else None
+    cache = model.new_cache(len(prompts), capacity=capacity) if use_cache else None
     step_fn = compiled_decoder() if (compile and use_cache) else decode_one_token
     if use_cache:
         logits = prefill(model, idx, pos, cache)
@@ -86,10 +97,15 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int,
         logits = model(idx, pos=pos, num_logits=1)[:, -1]
     next_pos = pos[:, -1:] + 1  # (B, 1)
     for step in range(max_new_tokens):
+        if vocab_limit is not None:
+            logits = logits[..., :vocab_limit]
+        logits = guide(logits, b, sampling, step / max(1, max_new_tokens - 1))  # (B, V)
         if sampling.greedy and not penalise:
             tok = logits.argmax(-1)  # (B,)
         else:
-            tok = sample(probs_from_logits(logits, sampling, history), generators)  # (B,)
+            tok = sample(probs_from_logits(logits, sampling, None if history is None else history[:b]), generators)
+        if forced is not None:
+            tok = torch.where(forced[:, step] >= 0, forced[:, step], tok)
         if on_token is not None:
             on_token(tok.masked_fill(done.to(tok.device), -1))
         tok_cpu = tok.tolist()
@@ -101,6 +117,8 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int,
                 done[r] = True
         if bool(done.all()) or step == max_new_tokens - 1:
             break  # no forward pass for a token that will not be sampled
+        if guided:
+            tok = tok.repeat(2)  # the unconditional twins continue with the same tokens
         if penalise:
             history = torch.cat([history, tok[:, None]], dim=1)
         if use_cache:

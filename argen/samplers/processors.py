@@ -113,6 +113,15 @@ def apply_cfg(cond: torch.Tensor, uncond: torch.Tensor, scale: float) -> torch.T
     return uncond + scale * (cond - uncond)
 
 
+def guide(logits: torch.Tensor, b: int, cfg: SamplingConfig, progress: float) -> torch.Tensor:
+    """Rows ``b..2b`` of ``logits`` (2B, ..., V), when present, are the unconditional twins of
+    rows ``0..b``: combine them by classifier-free guidance at ``progress`` in [0, 1]."""
+    if logits.shape[0] == b:
+        return logits
+    scale = guidance_scale(cfg.cfg_scale, cfg.cfg_schedule, progress)
+    return apply_cfg(logits[:b].float(), logits[b:].float(), scale)
+
+
 def process_logits(logits: torch.Tensor, cfg: SamplingConfig, history: torch.Tensor | None = None) -> torch.Tensor:
     """All processors in order: repetition penalty, temperature, top-k, top-p, min-p.
 

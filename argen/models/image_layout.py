@@ -1,0 +1,108 @@
+"""How an image model lays out its sequence: a caption prefix, a start token, then image tokens.
+
+Token ids: ``[0, K)`` image codes, ``K`` the start token (BOS), then the caption words, PAD
+and NULL (the unconditional caption, for classifier-free guidance). A sequence is::
+
+    [caption: prefix_len word ids, PAD-filled][BOS][inputs ...]
+
+and the outputs at BOS and after predict the L image tokens. For raster (next-token) models
+the inputs are the image tokens shifted by one (LlamaGen). For next-scale models the inputs
+of scale k+1 are scale k's codes, nearest-upsampled to scale k+1's grid; blocks are
+bidirectional inside a scale and causal across scales (VAR's block-wise causal mask; VAR
+feeds the interpolated running feature map instead, a richer input that our token-only
+backbone does not take).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+
+from argen.errors import UsageError
+
+
+@dataclass
+class ImageLayout:
+    words: list[str]
+    codebook_size: int
+    scales: list[int]  # [8]: raster next-token; [1, 2, 4, 8]: next-scale
+    prefix_len: int = 12
+    dataset: str | None = None  # "shapes": captions follow argen.data.shapes' grammar
+
+    @property
+    def next_scale(self) -> bool:
+        return len(self.scales) > 1
+
+    @property
+    def sampler(self) -> str:
+        return "next-scale" if self.next_scale else "next-token"
+
+    @property
+    def bos(self) -> int:
+        return self.codebook_size
+
+    @property
+    def pad(self) -> int:
+        return self.codebook_size + 1 + len(self.words)
+
+    @property
+    def null(self) -> int:
+        return self.pad + 1
+
+    @property
+    def vocab_size(self) -> int:
+        return self.null + 1
+
+    @property
+    def num_tokens(self) -> int:
+        return sum(s * s for s in self.scales)
+
+    @property
+    def seq_len(self) -> int:
+        return self.prefix_len + self.num_tokens
+
+    def transformer_fields(self) -> dict:
+        """The backbone settings this layout implies."""
+        blocks = {"block_sizes": [s * s for s in self.scales]} if self.next_scale else {}
+        return {"vocab_size": self.vocab_size, "max_seq_len": self.seq_len, "prefix_len": self.prefix_len, **blocks}
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def caption_ids(self, text: str) -> list[int]:
+        """The caption's prefix ids (prefix_len); unknown words are a UsageError listing the vocabulary."""
+        words = text.strip().lower().split()
+        unknown = sorted({w for w in words if w not in self.words})
+        if unknown:
+            raise UsageError(f"unknown word(s) in the prompt: {', '.join(unknown)}",
+                             hint=f"this model knows: {' '.join(self.words)}")
+        if not words:
+            raise UsageError("the prompt is empty", hint="e.g. --prompt 'a red circle in the top left'")
+        if len(words) > self.prefix_len:
+            raise UsageError(f"the prompt has {len(words)} words; this model reads at most {self.prefix_len}",
+                             hint="shorten the prompt")
+        index = {w: self.codebook_size + 1 + i for i, w in enumerate(self.words)}
+        return [index[w] for w in words] + [self.pad] * (self.prefix_len - len(words))
+
+    def null_ids(self) -> list[int]:
+        return [self.null] * self.prefix_len
+
+    def upsample(self, k: int, grid: torch.Tensor) -> torch.Tensor:
+        """Scale k's codes (B, s, s) nearest-upsampled to scale k+1: input ids (B, s'^2)."""
+        s, nxt = self.scales[k], self.scales[k + 1]
+        src = torch.arange(nxt, device=grid.device) * s // nxt
+        return grid[:, src][:, :, src].flatten(1)
+
+    def inputs(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Teacher-forcing inputs (B, L) for image tokens (B, L): BOS, then the shifted tokens
+        (raster) or each scale's upsampled codes (next-scale)."""
+        bos = torch.full_like(tokens[:, :1], self.bos)
+        if not self.next_scale:
+            return torch.cat([bos, tokens[:, :-1]], dim=1)
+        grids, start = [], 0
+        for s in self.scales:
+            grids.append(tokens[:, start:start + s * s].view(-1, s, s))
+            start += s * s
+        return torch.cat([bos] + [self.upsample(k, g) for k, g in enumerate(grids[:-1])], dim=1)

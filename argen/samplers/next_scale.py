@@ -1,0 +1,65 @@
+"""The next-scale loop (VAR, Tian et al. 2024): after the conditioning prefix, each step feeds
+one whole scale's inputs and samples all of the next scale's tokens in parallel, reading the
+earlier scales from the KV cache. The backbone's block-causal mask makes tokens of a scale
+see each other and every coarser scale.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from argen.models.transformer import Transformer
+from argen.samplers.processors import SamplingConfig, guide, make_generators, probs_from_logits, sample
+
+NextInputs = Callable[[int, torch.Tensor], torch.Tensor]  # (scale k, its codes (B, s, s)) -> inputs (B, n_{k+1})
+
+
+@torch.inference_mode()
+def generate_scales(model: Transformer, prefix: torch.Tensor, start: torch.Tensor, scales: list[int],
+                    next_inputs: NextInputs, sampling: SamplingConfig | None = None, *,
+                    generators: list[torch.Generator] | None = None, seed: int | None = None,
+                    uncond_prefix: torch.Tensor | None = None, vocab_limit: int | None = None,
+                    forced: list[torch.Tensor] | None = None, use_cache: bool = True) -> list[torch.Tensor]:
+    """Sample one grid of codes per scale; returns ``[(B, s, s) for s in scales]``.
+
+    ``prefix`` (B, P) are the conditioning ids and ``start`` (B, 1) the input that predicts the
+    first scale. With ``uncond_prefix`` and ``sampling.cfg_scale != 1`` the unconditional twins
+    run in the same batch for classifier-free guidance (the schedule's progress is the scale
+    index). ``forced[k]`` (B, s*s) keeps every entry that is not -1 instead of sampling it.
+    ``use_cache=False`` recomputes the whole sequence for every scale (the reference).
+    """
+    sampling = sampling or SamplingConfig()
+    device = model.embed.weight.device
+    b = prefix.shape[0]
+    if generators is None and not sampling.greedy:
+        generators = make_generators(seed if seed is not None else torch.seed() % 2**31, b, device)
+    guided = uncond_prefix is not None and sampling.cfg_scale != 1.0
+    rows = torch.cat([prefix, uncond_prefix]) if guided else prefix
+    twin = (lambda x: x.repeat(2, 1)) if guided else (lambda x: x)
+    seq = torch.cat([rows, twin(start)], dim=1).to(device)  # (R, P + 1)
+    cache = model.new_cache(rows.shape[0], capacity=prefix.shape[1] + sum(s * s for s in scales)) if use_cache else None
+    logits = model(seq, cache=cache, num_logits=1)  # (R, 1, V)
+    grids = []
+    for k, s in enumerate(scales):
+        if vocab_limit is not None:
+            logits = logits[..., :vocab_limit]
+        logits = guide(logits, b, sampling, k / max(1, len(scales) - 1))  # (B, s*s, V)
+        if sampling.greedy:
+            tok = logits.argmax(-1)
+        else:
+            tok = sample(probs_from_logits(logits, sampling), generators)  # (B, s*s)
+        if forced is not None:
+            f = forced[k].to(device)
+            tok = torch.where(f >= 0, f, tok)
+        grids.append(tok.view(b, s, s))
+        if k == len(scales) - 1:
+            break
+        nxt = twin(next_inputs(k, grids[-1]))  # (R, n_{k+1})
+        if use_cache:
+            logits = model(nxt, cache=cache)
+        else:
+            seq = torch.cat([seq, nxt], dim=1)
+            logits = model(seq, num_logits=nxt.shape[1])
+    return grids

@@ -1,0 +1,97 @@
+"""The image samplers on tiny random models: token layout, CFG, inpainting, caching."""
+
+import numpy as np
+import pytest
+import torch
+
+from argen.data.shapes import VOCABULARY
+from argen.models.image_layout import ImageLayout
+from argen.pipelines.image import ImagePipeline, ImageRequest
+from argen.samplers.processors import SamplingConfig
+
+PROMPT = "a red circle in the top left"
+
+
+@pytest.fixture(scope="module", params=["next-scale", "next-token"])
+def pipe(request, image_model_dirs):
+    return ImagePipeline.from_pretrained(str(image_model_dirs[request.param]), device="cpu")
+
+
+def test_next_scale_layout():
+    lay = ImageLayout(words=list(VOCABULARY), codebook_size=16, scales=[1, 2, 4], prefix_len=12)
+    assert lay.num_tokens == 21 and lay.seq_len == 33
+    assert lay.transformer_fields()["block_sizes"] == [1, 4, 16]
+    tokens = torch.arange(21)[None]  # scale 1: [0]; scale 2: 1..4; scale 4: 5..20
+    x = lay.inputs(tokens)
+    assert x.shape == (1, 21)
+    assert x[0, 0] == lay.bos
+    assert x[0, 1:5].tolist() == [0, 0, 0, 0]  # the 1x1 code, upsampled to 2x2
+    # the 2x2 codes [[1, 2], [3, 4]] upsampled to 4x4: each covers a 2x2 patch
+    assert x[0, 5:].view(4, 4).tolist() == [[1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 4, 4], [3, 3, 4, 4]]
+    raster = ImageLayout(words=list(VOCABULARY), codebook_size=16, scales=[4])
+    assert raster.inputs(torch.arange(16)[None])[0].tolist() == [raster.bos] + list(range(15))
+    # every id has its own slot: codes, BOS, words, PAD, NULL
+    ids = lay.caption_ids(PROMPT)
+    assert len(ids) == 12 and ids[-1] == lay.pad and lay.bos < min(ids) and lay.null == lay.vocab_size - 1
+
+
+def test_cfg_scale_zero_is_the_unconditional_model(pipe):
+    lay = pipe.layout
+    seeds = [3, 4]
+    cond = pipe.check_prompt(PROMPT)
+    guided = pipe.sample_tokens([cond] * 2, seeds, SamplingConfig(cfg_scale=0.0))
+    uncond = pipe.sample_tokens([lay.null_ids()] * 2, seeds, SamplingConfig(cfg_scale=1.0))
+    plain = pipe.sample_tokens([cond] * 2, seeds, SamplingConfig(cfg_scale=1.0))
+    assert torch.equal(guided, uncond)
+    assert not torch.equal(plain, uncond)  # the caption does change the samples
+
+
+def test_cfg_changes_the_distribution(pipe):
+    cond = pipe.check_prompt(PROMPT)
+    a = pipe.sample_tokens([cond], [0], SamplingConfig(cfg_scale=1.0))
+    b = pipe.sample_tokens([cond], [0], SamplingConfig(cfg_scale=5.0))
+    assert not torch.equal(a, b)
+
+
+def test_cached_equals_uncached(pipe):
+    cond = pipe.check_prompt(PROMPT)
+    for sampling in (SamplingConfig(cfg_scale=3.0), SamplingConfig(cfg_scale=2.0, cfg_schedule="linear", top_k=5)):
+        cached = pipe.sample_tokens([cond] * 2, [0, 1], sampling, use_cache=True)
+        full = pipe.sample_tokens([cond] * 2, [0, 1], sampling, use_cache=False)
+        assert torch.equal(cached, full)
+
+
+def test_batch_rows_equal_single_rows(pipe):
+    cond = pipe.check_prompt(PROMPT)
+    both = pipe.sample_tokens([cond] * 2, [5, 6], SamplingConfig())
+    alone = pipe.sample_tokens([cond], [6], SamplingConfig())
+    assert torch.equal(both[1:], alone)
+
+
+def test_inpainting_keeps_the_tokens_outside_the_mask(pipe):
+    from argen.data.shapes import sample
+
+    image = np.asarray(sample(0, 1)[1])
+    mask = np.zeros((64, 64), dtype=bool)
+    mask[8:30, 30:60] = True  # a box in the top right
+    forced = pipe.forced_tokens(image, mask)
+    original = pipe.tokenizer.encode(torch.tensor(image).permute(2, 0, 1)[None].float() / 127.5 - 1)[0]
+    keep = forced >= 0
+    assert 0 < int(keep.sum()) < len(forced)
+    # at the finest scale, exactly the patches that touch the mask are regenerated
+    fine = forced[-64:].view(8, 8)
+    assert (fine[1:4, 3:8] == -1).all() and (fine[4:, :] >= 0).all() and (fine[:, :3] >= 0).all()
+    for seed in (0, 1):
+        tokens = pipe.sample_tokens([pipe.check_prompt(PROMPT)], [seed], SamplingConfig(), forced=forced)[0]
+        assert torch.equal(tokens[keep], original[keep])
+    # an empty mask reproduces the image's own tokens; a full one regenerates everything
+    assert (pipe.forced_tokens(image, np.zeros((64, 64), bool)) == original).all()
+    assert (pipe.forced_tokens(image, np.ones((64, 64), bool)) == -1).all()
+
+
+def test_same_seed_same_image_different_seed_different_image(pipe):
+    a = pipe(ImageRequest(PROMPT, n=2, seed=10))
+    b = pipe(ImageRequest(PROMPT, n=1, seed=10))
+    assert np.array_equal(a[0].image, b[0].image)
+    assert not np.array_equal(a[0].image, a[1].image)
+    assert a[0].image.shape == (64, 64, 3) and a[0].image.dtype == np.uint8
