@@ -12,7 +12,7 @@ import typer
 
 from argen import __version__
 from argen.cli import eval as eval_cmd
-from argen.cli import info, models, run, text, train
+from argen.cli import image, info, models, run, text, train
 from argen.cli.errors import is_click, report
 
 app = typer.Typer(
@@ -35,10 +35,11 @@ def _version(value: bool) -> None:
 @app.callback()
 def main_options(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                               help="Print the version and exit.")) -> None:
-    """argen: generate text (and, as they land, images, video, audio, meshes, crystals)."""
+    """argen: generate text and images (and, as they land, video, audio, meshes, crystals)."""
 
 
 app.command("text", help=text.__doc__)(text.text)
+app.command("image", help=image.__doc__)(image.image)
 app.command("run", help=run.__doc__)(run.run)
 app.command("models", help=models.__doc__)(models.models)
 app.command("info", help=info.__doc__)(info.info)

@@ -1,4 +1,5 @@
-"""Evaluate a model: `argen eval text` prints the validation loss on tiny shakespeare's split."""
+"""Evaluate a model: `argen eval text` prints the validation loss on tiny shakespeare's split;
+`argen eval image` renders held-out shapes prompts and prints the analyser's accuracy per category."""
 
 from __future__ import annotations
 
@@ -15,8 +16,11 @@ DEFAULT_TEXT = Path("../shared/data/text/tinyshakespeare.txt")
 
 
 def evaluate(
-    task: Annotated[str, typer.Argument(help="What to evaluate: text.")],
+    task: Annotated[str, typer.Argument(help="What to evaluate: text or image.")],
     model: opt.Model = None,
+    n: Annotated[int, typer.Option("--n", help="image: validation prompts to render (plus n/5 held-out-pair prompts).")] = 500,
+    sampler: Annotated[Optional[str], typer.Option("--sampler", metavar="next-scale|next-token", help="image: which bundled model.")] = None,
+    cfg: Annotated[float, typer.Option("--cfg", help="image: classifier-free guidance scale.")] = 3.0,
     data: Annotated[Path, typer.Option("--data", help="Text corpus; its last --val-fraction is scored.")] = DEFAULT_TEXT,
     val_fraction: Annotated[float, typer.Option("--val-fraction", help="Share of the corpus held out (nanoGPT: 0.1).")] = 0.1,
     seq_len: Annotated[Optional[int], typer.Option("--seq-len", help="Window length (default: the model's context).")] = None,
@@ -33,8 +37,10 @@ def evaluate(
     from argen.evaluate import stream_loss
     from argen.pipelines.text import TextPipeline
 
+    if task == "image":
+        return evaluate_image(model, n, sampler, cfg, device, quiet, json_out)
     if task != "text":
-        raise UsageError(f"no evaluation for {task!r} yet", hint="available: text")
+        raise UsageError(f"no evaluation for {task!r} yet", hint="available: text, image")
     if not 0 < val_fraction < 1:
         raise UsageError(f"--val-fraction must be in (0, 1), got {val_fraction}", hint="nanoGPT's split is 0.1")
     pipe = TextPipeline.from_pretrained(model, device=device, dtype=dtype, quantize=quantize)
@@ -50,3 +56,25 @@ def evaluate(
         print(json.dumps({"model": pipe.ref.name, "data": str(data), "val_loss": round(loss, 4), "tokens": len(stream)}))
     else:
         print(f"val_loss {loss:.4f}")
+
+
+def evaluate_image(model: str | None, n: int, sampler: str | None, cfg: float, device: str, quiet: bool, json_out: bool) -> None:
+    import time
+
+    from argen.errors import UsageError
+    from argen.evaluate import image_adherence
+    from argen.pipelines.image import ImagePipeline
+    from argen.samplers.processors import SamplingConfig
+
+    if not 1 <= n <= 100_000:
+        raise UsageError(f"--n must be in [1, 100000], got {n}", hint="e.g. --n 500")
+    sampling = SamplingConfig(cfg_scale=cfg)
+    pipe = ImagePipeline.from_pretrained(model, device=device, sampler=sampler)
+    t0 = time.time()
+    report = image_adherence(pipe, n, sampling=sampling)
+    log(f"rendered and analysed {report['prompts']} images in {time.time() - t0:.1f} s", quiet)
+    if json_out:
+        print(json.dumps({"model": pipe.name, "sampler": pipe.layout.sampler, **report}))
+        return
+    for key in ("single_object", "relation", "color", "shape", "position", "background", "heldout"):
+        print(f"{key:14s} {report[key] * 100:5.1f}%")

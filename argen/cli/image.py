@@ -1,0 +1,73 @@
+"""Generate 64x64 images from a caption (bundled: shapes-next-scale, shapes-next-token).
+
+Writes one PNG per seed (generation metadata inside; `argen info FILE` prints it) and prints
+each path. --inpaint/--mask regenerate only the white part of the mask.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from argen.cli import options as opt
+from argen.cli.output import expand_output, log
+
+
+def image(
+    prompt: Annotated[str, typer.Option("--prompt", "-p", help="The caption, e.g. 'a red circle in the top left'.")],
+    num: Annotated[int, typer.Option("-n", "--num-images", help="Images to make (seeds S, S+1, ...).")] = 1,
+    sampler: Annotated[Optional[str], typer.Option("--sampler", metavar="next-scale|next-token",
+                                                   help="Default next-scale; picks the bundled model of that kind.")] = None,
+    cfg: Annotated[float, typer.Option("--cfg", help="Classifier-free guidance scale; 1 disables, 0 is unconditional.")] = 3.0,
+    cfg_schedule: Annotated[str, typer.Option("--cfg-schedule", metavar="constant|linear",
+                                              help="linear ramps guidance from 1 to --cfg over the tokens or scales.")] = "constant",
+    temperature: Annotated[float, typer.Option("--temperature", "-t", help="Softmax temperature; 0 is greedy.")] = 1.0,
+    top_k: Annotated[Optional[int], typer.Option("--top-k", help="Keep the k most likely codes.")] = None,
+    top_p: Annotated[Optional[float], typer.Option("--top-p", help="Nucleus sampling mass, in (0, 1].")] = None,
+    inpaint: Annotated[Optional[Path], typer.Option("--inpaint", metavar="IMAGE", help="Keep this image outside the mask.")] = None,
+    mask: Annotated[Optional[Path], typer.Option("--mask", metavar="MASK", help="White where --inpaint's image is regenerated.")] = None,
+    grid: Annotated[bool, typer.Option("--grid", help="Also write a contact sheet of all the images (NAME-grid.png).")] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Images sampled together.")] = 32,
+    output: Annotated[Path, typer.Option("--output", "-o", help="PNG path; {i} and {seed} are filled in.")] = Path("image-{seed}.png"),
+    model: opt.Model = None,
+    seed: opt.Seed = None,
+    device: opt.Device = "auto",
+    quiet: opt.Quiet = False,
+    json_out: opt.Json = False,
+) -> None:
+    import numpy as np
+
+    from argen.errors import UsageError
+    from argen.io.png import contact_sheet, read_image, write_png
+    from argen.pipelines.image import ImagePipeline, ImageRequest, load_mask
+    from argen.samplers.processors import SamplingConfig
+
+    if output.suffix.lower() != ".png":
+        raise UsageError(f"-o {output}: images are written as PNG", hint="give a path ending in .png")
+    paths = expand_output(output, num)
+    sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, cfg_scale=cfg, cfg_schedule=cfg_schedule)
+    image_in = np.asarray(read_image(inpaint)) if inpaint is not None else None
+    mask_in = load_mask(mask) if mask is not None else None
+    req = ImageRequest(prompt, n=num, seed=seed, sampling=sampling, inpaint=image_in, mask=mask_in, batch_size=batch_size)
+    pipe = ImagePipeline.from_pretrained(model, device=device, sampler=sampler)
+    pipe.check_prompt(prompt)  # a bad prompt fails before any sampling
+    outs = pipe(req)
+    written = []
+    for out in outs:
+        path = write_png(paths(out.index, out.seed), out.image, out.metadata)
+        written.append(path)
+        if json_out:
+            print(json.dumps({"path": str(path), "seed": out.seed, "prompt": prompt, "model": pipe.name,
+                              "sampler": pipe.layout.sampler}))
+        else:
+            print(path)
+    if grid:
+        first = written[0]
+        sheet = write_png(first.with_name(f"{Path(str(output).replace('{i}', '').replace('{seed}', '')).stem.rstrip('-_')}-grid.png"),
+                          contact_sheet([o.image for o in outs]), {**outs[0].metadata, "seeds": [o.seed for o in outs]})
+        print(json.dumps({"grid": str(sheet)}) if json_out else sheet)
+    log(f"{len(outs)} image(s) in {sum(o.seconds for o in outs):.2f} s ({pipe.name}, {pipe.layout.sampler}), "
+        f"seed {outs[0].seed}", quiet)

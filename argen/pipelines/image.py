@@ -1,0 +1,198 @@
+"""Text-to-image: caption -> prefix ids -> the engine's next-token or next-scale sampler ->
+image tokens -> the tokenizer's decoder -> 64x64 RGB (+ metadata). Inpainting encodes the
+given image and teacher-forces every token whose patch the mask leaves untouched."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from argen import weights
+from argen.device import resolve_device
+from argen.errors import ArgenError, UsageError
+from argen.io.metadata import build_metadata
+from argen.models.image_layout import ImageLayout
+from argen.models.image_vq import ImageTokenizer, load_tokenizer_dir
+from argen.models.loader import load_transformer
+from argen.models.transformer import Transformer
+from argen.samplers.next_scale import generate_scales
+from argen.samplers.next_token import generate
+from argen.samplers.processors import SamplingConfig
+
+# the bundled model of each sampler
+DEFAULT_MODELS = {"next-scale": "shapes-next-scale", "next-token": "shapes-next-token"}
+
+
+@dataclass
+class ImageRequest:
+    prompt: str | list[str]  # a list (batch recipes) pairs with ``seeds``, one seed per prompt
+    n: int = 1
+    seed: int | None = None
+    seeds: list[int] | None = None
+    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(cfg_scale=3.0))
+    inpaint: np.ndarray | None = None  # (H, W, 3) uint8: the image to keep outside the mask
+    mask: np.ndarray | None = None  # (H, W) bool: True where the image is regenerated
+    batch_size: int = 32
+    use_cache: bool = True
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise UsageError(f"-n must be at least 1, got {self.n}", hint="e.g. -n 4")
+        if self.batch_size < 1:
+            raise UsageError(f"--batch-size must be at least 1, got {self.batch_size}", hint="e.g. 16")
+        if (self.inpaint is None) != (self.mask is None):
+            raise UsageError("--inpaint and --mask go together", hint="give both the image and its mask")
+        if isinstance(self.prompt, list) and (self.seeds is None or len(self.seeds) != len(self.prompt)):
+            raise UsageError("a list of prompts needs one seed per prompt", hint="check the request")
+
+    def rows(self) -> list[tuple[str, int]]:
+        """(prompt, seed) of every image: seeds S, S+1, ... for one prompt, else the given pairs."""
+        if isinstance(self.prompt, list):
+            return list(zip(self.prompt, self.seeds))
+        if self.seeds is not None:
+            return [(self.prompt, s) for s in self.seeds]
+        base = self.seed if self.seed is not None else random.randrange(2**31)
+        return [(self.prompt, base + i) for i in range(self.n)]
+
+
+@dataclass
+class ImageOutput:
+    image: np.ndarray  # (H, W, 3) uint8
+    seed: int
+    index: int
+    seconds: float
+    metadata: dict[str, Any]
+
+
+class ImagePipeline:
+    """``ImagePipeline.from_pretrained("shapes-next-scale")(ImageRequest("a red circle"))``."""
+
+    modality = "image"
+
+    def __init__(self, model: Transformer, tokenizer: ImageTokenizer, layout: ImageLayout,
+                 ref: weights.ModelRef | None = None, device: torch.device | str = "cpu") -> None:
+        self.model, self.tokenizer, self.layout, self.ref = model, tokenizer, layout, ref
+        self.device = torch.device(device)
+        if tokenizer.cfg.codebook_size != layout.codebook_size or list(tokenizer.cfg.scales) != list(layout.scales):
+            raise ArgenError("the image model and its tokenizer do not match (codebook or scales differ)",
+                             hint="keep the tokenizer/ folder that was trained with the model")
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | None = None, device: str = "auto",
+                        sampler: str | None = None) -> "ImagePipeline":
+        if sampler is not None and sampler not in DEFAULT_MODELS:
+            raise UsageError(f"unknown --sampler {sampler!r}", hint="use next-scale or next-token")
+        ref = weights.resolve(name_or_path or DEFAULT_MODELS[sampler or "next-scale"], "image")
+        model, info = load_transformer(ref.path)
+        meta = info.get("config") or {}
+        if info.get("modality") != "image" or "image" not in meta:
+            raise ArgenError(f"{ref.name} is not an image model", hint="pick an image model (see `argen models`)")
+        layout = ImageLayout(**meta["image"])
+        if sampler is not None and sampler != layout.sampler:
+            raise UsageError(f"{ref.name} is a {layout.sampler} model; it cannot sample {sampler}",
+                             hint=f"drop --sampler, or use --model {DEFAULT_MODELS[sampler]}")
+        tokenizer, _ = load_tokenizer_dir(ref.path / meta.get("tokenizer", "tokenizer"))
+        dev = resolve_device(device)
+        return cls(model.to(dev), tokenizer.to(dev), layout, ref, dev)
+
+    @property
+    def name(self) -> str:
+        return self.ref.name if self.ref else "in-memory"
+
+    def check_prompt(self, prompt: str) -> list[int]:
+        """The prompt's prefix ids; for shapes models the caption grammar is checked too."""
+        ids = self.layout.caption_ids(prompt)
+        if self.layout.dataset == "shapes":
+            from argen.data.shapes import parse_caption
+
+            parse_caption(prompt)
+        return ids
+
+    def forced_tokens(self, image: np.ndarray, mask: np.ndarray) -> torch.Tensor:
+        """Token ids (L,) of ``image`` with -1 where a token's patch touches the mask."""
+        size = self.tokenizer.cfg.image_size
+        if image.shape[:2] != (size, size):
+            raise UsageError(f"--inpaint image is {image.shape[1]}x{image.shape[0]}; this model makes {size}x{size}",
+                             hint=f"resize the image to {size}x{size}")
+        if mask.shape != image.shape[:2]:
+            raise UsageError(f"--mask is {mask.shape[1]}x{mask.shape[0]} but the image is {image.shape[1]}x{image.shape[0]}",
+                             hint="the mask must have the image's size")
+        x = torch.tensor(image).permute(2, 0, 1)[None].float().to(self.device) / 127.5 - 1
+        tokens = self.tokenizer.encode(x)[0]  # (L,)
+        m = torch.as_tensor(mask, dtype=torch.float32, device=self.device)[None, None]
+        regen = torch.cat([torch.nn.functional.adaptive_max_pool2d(m, s).flatten() for s in self.layout.scales]) > 0
+        return tokens.masked_fill(regen, -1)
+
+    def sample_tokens(self, prompt_ids: list[list[int]], seeds: list[int], sampling: SamplingConfig,
+                      forced: torch.Tensor | None = None, use_cache: bool = True) -> torch.Tensor:
+        """Image tokens (B, L) for one prompt (prefix ids) and one seed per row."""
+        lay, b = self.layout, len(seeds)
+        gens = None if sampling.greedy else [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
+        rows = forced[None].expand(b, -1) if forced is not None else None
+        if not lay.next_scale:
+            prompts = [ids + [lay.bos] for ids in prompt_ids]
+            out = generate(self.model, prompts, lay.num_tokens, sampling, generators=gens,
+                           uncond_prompts=[lay.null_ids() + [lay.bos]] * b, vocab_limit=lay.codebook_size,
+                           forced=rows, use_cache=use_cache)
+            return torch.tensor(out, dtype=torch.long)
+        per_scale = None
+        if rows is not None:
+            per_scale, start = [], 0
+            for s in lay.scales:
+                per_scale.append(rows[:, start:start + s * s])
+                start += s * s
+        prefix = torch.tensor(prompt_ids, device=self.device)
+        grids = generate_scales(self.model, prefix, torch.full((b, 1), lay.bos, device=self.device), lay.scales,
+                                lay.upsample, sampling, generators=gens,
+                                uncond_prefix=torch.tensor([lay.null_ids()] * b, device=self.device),
+                                vocab_limit=lay.codebook_size, forced=per_scale, use_cache=use_cache)
+        return torch.cat([g.flatten(1) for g in grids], dim=1).cpu()
+
+    def decode(self, tokens: torch.Tensor) -> np.ndarray:
+        """Tokens (B, L) -> uint8 images (B, H, W, 3). One image at a time: convolution kernels
+        round differently for different batch sizes, and a seed must give the same bytes
+        whether its image was made alone or in a batch."""
+        x = torch.cat([self.tokenizer.decode(row[None].to(self.device)) for row in tokens])
+        return ((x + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).cpu().numpy()
+
+    @torch.inference_mode()
+    def __call__(self, req: ImageRequest) -> list[ImageOutput]:
+        # 1. check the prompts and the inpainting inputs
+        rows = req.rows()
+        ids = {p: self.check_prompt(p) for p in dict.fromkeys(p for p, _ in rows)}
+        forced = self.forced_tokens(req.inpaint, req.mask) if req.inpaint is not None else None
+        outputs = []
+        for start in range(0, len(rows), req.batch_size):
+            chunk = rows[start:start + req.batch_size]
+            t0 = time.time()
+            # 2. sample image tokens, 3. decode them to pixels
+            tokens = self.sample_tokens([ids[p] for p, _ in chunk], [s for _, s in chunk], req.sampling, forced,
+                                        req.use_cache)
+            images = self.decode(tokens)
+            seconds = (time.time() - t0) / len(chunk)
+            # 4. one record per image
+            for j, (img, (prompt, seed)) in enumerate(zip(images, chunk)):
+                outputs.append(ImageOutput(img, seed, start + j, seconds, self._metadata(req, prompt, seed)))
+        return outputs
+
+    def _metadata(self, req: ImageRequest, prompt: str, seed: int) -> dict[str, Any]:
+        ref = self.ref
+        return build_metadata(
+            modality="image", prompt=prompt, seed=seed, model=self.name,
+            model_sha256=weights.digest(ref) if ref else None,
+            model_path=None if ref is None or ref.bundled else str(ref.path), sampler=self.layout.sampler,
+            sampling=req.sampling.to_dict(), inpaint=req.inpaint is not None or None,
+            size=[self.tokenizer.cfg.image_size] * 2, device=str(self.device))
+
+
+def load_mask(path: str | Path) -> np.ndarray:
+    """A mask image as (H, W) bool: white (bright) pixels are regenerated."""
+    from argen.io.png import read_image
+
+    return np.asarray(read_image(path).convert("L")) >= 128
