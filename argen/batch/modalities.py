@@ -39,4 +39,27 @@ class TextAdapter:
         write_text(path, content, meta)
 
 
-ADAPTERS: dict[str, Adapter] = {"text": TextAdapter()}
+class ImageAdapter:
+    def load(self, params: dict[str, Any]):
+        from argen.pipelines.image import ImagePipeline
+
+        return ImagePipeline.from_pretrained(params["model"], device=params["device"], sampler=params["sampler"])
+
+    def generate(self, pipe, samples: list[Sample]) -> list[tuple[Any, dict[str, Any]]]:
+        from argen.pipelines.image import ImageRequest
+        from argen.samplers.processors import SamplingConfig
+
+        p = samples[0].params
+        sampling = SamplingConfig(temperature=p["temperature"], top_k=p["top_k"], top_p=p["top_p"],
+                                  cfg_scale=p["cfg"], cfg_schedule=p["cfg_schedule"])
+        req = ImageRequest([s.prompt for s in samples], seeds=[s.seed for s in samples], sampling=sampling,
+                           batch_size=len(samples))
+        return [(o.image, o.metadata) for o in pipe(req)]
+
+    def write(self, path: Path, content: Any, meta: dict[str, Any]) -> None:
+        from argen.io.png import write_png
+
+        write_png(path, content, meta)
+
+
+ADAPTERS: dict[str, Adapter] = {"text": TextAdapter(), "image": ImageAdapter()}

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from argen.errors import ArgenError
 from argen.recipes import MODALITIES, Job, RunRecipe, fail_at
 
-PIPELINE_FLAGS = ("model", "device", "dtype", "quantize")  # what loading a pipeline depends on
+PIPELINE_FLAGS = ("model", "device", "dtype", "quantize", "sampler")  # what loading a pipeline depends on
 
 
 @dataclass(frozen=True)
