@@ -11,8 +11,6 @@ def models(json_out: opt.Json = False) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from argen.models.checkpoint import read_json
-    from argen.models.config import TransformerConfig
     from argen.weights import bundled_dir, file_status, load_registry
 
     root = bundled_dir()
@@ -20,12 +18,7 @@ def models(json_out: opt.Json = False) -> None:
     for name, entry in load_registry().models.items():
         folder = root / entry.path
         size = sum((root / f.file).stat().st_size for f in entry.files if (root / f.file).is_file())
-        params = None
-        if (folder / "config.json").is_file():
-            try:
-                params = TransformerConfig.from_dict(read_json(folder / "config.json")["transformer"]).num_params()
-            except (KeyError, TypeError, ValueError):
-                params = None
+        params = count_params([root / f.file for f in entry.files if f.file.endswith(".safetensors")])
         rows.append({"name": name, "modality": entry.modality, "params": params, "bytes": size,
                      "sha256": file_status(root, entry), "default": entry.default, "path": str(folder)})
     if json_out:
@@ -39,3 +32,21 @@ def models(json_out: opt.Json = False) -> None:
         params = f"{r['params'] / 1e6:.2f}M" if r["params"] else "?"
         table.add_row(r["name"], r["modality"], params, f"{r['bytes'] / 1e6:.1f} MB", r["sha256"], "yes" if r["default"] else "")
     Console(soft_wrap=True).print(table)
+
+
+def count_params(files) -> int | None:
+    """Parameters stored in safetensors files (read from their headers; tokenizers included)."""
+    from safetensors import safe_open
+
+    total = 0
+    try:
+        for path in files:
+            with safe_open(str(path), framework="pt") as f:
+                for key in f.keys():
+                    n = 1
+                    for d in f.get_slice(key).get_shape():
+                        n *= d
+                    total += n
+    except Exception:  # noqa: BLE001 - a missing or corrupt file shows as "?" (its sha256 column says why)
+        return None
+    return total or None
