@@ -69,8 +69,13 @@ def analyse(image: np.ndarray) -> tuple[str, list[Blob]]:
     # the background: the palette colour nearest to the most common pixel value
     values, counts = np.unique(image.reshape(-1, 3), axis=0, return_counts=True)
     bg_name = _nearest(values[counts.argmax()].astype(float), BACKGROUNDS)
+    # a pixel is foreground when some object colour is nearer to it than the background is:
+    # a blurred edge is cut at its midpoint, where the sharp edge was
     bg = np.array(BACKGROUNDS[bg_name], dtype=float)
-    mask = (np.abs(img - bg).sum(-1) > 60)
+    objects = np.array([c for c in COLORS.values() if tuple(c) != tuple(BACKGROUNDS[bg_name])], dtype=float)
+    to_bg = ((img - bg) ** 2).sum(-1)  # (H, W)
+    to_obj = ((img[:, :, None, :] - objects[None, None]) ** 2).sum(-1).min(-1)  # (H, W)
+    mask = to_obj < to_bg
     blobs = []
     for pixels in _components(mask):
         if len(pixels) < MIN_AREA:
