@@ -109,3 +109,14 @@ def test_mask_size_and_non_image_inputs(cli, model, tmp_path):
     code, _, err = cli(*base, "--inpaint", tmp_path / "missing.png", "--mask", tmp_path / "small.png")
     assert code != 0 and "not found" in err
     assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("pattern, sheet", [("out/img-{seed}.png", "out/img-grid.png"),
+                                            ("out/{i:03d}.png", "out/image-grid.png"),
+                                            ("a.png", "a-grid.png")])
+def test_sheet_path(pattern, sheet):
+    from pathlib import Path
+
+    from argen.cli.output import sheet_path
+
+    assert sheet_path(Path(pattern)) == Path(sheet)

@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from argen.cli import options as opt
-from argen.cli.output import expand_output, log
+from argen.cli.output import expand_output, log, sheet_path
 
 
 def image(
@@ -55,19 +55,16 @@ def image(
     pipe = ImagePipeline.from_pretrained(model, device=device, sampler=sampler)
     pipe.check_prompt(prompt)  # a bad prompt fails before any sampling
     outs = pipe(req)
-    written = []
     for out in outs:
         path = write_png(paths(out.index, out.seed), out.image, out.metadata)
-        written.append(path)
         if json_out:
             print(json.dumps({"path": str(path), "seed": out.seed, "prompt": prompt, "model": pipe.name,
                               "sampler": pipe.layout.sampler}))
         else:
             print(path)
     if grid:
-        first = written[0]
-        sheet = write_png(first.with_name(f"{Path(str(output).replace('{i}', '').replace('{seed}', '')).stem.rstrip('-_')}-grid.png"),
-                          contact_sheet([o.image for o in outs]), {**outs[0].metadata, "seeds": [o.seed for o in outs]})
+        sheet = write_png(sheet_path(output), contact_sheet([o.image for o in outs]),
+                          {**outs[0].metadata, "seeds": [o.seed for o in outs]})
         print(json.dumps({"grid": str(sheet)}) if json_out else sheet)
     log(f"{len(outs)} image(s) in {sum(o.seconds for o in outs):.2f} s ({pipe.name}, {pipe.layout.sampler}), "
         f"seed {outs[0].seed}", quiet)

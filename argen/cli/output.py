@@ -15,6 +15,18 @@ def log(message: str, quiet: bool = False) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
+def sheet_path(pattern: Path) -> Path:
+    """Where a contact sheet of the outputs of ``pattern`` goes: its name without the
+    ``{i}``/``{seed}`` fields, plus ``-grid`` (``out/img-{seed}.png`` -> ``out/img-grid.png``)."""
+    import re
+
+    def strip(text: str) -> str:
+        return re.sub(r"\{(i|seed)(:[^}]*)?\}", "", text)
+
+    stem = strip(pattern.name[: len(pattern.name) - len(pattern.suffix)]).rstrip("-_.") or "image"
+    return Path(strip(str(pattern.parent))) / f"{stem}-grid{pattern.suffix}"
+
+
 def expand_output(pattern: Path, count: int) -> Callable[[int, int], Path]:
     """Output path for sample ``i`` with seed ``seed``: ``{i}`` and ``{seed}`` are filled in;
     several samples with neither placeholder get ``-{i}`` before the suffix."""
