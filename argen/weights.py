@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from argen.errors import ArgenError
 from argen.recipes import Strict, read_yaml, validate
@@ -22,12 +22,28 @@ class RegistryFile(Strict):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
+class HubSource(Strict):
+    """Where a model that is not bundled comes from: files of a Hugging Face hub repository,
+    each with the sha256 it must have (``file`` is the path inside the repository)."""
+
+    repo_id: str = Field(pattern=r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+    revision: str = "main"
+    files: list[RegistryFile] = Field(min_length=1)
+
+
 class RegistryEntry(Strict):
     modality: str
-    path: str  # the model folder, relative to the weights folder
+    path: str | None = None  # a bundled model's folder, relative to the weights folder
     description: str = ""
     default: bool = False  # the default model of its modality
-    files: list[RegistryFile]
+    files: list[RegistryFile] = []  # bundled files, relative to the weights folder
+    hub: HubSource | None = None  # or: downloaded by `argen weights pull` into the cache
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "RegistryEntry":
+        if (self.hub is None) == (not self.files or self.path is None):
+            raise ValueError("a model is either bundled (path and files) or on the hub (hub), not both or neither")
+        return self
 
 
 class Registry(Strict):
@@ -62,9 +78,15 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def file_status(root: Path, entry: RegistryEntry) -> str:
-    """"ok", "missing" or "MISMATCH" for the entry's files."""
-    for f in entry.files:
+def file_status(root: Path, entry: RegistryEntry, name: str | None = None) -> str:
+    """"ok", "missing" or "MISMATCH" for the entry's files (hub models: in the cache, by ``name``)."""
+    if entry.hub is not None:
+        from argen.hub import cache_dir
+
+        root, files = cache_dir(name or ""), entry.hub.files
+    else:
+        files = entry.files
+    for f in files:
         p = root / f.file
         if not p.is_file():
             return "missing"
@@ -117,6 +139,14 @@ def resolve(name_or_path: str, modality: str | None = None) -> ModelRef:
     if modality is not None and entry.modality != modality:
         raise ArgenError(f"model {name_or_path!r} is a {entry.modality} model, not {modality}",
                          hint="see `argen models` for each model's modality")
+    if entry.hub is not None:
+        from argen.hub import cache_dir, verify_pulled
+
+        folder = cache_dir(name_or_path)
+        verify_pulled(name_or_path, entry)
+        weights = next((f.sha256 for f in entry.hub.files if f.file.endswith(".safetensors")), None)
+        return ModelRef(path=folder, name=name_or_path, bundled=True, sha256=weights,
+                        files={f.file: f.sha256 for f in entry.hub.files})
     root = bundled_dir()
     verify(root, name_or_path, entry)
     weights = next((f.sha256 for f in entry.files if f.file.endswith(".safetensors")), None)

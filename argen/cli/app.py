@@ -12,7 +12,7 @@ import typer
 
 from argen import __version__
 from argen.cli import eval as eval_cmd
-from argen.cli import image, info, models, run, text, train
+from argen.cli import image, info, models, run, text, train, weights_cmd
 from argen.cli.errors import is_click, report
 
 app = typer.Typer(
@@ -45,6 +45,7 @@ app.command("models", help=models.__doc__)(models.models)
 app.command("info", help=info.__doc__)(info.info)
 app.command("train", help=train.__doc__)(train.train)
 app.command("eval", help=eval_cmd.__doc__)(eval_cmd.evaluate)
+app.add_typer(weights_cmd.app, name="weights", help=weights_cmd.__doc__)
 
 
 def main(argv: list[str] | None = None) -> int:

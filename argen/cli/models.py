@@ -16,11 +16,16 @@ def models(json_out: opt.Json = False) -> None:
     root = bundled_dir()
     rows = []
     for name, entry in load_registry().models.items():
-        folder = root / entry.path
-        size = sum((root / f.file).stat().st_size for f in entry.files if (root / f.file).is_file())
-        params = count_params([root / f.file for f in entry.files if f.file.endswith(".safetensors")])
+        if entry.hub is not None:  # pulled into the cache by `argen weights pull`
+            from argen.hub import cache_dir
+
+            folder, files = cache_dir(name), [cache_dir(name) / f.file for f in entry.hub.files]
+        else:
+            folder, files = root / entry.path, [root / f.file for f in entry.files]
+        size = sum(p.stat().st_size for p in files if p.is_file())
+        params = count_params([p for p in files if p.suffix == ".safetensors"])
         rows.append({"name": name, "modality": entry.modality, "params": params, "bytes": size,
-                     "sha256": file_status(root, entry), "default": entry.default, "path": str(folder)})
+                     "sha256": file_status(root, entry, name), "default": entry.default, "path": str(folder)})
     if json_out:
         for r in rows:
             print(json.dumps(r))
