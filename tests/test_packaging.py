@@ -30,9 +30,13 @@ def test_wheel_holds_all_packages_and_weights(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for pkg in package_dirs():
         assert pkg.replace(".", "/") + "/__init__.py" in names, f"{pkg} missing from the wheel (pyproject packages)"
-    for f in ("registry.yaml", "shakespeare-char/model.safetensors", "shakespeare-char/config.json",
-              "shakespeare-char/tokenizer.json", "shakespeare-char/README.md"):
-        assert "argen/_weights/" + f in names
+    import yaml
+
+    registry = yaml.safe_load((ROOT / "weights" / "registry.yaml").read_text())
+    files = ["registry.yaml"] + [f["file"] for m in registry["models"].values() for f in m["files"]]
+    assert len(files) > 8
+    for f in files:
+        assert "argen/_weights/" + f in names, f"{f} missing from the wheel (pyproject package-data)"
 
 
 def test_installed_wheel_finds_and_verifies_bundled_weights(wheel, tmp_path):

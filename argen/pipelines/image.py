@@ -76,8 +76,10 @@ class ImagePipeline:
     modality = "image"
 
     def __init__(self, model: Transformer, tokenizer: ImageTokenizer, layout: ImageLayout,
-                 ref: weights.ModelRef | None = None, device: torch.device | str = "cpu") -> None:
+                 ref: weights.ModelRef | None = None, device: torch.device | str = "cpu",
+                 tokenizer_info: dict[str, Any] | None = None) -> None:
         self.model, self.tokenizer, self.layout, self.ref = model, tokenizer, layout, ref
+        self.tokenizer_info = tokenizer_info or {}
         self.device = torch.device(device)
         if tokenizer.cfg.codebook_size != layout.codebook_size or list(tokenizer.cfg.scales) != list(layout.scales):
             raise ArgenError("the image model and its tokenizer do not match (codebook or scales differ)",
@@ -93,13 +95,17 @@ class ImagePipeline:
         meta = info.get("config") or {}
         if info.get("modality") != "image" or "image" not in meta:
             raise ArgenError(f"{ref.name} is not an image model", hint="pick an image model (see `argen models`)")
-        layout = ImageLayout(**meta["image"])
+        try:
+            layout = ImageLayout(**meta["image"])
+        except (TypeError, ValueError) as e:
+            raise ArgenError(f"{ref.path / 'config.json'}: invalid image layout ({e})",
+                             hint="the file is corrupt or from another tool") from None
         if sampler is not None and sampler != layout.sampler:
             raise UsageError(f"{ref.name} is a {layout.sampler} model; it cannot sample {sampler}",
                              hint=f"drop --sampler, or use --model {DEFAULT_MODELS[sampler]}")
-        tokenizer, _ = load_tokenizer_dir(ref.path / meta.get("tokenizer", "tokenizer"))
+        tokenizer, tok_info = load_tokenizer_dir(ref.path / meta.get("tokenizer", "tokenizer"))
         dev = resolve_device(device)
-        return cls(model.to(dev), tokenizer.to(dev), layout, ref, dev)
+        return cls(model.to(dev), tokenizer.to(dev), layout, ref, dev, tok_info)
 
     @property
     def name(self) -> str:
