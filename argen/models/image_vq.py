@@ -223,19 +223,6 @@ class ImageTokenizer(nn.Module):
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.quantizer.dequantize(self.split(tokens))).clamp(-1, 1)
 
-    @torch.no_grad()
-    def next_scale_inputs(self, tokens: torch.Tensor) -> torch.Tensor:
-        """VAR's teacher-forcing inputs: for every scale after the first, the running f_hat
-        area-downsampled to that scale, flattened: (B, L - 1, C)."""
-        grids, size = self.split(tokens), self.cfg.grid
-        f_hat = torch.zeros(tokens.shape[0], self.cfg.latent_dim, size, size, device=tokens.device)
-        inputs = []
-        for idx, nxt in zip(grids[:-1], self.cfg.scales[1:]):
-            f_hat = f_hat + self.quantizer._embed(idx, size)
-            z = f_hat if nxt == size else F.interpolate(f_hat, size=(nxt, nxt), mode="area")
-            inputs.append(z.flatten(2).transpose(1, 2))  # (B, nxt*nxt, C)
-        return torch.cat(inputs, dim=1)
-
 
 def save_tokenizer_dir(out, model: ImageTokenizer, extra: dict | None = None) -> None:
     """Write model.safetensors and config.json ({"format": "argen", "vq": {...}}) into ``out``."""
