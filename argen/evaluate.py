@@ -31,36 +31,21 @@ def stream_loss(model: Transformer, stream: TokenStream, seq_len: int, batch_siz
 EVAL_SEED = 2024  # held-out seed: the prompts differ from every training scene's draw
 
 
-def image_prompts(n: int, seed: int = EVAL_SEED) -> list[tuple[str, "object", bool]]:
-    """``n`` validation prompts plus n/5 (at least 20) held-out-pair prompts: (caption, scene, held out)."""
+def image_prompts(n: int, seed: int = EVAL_SEED) -> list[tuple[str, "object", bool, "object"]]:
+    """``n`` validation prompts plus n/5 (at least 20) held-out-pair prompts:
+    (caption, scene, held out, the generator's own rendering of it)."""
     from argen.data.shapes import sample
 
     val = [sample(seed, i, "val") for i in range(n)]
     held = [sample(seed, i, "heldout") for i in range(max(20, n // 5))]
-    return [(c, s, False) for c, _, s in val] + [(c, s, True) for c, _, s in held]
+    return [(c, s, False, img) for c, img, s in val] + [(c, s, True, img) for c, img, s in held]
 
 
-def image_adherence(pipe, n: int = 500, seed: int = EVAL_SEED, sampling=None, batch_size: int = 64) -> dict:
-    """Render each prompt once (seed i) and score it with the deterministic analyser.
-
-    Returns accuracies (0..1): colour, shape, background over every prompt; position over
-    single objects with a stated position; relation over two-object prompts; single_object =
-    colour, shape and (stated) position all right; heldout = every category right on the
-    held-out-pair prompts.
-    """
-    from argen.data.shapes_analysis import score
-    from argen.samplers.processors import SamplingConfig
-
-    sampling = sampling or SamplingConfig(cfg_scale=3.0)
-    prompts = image_prompts(n, seed)
-    results = []
-    with torch.inference_mode():
-        for start in range(0, len(prompts), batch_size):
-            chunk = prompts[start:start + batch_size]
-            ids = [pipe.check_prompt(caption) for caption, _, _ in chunk]
-            seeds = [seed + start + j for j in range(len(chunk))]
-            images = pipe.decode(pipe.sample_tokens(ids, seeds, sampling))
-            results += [(scene, held, score(scene, img)) for (_, scene, held), img in zip(chunk, images)]
+def adherence_report(results: list[tuple["object", bool, dict]]) -> dict:
+    """Accuracies (0..1) from (scene, held out, analyser score) triples: colour, shape and
+    background over every prompt; position over single objects with a stated position;
+    relation over two-object prompts; single_object = colour, shape and (stated) position all
+    right; heldout = every category right on the held-out-pair prompts."""
 
     def rate(rows: list[dict], key: str) -> float:
         vals = [r[key] for r in rows if key in r]
@@ -69,9 +54,35 @@ def image_adherence(pipe, n: int = 500, seed: int = EVAL_SEED, sampling=None, ba
     plain = [r for _, held, r in results if not held]
     single = [r for s, held, r in results if not held and not s.relation]
     return {
-        "prompts": len(results), "cfg": sampling.cfg_scale,
         "color": rate(plain, "color"), "shape": rate(plain, "shape"), "background": rate(plain, "background"),
         "position": rate(plain, "position"), "relation": rate(plain, "relation"),
         "single_object": round(sum(r["color"] and r["shape"] and r.get("position", True) for r in single) / max(1, len(single)), 4),
         "heldout": rate([r for _, held, r in results if held], "all"),
     }
+
+
+def image_adherence(pipe, n: int = 500, seed: int = EVAL_SEED, sampling=None, batch_size: int = 64) -> dict:
+    """Render each prompt once (seed ``seed + i``) and score it with the deterministic analyser
+    (see :func:`adherence_report`). ``tokenizer_ceiling`` scores the tokenizer's
+    reconstructions of the generator's own images for the same prompts: what a perfect
+    transformer would reach through this tokenizer."""
+    import numpy as np
+
+    from argen.data.shapes_analysis import score
+    from argen.samplers.processors import SamplingConfig
+
+    sampling = sampling or SamplingConfig(cfg_scale=3.0)
+    prompts = image_prompts(n, seed)
+    made, ceiling = [], []
+    with torch.inference_mode():
+        for start in range(0, len(prompts), batch_size):
+            chunk = prompts[start:start + batch_size]
+            ids = [pipe.check_prompt(caption) for caption, _, _, _ in chunk]
+            seeds = [seed + start + j for j in range(len(chunk))]
+            images = pipe.decode(pipe.sample_tokens(ids, seeds, sampling))
+            made += [(scene, held, score(scene, img)) for (_, scene, held, _), img in zip(chunk, images)]
+            truth = torch.tensor(np.stack([np.asarray(img) for _, _, _, img in chunk])).permute(0, 3, 1, 2)
+            recon = pipe.decode(pipe.tokenizer.encode(truth.float().to(pipe.device) / 127.5 - 1))
+            ceiling += [(scene, held, score(scene, img)) for (_, scene, held, _), img in zip(chunk, recon)]
+    return {"prompts": len(made), "cfg": sampling.cfg_scale, **adherence_report(made),
+            "tokenizer_ceiling": adherence_report(ceiling)}

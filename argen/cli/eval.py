@@ -76,5 +76,7 @@ def evaluate_image(model: str | None, n: int, sampler: str | None, cfg: float, d
     if json_out:
         print(json.dumps({"model": pipe.name, "sampler": pipe.layout.sampler, **report}))
         return
+    ceiling = report["tokenizer_ceiling"]
+    print(f"{'':14s} {'model':>6s}  {'tokenizer ceiling':>17s}")
     for key in ("single_object", "relation", "color", "shape", "position", "background", "heldout"):
-        print(f"{key:14s} {report[key] * 100:5.1f}%")
+        print(f"{key:14s} {report[key] * 100:5.1f}%  {ceiling[key] * 100:16.1f}%")

@@ -89,6 +89,7 @@ class ImageTask:
 
     def card(self, s: dict) -> str:
         d, e = self.recipe.data, s["eval"]
+        c = e["tokenizer_ceiling"]
         return f"""- Data: the procedural shapes dataset (`argen/data/shapes.py`, seed {d.seed}):
   {s['train_images']:,} captioned training images (without the held-out pairs orange square and
   magenta triangle), {s['val_images']:,} for validation; image tokens from `{d.tokenizer}`
@@ -98,5 +99,7 @@ class ImageTask:
   single objects fully correct **{e['single_object'] * 100:.1f}%**, two-object relation
   **{e['relation'] * 100:.1f}%**, colour {e['color'] * 100:.1f}%, shape {e['shape'] * 100:.1f}%,
   position {e['position'] * 100:.1f}%, background {e['background'] * 100:.1f}%, held-out pairs
-  fully correct {e['heldout'] * 100:.1f}%.
+  fully correct {e['heldout'] * 100:.1f}%. Through this tokenizer, the generator's own images of
+  the same prompts score {c['single_object'] * 100:.1f}% (single objects) and {c['relation'] * 100:.1f}%
+  (relations): the ceiling a perfect transformer would reach.
 """
