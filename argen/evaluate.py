@@ -69,9 +69,8 @@ def image_adherence(pipe, n: int = 500, seed: int = EVAL_SEED, sampling=None, ba
     import numpy as np
 
     from argen.data.shapes_analysis import score
-    from argen.samplers.processors import SamplingConfig
 
-    sampling = sampling or SamplingConfig(cfg_scale=3.0)
+    sampling = sampling or pipe.default_sampling()
     prompts = image_prompts(n, seed)
     made, ceiling = [], []
     with torch.inference_mode():
@@ -84,5 +83,6 @@ def image_adherence(pipe, n: int = 500, seed: int = EVAL_SEED, sampling=None, ba
             truth = torch.tensor(np.stack([np.asarray(img) for _, _, _, img in chunk])).permute(0, 3, 1, 2)
             recon = pipe.decode(pipe.tokenizer.encode(truth.float().to(pipe.device) / 127.5 - 1))
             ceiling += [(scene, held, score(scene, img)) for (_, scene, held, _), img in zip(chunk, recon)]
-    return {"prompts": len(made), "cfg": sampling.cfg_scale, **adherence_report(made),
+    return {"prompts": len(made), "seed": seed, "cfg": sampling.cfg_scale, "temperature": sampling.temperature,
+            **adherence_report(made),
             "tokenizer_ceiling": adherence_report(ceiling)}

@@ -65,6 +65,7 @@ class TrainRecipe(Strict):
     data: TextData | ShapesData
     model: dict[str, Any]
     train: TrainLoop = TrainLoop()
+    sampling: dict[str, float] | None = None  # image: the model's default cfg_scale / temperature (config.json)
     output: str | None = None
 
     @field_validator("data")
@@ -180,9 +181,9 @@ class ImageParams(Strict):
     sampler: Literal["next-scale", "next-token"] | None = None
     device: str = "auto"
     batch_size: int = Field(32, ge=1, le=1024)
-    cfg: float = Field(3.0, ge=0)
+    cfg: float | None = Field(None, ge=0)  # None: the model's default
     cfg_schedule: Literal["constant", "linear"] = "constant"
-    temperature: float = Field(1.0, ge=0)
+    temperature: float | None = Field(None, ge=0)
     top_k: int | None = Field(None, ge=1)
     top_p: float | None = Field(None, gt=0, le=1)
 

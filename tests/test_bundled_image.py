@@ -8,7 +8,7 @@ from PIL import Image
 from argen.data import shapes
 from argen.data.shapes_analysis import analyse, position_of, score
 from argen.pipelines.image import ImagePipeline, ImageRequest
-from argen.tasks.image_tokenizer import psnr, reconstruct
+from argen.tasks.image_tokenizer import psnr, reconstruct, to_uint8
 
 
 @pytest.fixture(scope="module", params=["next-scale", "next-token"])
@@ -17,15 +17,16 @@ def pipe(request):
 
 
 def test_tokenizer_round_trip(pipe):
-    _, images, scenes = shapes.render(99, "val", 64)
+    _, images, _ = shapes.render(99, "val", 64)
     rec = reconstruct(pipe.tokenizer, images)
     recorded = pipe.tokenizer_info["training"]["psnr"]
     assert psnr(rec, images) > recorded - 2.0  # other images than the card's, the same quality
-    # re-encoding a decoded image gives back (nearly all) the same tokens
+    # a decoded image survives another round trip nearly unchanged (the codes themselves need
+    # not repeat: many neighbouring codes decode alike)
     x = torch.tensor(images[:16]).permute(0, 3, 1, 2).float() / 127.5 - 1
-    tokens = pipe.tokenizer.encode(x)
-    again = pipe.tokenizer.encode(pipe.tokenizer.decode(tokens))
-    assert (again == tokens).float().mean() > 0.8
+    once = pipe.tokenizer.decode(pipe.tokenizer.encode(x))
+    twice = pipe.tokenizer.decode(pipe.tokenizer.encode(once))
+    assert psnr(to_uint8(twice), to_uint8(once)) > 25.0
 
 
 def test_the_readme_prompt_is_drawn(pipe, cli, tmp_path):

@@ -47,11 +47,10 @@ class ImageAdapter:
 
     def generate(self, pipe, samples: list[Sample]) -> list[tuple[Any, dict[str, Any]]]:
         from argen.pipelines.image import ImageRequest
-        from argen.samplers.processors import SamplingConfig
 
         p = samples[0].params
-        sampling = SamplingConfig(temperature=p["temperature"], top_k=p["top_k"], top_p=p["top_p"],
-                                  cfg_scale=p["cfg"], cfg_schedule=p["cfg_schedule"])
+        sampling = pipe.default_sampling(temperature=p["temperature"], top_k=p["top_k"], top_p=p["top_p"],
+                                         cfg_scale=p["cfg"], cfg_schedule=p["cfg_schedule"])
         req = ImageRequest([s.prompt for s in samples], seeds=[s.seed for s in samples], sampling=sampling,
                            batch_size=len(samples))
         return [(o.image, o.metadata) for o in pipe(req)]

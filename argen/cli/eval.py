@@ -20,7 +20,8 @@ def evaluate(
     model: opt.Model = None,
     n: Annotated[int, typer.Option("--n", help="image: validation prompts to render (plus n/5 held-out-pair prompts).")] = 500,
     sampler: Annotated[Optional[str], typer.Option("--sampler", metavar="next-scale|next-token", help="image: which bundled model.")] = None,
-    cfg: Annotated[float, typer.Option("--cfg", help="image: classifier-free guidance scale.")] = 3.0,
+    cfg: Annotated[Optional[float], typer.Option("--cfg", help="image: guidance scale (default: the model's).")] = None,
+    temperature: Annotated[Optional[float], typer.Option("--temperature", help="image: temperature (default: the model's).")] = None,
     data: Annotated[Path, typer.Option("--data", help="Text corpus; its last --val-fraction is scored.")] = DEFAULT_TEXT,
     val_fraction: Annotated[float, typer.Option("--val-fraction", help="Share of the corpus held out (nanoGPT: 0.1).")] = 0.1,
     seq_len: Annotated[Optional[int], typer.Option("--seq-len", help="Window length (default: the model's context).")] = None,
@@ -38,7 +39,7 @@ def evaluate(
     from argen.pipelines.text import TextPipeline
 
     if task == "image":
-        return evaluate_image(model, n, sampler, cfg, device, quiet, json_out)
+        return evaluate_image(model, n, sampler, cfg, temperature, device, quiet, json_out)
     if task != "text":
         raise UsageError(f"no evaluation for {task!r} yet", hint="available: text, image")
     if not 0 < val_fraction < 1:
@@ -58,18 +59,17 @@ def evaluate(
         print(f"val_loss {loss:.4f}")
 
 
-def evaluate_image(model: str | None, n: int, sampler: str | None, cfg: float, device: str, quiet: bool, json_out: bool) -> None:
+def evaluate_image(model: str | None, n: int, sampler: str | None, cfg: float | None, temperature: float | None,
+                   device: str, quiet: bool, json_out: bool) -> None:
     import time
 
     from argen.errors import UsageError
     from argen.evaluate import image_adherence
     from argen.pipelines.image import ImagePipeline
-    from argen.samplers.processors import SamplingConfig
-
     if not 1 <= n <= 100_000:
         raise UsageError(f"--n must be in [1, 100000], got {n}", hint="e.g. --n 500")
-    sampling = SamplingConfig(cfg_scale=cfg)
     pipe = ImagePipeline.from_pretrained(model, device=device, sampler=sampler)
+    sampling = pipe.default_sampling(cfg_scale=cfg, temperature=temperature)
     t0 = time.time()
     report = image_adherence(pipe, n, sampling=sampling)
     log(f"rendered and analysed {report['prompts']} images in {time.time() - t0:.1f} s", quiet)

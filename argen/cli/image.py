@@ -21,10 +21,10 @@ def image(
     num: Annotated[int, typer.Option("-n", "--num-images", help="Images to make (seeds S, S+1, ...).")] = 1,
     sampler: Annotated[Optional[str], typer.Option("--sampler", metavar="next-scale|next-token",
                                                    help="Default next-scale; picks the bundled model of that kind.")] = None,
-    cfg: Annotated[float, typer.Option("--cfg", help="Classifier-free guidance scale; 1 disables, 0 is unconditional.")] = 3.0,
+    cfg: Annotated[Optional[float], typer.Option("--cfg", help="Classifier-free guidance scale; 1 disables, 0 is unconditional (default: the model's).")] = None,
     cfg_schedule: Annotated[str, typer.Option("--cfg-schedule", metavar="constant|linear",
                                               help="linear ramps guidance from 1 to --cfg over the tokens or scales.")] = "constant",
-    temperature: Annotated[float, typer.Option("--temperature", "-t", help="Softmax temperature; 0 is greedy.")] = 1.0,
+    temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", help="Softmax temperature; 0 is greedy (default: the model's).")] = None,
     top_k: Annotated[Optional[int], typer.Option("--top-k", help="Keep the k most likely codes.")] = None,
     top_p: Annotated[Optional[float], typer.Option("--top-p", help="Nucleus sampling mass, in (0, 1].")] = None,
     inpaint: Annotated[Optional[Path], typer.Option("--inpaint", metavar="IMAGE", help="Keep this image outside the mask.")] = None,
@@ -48,11 +48,14 @@ def image(
     if output.suffix.lower() != ".png":
         raise UsageError(f"-o {output}: images are written as PNG", hint="give a path ending in .png")
     paths = expand_output(output, num)
-    sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, cfg_scale=cfg, cfg_schedule=cfg_schedule)
+    SamplingConfig(temperature=temperature or 0.0, top_k=top_k, top_p=top_p, cfg_scale=cfg or 0.0,
+                   cfg_schedule=cfg_schedule)  # flag values are checked before any model loads
     image_in = np.asarray(read_image(inpaint)) if inpaint is not None else None
     mask_in = load_mask(mask) if mask is not None else None
-    req = ImageRequest(prompt, n=num, seed=seed, sampling=sampling, inpaint=image_in, mask=mask_in, batch_size=batch_size)
     pipe = ImagePipeline.from_pretrained(model, device=device, sampler=sampler)
+    sampling = pipe.default_sampling(temperature=temperature, top_k=top_k, top_p=top_p, cfg_scale=cfg,
+                                     cfg_schedule=cfg_schedule)
+    req = ImageRequest(prompt, n=num, seed=seed, sampling=sampling, inpaint=image_in, mask=mask_in, batch_size=batch_size)
     pipe.check_prompt(prompt)  # a bad prompt fails before any sampling
     outs = pipe(req)
     for out in outs:

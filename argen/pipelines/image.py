@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ class ImageRequest:
     n: int = 1
     seed: int | None = None
     seeds: list[int] | None = None
-    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(cfg_scale=3.0))
+    sampling: SamplingConfig | None = None  # None: the model's defaults (config.json "sampling")
     inpaint: np.ndarray | None = None  # (H, W, 3) uint8: the image to keep outside the mask
     mask: np.ndarray | None = None  # (H, W) bool: True where the image is regenerated
     batch_size: int = 32
@@ -77,9 +77,10 @@ class ImagePipeline:
 
     def __init__(self, model: Transformer, tokenizer: ImageTokenizer, layout: ImageLayout,
                  ref: weights.ModelRef | None = None, device: torch.device | str = "cpu",
-                 tokenizer_info: dict[str, Any] | None = None) -> None:
+                 tokenizer_info: dict[str, Any] | None = None, sampling: dict[str, float] | None = None) -> None:
         self.model, self.tokenizer, self.layout, self.ref = model, tokenizer, layout, ref
         self.tokenizer_info = tokenizer_info or {}
+        self.sampling_defaults = {"cfg_scale": 3.0, "temperature": 1.0, **(sampling or {})}
         self.device = torch.device(device)
         if tokenizer.cfg.codebook_size != layout.codebook_size or list(tokenizer.cfg.scales) != list(layout.scales):
             raise ArgenError("the image model and its tokenizer do not match (codebook or scales differ)",
@@ -90,7 +91,8 @@ class ImagePipeline:
                         sampler: str | None = None) -> "ImagePipeline":
         if sampler is not None and sampler not in DEFAULT_MODELS:
             raise UsageError(f"unknown --sampler {sampler!r}", hint="use next-scale or next-token")
-        ref = weights.resolve(name_or_path or DEFAULT_MODELS[sampler or "next-scale"], "image")
+        default = DEFAULT_MODELS[sampler] if sampler else weights.default_model("image")
+        ref = weights.resolve(name_or_path or default, "image")
         model, info = load_transformer(ref.path)
         meta = info.get("config") or {}
         if info.get("modality") != "image" or "image" not in meta:
@@ -105,7 +107,11 @@ class ImagePipeline:
                              hint=f"drop --sampler, or use --model {DEFAULT_MODELS[sampler]}")
         tokenizer, tok_info = load_tokenizer_dir(ref.path / meta.get("tokenizer", "tokenizer"))
         dev = resolve_device(device)
-        return cls(model.to(dev), tokenizer.to(dev), layout, ref, dev, tok_info)
+        return cls(model.to(dev), tokenizer.to(dev), layout, ref, dev, tok_info, meta.get("sampling"))
+
+    def default_sampling(self, **overrides: Any) -> SamplingConfig:
+        """The model's recommended settings (config.json "sampling"), with ``overrides`` that are not None."""
+        return SamplingConfig(**{**self.sampling_defaults, **{k: v for k, v in overrides.items() if v is not None}})
 
     @property
     def name(self) -> str:
@@ -173,27 +179,28 @@ class ImagePipeline:
         rows = req.rows()
         ids = {p: self.check_prompt(p) for p in dict.fromkeys(p for p, _ in rows)}
         forced = self.forced_tokens(req.inpaint, req.mask) if req.inpaint is not None else None
+        sampling = req.sampling or self.default_sampling()
         outputs = []
         for start in range(0, len(rows), req.batch_size):
             chunk = rows[start:start + req.batch_size]
             t0 = time.time()
             # 2. sample image tokens, 3. decode them to pixels
-            tokens = self.sample_tokens([ids[p] for p, _ in chunk], [s for _, s in chunk], req.sampling, forced,
+            tokens = self.sample_tokens([ids[p] for p, _ in chunk], [s for _, s in chunk], sampling, forced,
                                         req.use_cache)
             images = self.decode(tokens)
             seconds = (time.time() - t0) / len(chunk)
             # 4. one record per image
             for j, (img, (prompt, seed)) in enumerate(zip(images, chunk)):
-                outputs.append(ImageOutput(img, seed, start + j, seconds, self._metadata(req, prompt, seed)))
+                outputs.append(ImageOutput(img, seed, start + j, seconds, self._metadata(req, sampling, prompt, seed)))
         return outputs
 
-    def _metadata(self, req: ImageRequest, prompt: str, seed: int) -> dict[str, Any]:
+    def _metadata(self, req: ImageRequest, sampling: SamplingConfig, prompt: str, seed: int) -> dict[str, Any]:
         ref = self.ref
         return build_metadata(
             modality="image", prompt=prompt, seed=seed, model=self.name,
             model_sha256=weights.digest(ref) if ref else None,
             model_path=None if ref is None or ref.bundled else str(ref.path), sampler=self.layout.sampler,
-            sampling=req.sampling.to_dict(), inpaint=req.inpaint is not None or None,
+            sampling=sampling.to_dict(), inpaint=req.inpaint is not None or None,
             size=[self.tokenizer.cfg.image_size] * 2, device=str(self.device))
 
 

@@ -74,10 +74,16 @@ class ImageTask:
         from argen.evaluate import image_adherence
         from argen.pipelines.image import ImagePipeline
 
+        from argen.samplers.processors import SamplingConfig
+
         pipe = ImagePipeline(model, self.tokenizer, self.layout)
-        report = image_adherence(pipe, self.recipe.data.eval_prompts)
+        report = image_adherence(pipe, self.recipe.data.eval_prompts, sampling=SamplingConfig(**self.default_sampling))
         return {"val_loss": round(self._val_loss(model, len(self.val[0])), 4), "eval": report,
                 "val_images": len(self.val[0]), "train_images": len(self.train[0])}
+
+    @property
+    def default_sampling(self) -> dict:
+        return {"cfg_scale": 3.0, "temperature": 1.0, **(self.recipe.sampling or {})}
 
     def save(self, out: Path, model: Transformer, training: dict) -> None:
         (out / "tokenizer").mkdir(parents=True, exist_ok=True)
@@ -85,7 +91,8 @@ class ImageTask:
             if (self.tokenizer_dir / name).is_file():
                 shutil.copyfile(self.tokenizer_dir / name, out / "tokenizer" / name)
         save_model_dir(out, model, self.modality, {"name": self.recipe.name, "image": self.layout.to_dict(),
-                                                   "tokenizer": "tokenizer", "training": training})
+                                                   "tokenizer": "tokenizer", "sampling": self.default_sampling,
+                                                   "training": training})
 
     def card(self, s: dict) -> str:
         d, e = self.recipe.data, s["eval"]
@@ -95,7 +102,7 @@ class ImageTask:
   magenta triangle), {s['val_images']:,} for validation; image tokens from `{d.tokenizer}`
   (a copy is in tokenizer/).
 - Score: validation loss **{s['val_loss']:.4f}** nats/token. Prompt adherence over {e['prompts']} prompts
-  (`argen eval image --model {self.recipe.name} --n {d.eval_prompts}`, CFG {e['cfg']}):
+  (`argen eval image --model {self.recipe.name} --n {d.eval_prompts}`, CFG {e['cfg']}, temperature {e['temperature']}):
   single objects fully correct **{e['single_object'] * 100:.1f}%**, two-object relation
   **{e['relation'] * 100:.1f}%**, colour {e['color'] * 100:.1f}%, shape {e['shape'] * 100:.1f}%,
   position {e['position'] * 100:.1f}%, background {e['background'] * 100:.1f}%, held-out pairs
