@@ -57,4 +57,4 @@ def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     blocks = [b.split("```", 1)[0].strip() for b in readme.split("```bash\n")[1:3]]
     ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
-    assert ci == blocks[1] and "pytest" in ci and "argen text" in blocks[0]
+    assert ci == blocks[1] and "pytest" in ci and "argen image --prompt" in blocks[0]
