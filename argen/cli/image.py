@@ -1,4 +1,4 @@
-"""Generate 64x64 images from a caption (bundled: shapes-next-scale, shapes-next-token).
+"""Generate 64x64 images from a caption (bundled: shapes-next-token, shapes-next-scale).
 
 Writes one PNG per seed (generation metadata inside; `argen info FILE` prints it) and prints
 each path. --inpaint/--mask regenerate only the white part of the mask.
@@ -20,7 +20,7 @@ def image(
     prompt: Annotated[str, typer.Option("--prompt", "-p", help="The caption, e.g. 'a red circle in the top left'.")],
     num: Annotated[int, typer.Option("-n", "--num-images", help="Images to make (seeds S, S+1, ...).")] = 1,
     sampler: Annotated[Optional[str], typer.Option("--sampler", metavar="next-scale|next-token",
-                                                   help="Default next-scale; picks the bundled model of that kind.")] = None,
+                                                   help="Picks the bundled model of that kind (default: shapes-next-token).")] = None,
     cfg: Annotated[Optional[float], typer.Option("--cfg", help="Classifier-free guidance scale; 1 disables, 0 is unconditional (default: the model's).")] = None,
     cfg_schedule: Annotated[str, typer.Option("--cfg-schedule", metavar="constant|linear",
                                               help="linear ramps guidance from 1 to --cfg over the tokens or scales.")] = "constant",
