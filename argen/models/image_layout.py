@@ -101,8 +101,9 @@ class ImageLayout:
         bos = torch.full_like(tokens[:, :1], self.bos)
         if not self.next_scale:
             return torch.cat([bos, tokens[:, :-1]], dim=1)
-        grids, start = [], 0
-        for s in self.scales:
-            grids.append(tokens[:, start:start + s * s].view(-1, s, s))
-            start += s * s
+        grids = [chunk.view(-1, s, s) for chunk, s in zip(self.split(tokens), self.scales)]
         return torch.cat([bos] + [self.upsample(k, g) for k, g in enumerate(grids[:-1])], dim=1)
+
+    def split(self, tokens: torch.Tensor) -> list[torch.Tensor]:
+        """Flat image tokens (B, L) -> each scale's part, coarse first: [(B, s*s), ...]."""
+        return list(torch.split(tokens, [s * s for s in self.scales], dim=1))

@@ -153,12 +153,7 @@ class ImagePipeline:
                            uncond_prompts=[lay.null_ids() + [lay.bos]] * b, vocab_limit=lay.codebook_size,
                            forced=rows, use_cache=use_cache)
             return torch.tensor(out, dtype=torch.long)
-        per_scale = None
-        if rows is not None:
-            per_scale, start = [], 0
-            for s in lay.scales:
-                per_scale.append(rows[:, start:start + s * s])
-                start += s * s
+        per_scale = lay.split(rows) if rows is not None else None
         prefix = torch.tensor(prompt_ids, device=self.device)
         grids = generate_scales(self.model, prefix, torch.full((b, 1), lay.bos, device=self.device), lay.scales,
                                 lay.upsample, sampling, generators=gens,
