@@ -78,3 +78,23 @@ def test_png_metadata_round_trip_and_corrupt_files(tmp_path):
 
     with pytest.raises(ArgenError, match="not a readable image"):
         read_image(bad)
+
+
+def test_adherence_report_counts_each_category_over_its_own_prompts():
+    from argen.data.shapes import parse_caption
+    from argen.evaluate import adherence_report
+
+    single = parse_caption("a red circle in the top left")
+    loose = parse_caption("a red circle")
+    pair = parse_caption("a red circle left of a blue square")
+    ok = {"color": True, "shape": True, "background": True}
+    results = [
+        (single, False, {**ok, "position": True}),
+        (single, False, {**ok, "shape": False, "position": True}),
+        (loose, False, dict(ok)),  # no stated position: position is not scored
+        (pair, False, {**ok, "relation": False}),
+        (pair, True, {**ok, "relation": True, "all": True}),  # held out: only in "heldout"
+    ]
+    r = adherence_report(results)
+    assert r["single_object"] == round(2 / 3, 4)  # 2 of the 3 single-object prompts
+    assert r["position"] == 1.0 and r["relation"] == 0.0 and r["shape"] == 0.75 and r["heldout"] == 1.0
