@@ -69,6 +69,7 @@ def image_adherence(pipe, n: int = 500, seed: int = EVAL_SEED, sampling=None, ba
     import numpy as np
 
     from argen.data.shapes_analysis import score
+    from argen.models.image_vq import to_unit
 
     sampling = sampling or pipe.default_sampling()
     prompts = image_prompts(n, seed)
@@ -80,8 +81,8 @@ def image_adherence(pipe, n: int = 500, seed: int = EVAL_SEED, sampling=None, ba
             seeds = [seed + start + j for j in range(len(chunk))]
             images = pipe.decode(pipe.sample_tokens(ids, seeds, sampling))
             made += [(scene, held, score(scene, img)) for (_, scene, held, _), img in zip(chunk, images)]
-            truth = torch.tensor(np.stack([np.asarray(img) for _, _, _, img in chunk])).permute(0, 3, 1, 2)
-            recon = pipe.decode(pipe.tokenizer.encode(truth.float().to(pipe.device) / 127.5 - 1))
+            truth = to_unit(np.stack([np.asarray(img) for _, _, _, img in chunk])).to(pipe.device)
+            recon = pipe.decode(pipe.tokenizer.encode(truth))
             ceiling += [(scene, held, score(scene, img)) for (_, scene, held, _), img in zip(chunk, recon)]
     return {"prompts": len(made), "seed": seed, "cfg": sampling.cfg_scale, "temperature": sampling.temperature,
             **adherence_report(made),

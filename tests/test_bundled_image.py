@@ -8,7 +8,8 @@ from PIL import Image
 from argen.data import shapes
 from argen.data.shapes_analysis import analyse, position_of, score
 from argen.pipelines.image import ImagePipeline, ImageRequest
-from argen.tasks.image_tokenizer import psnr, reconstruct, to_uint8
+from argen.models.image_vq import to_uint8
+from argen.tasks.image_tokenizer import psnr, reconstruct
 
 
 @pytest.fixture(scope="module", params=["next-scale", "next-token"])

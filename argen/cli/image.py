@@ -56,7 +56,6 @@ def image(
     sampling = pipe.default_sampling(temperature=temperature, top_k=top_k, top_p=top_p, cfg_scale=cfg,
                                      cfg_schedule=cfg_schedule)
     req = ImageRequest(prompt, n=num, seed=seed, sampling=sampling, inpaint=image_in, mask=mask_in, batch_size=batch_size)
-    pipe.check_prompt(prompt)  # a bad prompt fails before any sampling
     outs = pipe(req)
     for out in outs:
         path = write_png(paths(out.index, out.seed), out.image, out.metadata)

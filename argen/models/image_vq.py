@@ -50,6 +50,17 @@ class VQConfig:
         return dataclasses.asdict(self)
 
 
+def to_unit(images) -> torch.Tensor:
+    """uint8 images (N, H, W, 3), numpy or torch -> float (N, 3, H, W) in [-1, 1]."""
+    x = torch.as_tensor(images).permute(0, 3, 1, 2).float()
+    return x / 127.5 - 1
+
+
+def to_uint8(x: torch.Tensor):
+    """float (N, 3, H, W) in [-1, 1] -> uint8 numpy images (N, H, W, 3)."""
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
 class ResBlock(nn.Module):
     def __init__(self, ch: int) -> None:
         super().__init__()

@@ -18,7 +18,7 @@ from argen.device import resolve_device
 from argen.errors import ArgenError, UsageError
 from argen.io.metadata import build_metadata
 from argen.models.image_layout import ImageLayout
-from argen.models.image_vq import ImageTokenizer, load_tokenizer_dir
+from argen.models.image_vq import ImageTokenizer, load_tokenizer_dir, to_uint8, to_unit
 from argen.models.loader import load_transformer
 from argen.models.transformer import Transformer
 from argen.samplers.next_scale import generate_scales
@@ -135,7 +135,7 @@ class ImagePipeline:
         if mask.shape != image.shape[:2]:
             raise UsageError(f"--mask is {mask.shape[1]}x{mask.shape[0]} but the image is {image.shape[1]}x{image.shape[0]}",
                              hint="the mask must have the image's size")
-        x = torch.tensor(image).permute(2, 0, 1)[None].float().to(self.device) / 127.5 - 1
+        x = to_unit(np.array(image)[None]).to(self.device)
         tokens = self.tokenizer.encode(x)[0]  # (L,)
         m = torch.as_tensor(mask, dtype=torch.float32, device=self.device)[None, None]
         regen = torch.cat([torch.nn.functional.adaptive_max_pool2d(m, s).flatten() for s in self.layout.scales]) > 0
@@ -166,7 +166,7 @@ class ImagePipeline:
         round differently for different batch sizes, and a seed must give the same bytes
         whether its image was made alone or in a batch."""
         x = torch.cat([self.tokenizer.decode(row[None].to(self.device)) for row in tokens])
-        return ((x + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).cpu().numpy()
+        return to_uint8(x)
 
     @torch.inference_mode()
     def __call__(self, req: ImageRequest) -> list[ImageOutput]:

@@ -13,10 +13,9 @@ from argen.data import shapes
 from argen.models.checkpoint import save_model_dir
 from argen.models.config import TransformerConfig
 from argen.models.image_layout import ImageLayout
-from argen.models.image_vq import load_tokenizer_dir
+from argen.models.image_vq import load_tokenizer_dir, to_unit
 from argen.models.transformer import Transformer
 from argen.recipes import TrainRecipe
-from argen.tasks.image_tokenizer import to_unit
 
 CAPTION_DROPOUT = 0.1  # share of training captions replaced by NULL, for classifier-free guidance
 

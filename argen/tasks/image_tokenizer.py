@@ -9,23 +9,12 @@ import torch
 
 from argen.data import shapes
 from argen.data.shapes_analysis import score
-from argen.models.image_vq import ImageTokenizer, VQConfig, save_tokenizer_dir
+from argen.models.image_vq import ImageTokenizer, VQConfig, save_tokenizer_dir, to_uint8, to_unit
 from argen.recipes import TrainRecipe
 
 RESTART_EVERY = 50  # steps between dead-code restarts
 FOREGROUND_WEIGHT = 10.0
 ANALYSED = 300  # validation images whose reconstructions the analyser reads
-
-
-def to_unit(images: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """uint8 (N, H, W, 3) -> float (N, 3, H, W) in [-1, 1]."""
-    x = torch.as_tensor(images).permute(0, 3, 1, 2).float()
-    return x / 127.5 - 1
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """float (N, 3, H, W) in [-1, 1] -> uint8 (N, H, W, 3)."""
-    return ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
