@@ -50,6 +50,7 @@ class TrainLoop(Strict):
     beta2: float = Field(0.99, ge=0, lt=1)
     grad_clip: float = Field(1.0, ge=0)
     dtype: Literal["float32", "bfloat16"] = "bfloat16"
+    save_dtype: Literal["float32", "float16"] = "float32"  # how the weights are stored; loads upcast to float32
     eval_every: int = Field(250, ge=1)
     eval_batches: int = Field(40, ge=1)
     seed: int = 1337

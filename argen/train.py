@@ -86,7 +86,8 @@ def train(recipe: TrainRecipe, out: Path, recipe_path: str = "", quiet: bool = F
         opt.step()
         opt.zero_grad(set_to_none=True)
     minutes = (time.time() - start) / 60
-    model.load_state_dict(best_state)
+    store = getattr(torch, t.save_dtype)  # score the weights as they will be stored
+    model.load_state_dict({k: v.to(store).to(v.dtype) if v.is_floating_point() else v for k, v in best_state.items()})
     model.eval()
     metrics = task.final_metrics(model)
     summary = {"recipe": recipe_path, "steps": step, "best_step": best_step, "minutes": round(minutes, 1),

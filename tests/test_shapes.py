@@ -6,7 +6,7 @@ import collections
 import numpy as np
 import pytest
 
-from argen.data.shapes import HELD_OUT, VOCABULARY, parse_caption, sample
+from argen.data.shapes import HELD_OUT, VOCABULARY, draw, parse_caption, sample
 from argen.data.shapes_analysis import score
 from argen.errors import UsageError
 from argen.io.metadata import read_metadata
@@ -55,6 +55,21 @@ def test_analyser_notices_wrong_images():
     other = next(s for s in (sample(2, i, "val") for i in range(1, 50))
                  if s[2].objects[0].color != scene.objects[0].color and not s[2].relation and not scene.relation)
     assert not score(scene, np.asarray(other[1]))["all"]
+
+
+def test_relation_is_scored_on_the_objects_it_names():
+    """A wrong shape costs the shape category, not the relation; swapped places cost the relation."""
+    rng = np.random.default_rng(0)
+    asked = parse_caption("a red square left of a blue circle")
+    wrong_shape = parse_caption("a red circle left of a blue circle")
+    swapped = parse_caption("a red square right of a blue circle")
+    res = score(asked, np.asarray(draw(wrong_shape, rng)))
+    assert res["relation"] and not res["shape"] and not res["all"]
+    res = score(asked, np.asarray(draw(swapped, rng)))
+    assert not res["relation"] and res["shape"] and res["color"]
+    same_color = parse_caption("a red square above a red circle")
+    assert score(same_color, np.asarray(draw(same_color, rng)))["relation"]
+    assert not score(same_color, np.asarray(draw(parse_caption("a red square below a red circle"), rng)))["relation"]
 
 
 @pytest.mark.parametrize("prompt", ["a purple circle", "a red hexagon", "red circle", "a red circle in the middle"])

@@ -66,3 +66,29 @@ def test_models_table(cli):
     assert code == 0
     row = next(line for line in out.splitlines() if line.strip().startswith("shakespeare-char "))
     assert "text" in row and "ok" in row and "M" in row
+
+
+def test_float16_storage_halves_the_file_and_loads_as_float32(tmp_path):
+    import torch
+    from safetensors import safe_open
+
+    from argen.models.checkpoint import load_model_dir, save_model_dir
+    from conftest import tiny_model
+
+    model = tiny_model(vocab=300, d_model=64)
+    save_model_dir(tmp_path / "f32", model, "text")
+    save_model_dir(tmp_path / "f16", model, "text", dtype=torch.float16)
+    size = {d: (tmp_path / d / "model.safetensors").stat().st_size for d in ("f32", "f16")}
+    assert size["f16"] < 0.55 * size["f32"]
+    with safe_open(tmp_path / "f16" / "model.safetensors", "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
+    loaded, _ = load_model_dir(tmp_path / "f16")
+    ids = torch.randint(0, 300, (2, 16))
+    for p in loaded.parameters():
+        assert p.dtype == torch.float32
+    with torch.no_grad():
+        want, got = model(ids), loaded(ids)
+    if isinstance(want, tuple):
+        want, got = want[0], got[0]
+    assert not torch.equal(want, got)  # the weights were rounded ...
+    torch.testing.assert_close(got, want, atol=2e-2, rtol=0)  # ... by float16's precision only

@@ -70,13 +70,15 @@ def read_torch_file(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def save_model_dir(out: Path, model: Transformer, modality: str, extra: dict[str, Any] | None = None) -> None:
-    """Write model.safetensors and config.json into ``out`` (each atomically)."""
+def save_model_dir(out: Path, model: Transformer, modality: str, extra: dict[str, Any] | None = None,
+                   dtype: torch.dtype = torch.float32) -> None:
+    """Write model.safetensors (tensors in ``dtype``) and config.json into ``out`` (each atomically)."""
     from safetensors.torch import save_file
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    state = {k: (v.detach().to("cpu", dtype) if v.is_floating_point() else v.detach().cpu()).contiguous()
+             for k, v in model.state_dict().items()}
     if model.cfg.tie_embeddings:
         state.pop("lm_head.weight", None)
     with atomic_path(out / "model.safetensors") as tmp:

@@ -235,8 +235,9 @@ class ImageTokenizer(nn.Module):
         return self.decoder(self.quantizer.dequantize(self.split(tokens))).clamp(-1, 1)
 
 
-def save_tokenizer_dir(out, model: ImageTokenizer, extra: dict | None = None) -> None:
-    """Write model.safetensors and config.json ({"format": "argen", "vq": {...}}) into ``out``."""
+def save_tokenizer_dir(out, model: ImageTokenizer, extra: dict | None = None, dtype: torch.dtype = torch.float32) -> None:
+    """Write model.safetensors (float tensors in ``dtype``) and config.json ({"format": "argen", "vq": {...}})
+    into ``out``."""
     import json
     from pathlib import Path
 
@@ -247,7 +248,8 @@ def save_tokenizer_dir(out, model: ImageTokenizer, extra: dict | None = None) ->
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    state = {k: (v.detach().to("cpu", dtype) if v.is_floating_point() else v.detach().cpu()).contiguous()
+             for k, v in model.state_dict().items()}
     with atomic_path(out / "model.safetensors") as tmp:
         save_file(state, str(tmp), metadata={"format": "pt", "argen_version": __version__})
     meta = {"format": "argen", "argen_version": __version__, "modality": "image-tokenizer",

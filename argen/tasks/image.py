@@ -91,7 +91,7 @@ class ImageTask:
                 shutil.copyfile(self.tokenizer_dir / name, out / "tokenizer" / name)
         save_model_dir(out, model, self.modality, {"name": self.recipe.name, "image": self.layout.to_dict(),
                                                    "tokenizer": "tokenizer", "sampling": self.default_sampling,
-                                                   "training": training})
+                                                   "training": training}, getattr(torch, self.recipe.train.save_dtype))
 
     def card(self, s: dict) -> str:
         d, e = self.recipe.data, s["eval"]

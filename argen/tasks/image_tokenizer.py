@@ -77,7 +77,8 @@ class ImageTokenizerTask:
                 "val_images": len(self.val), "train_images": len(self.train)}
 
     def save(self, out: Path, model: ImageTokenizer, training: dict) -> None:
-        save_tokenizer_dir(out, model, {"name": self.recipe.name, "training": training})
+        save_tokenizer_dir(out, model, {"name": self.recipe.name, "training": training},
+                           getattr(torch, self.recipe.train.save_dtype))
 
     def card(self, s: dict) -> str:
         d = self.recipe.data

@@ -55,7 +55,7 @@ class TextTask:
     def save(self, out: Path, model: Transformer, training: dict) -> None:
         self.tokenizer.save(out / "tokenizer.json")
         save_model_dir(out, model, self.modality, {"name": self.recipe.name, "tokenizer": "tokenizer.json",
-                                                   "training": training})
+                                                   "training": training}, getattr(torch, self.recipe.train.save_dtype))
 
     def card(self, s: dict) -> str:
         r = self.recipe
