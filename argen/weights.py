@@ -10,6 +10,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -18,8 +19,10 @@ from argen.recipes import Strict, read_yaml, validate
 
 
 class RegistryFile(Strict):
-    file: str  # relative to the weights folder
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    file: str  # relative to the weights folder (hub files: the path inside the repository)
+    # hub files may leave it out: the sha256 the hub publishes for the file (its LFS oid) is
+    # checked at download and recorded in the cache, and every later load checks against that
+    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
 
 
 class HubSource(Strict):
@@ -29,6 +32,8 @@ class HubSource(Strict):
     repo_id: str = Field(pattern=r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
     revision: str = "main"
     files: list[RegistryFile] = Field(min_length=1)
+    convert: Literal["var", "llamagen"] | None = None  # the converter that makes argen's format from the files
+    options: dict[str, Any] = {}  # passed to the converter (e.g. which architecture the files hold)
 
 
 class RegistryEntry(Strict):
@@ -43,6 +48,8 @@ class RegistryEntry(Strict):
     def _one_source(self) -> "RegistryEntry":
         if (self.hub is None) == (not self.files or self.path is None):
             raise ValueError("a model is either bundled (path and files) or on the hub (hub), not both or neither")
+        if any(f.sha256 is None for f in self.files):
+            raise ValueError("every bundled file needs its sha256")
         return self
 
 
@@ -81,16 +88,16 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 def file_status(root: Path, entry: RegistryEntry, name: str | None = None) -> str:
     """"ok", "missing" or "MISMATCH" for the entry's files (hub models: in the cache, by ``name``)."""
     if entry.hub is not None:
-        from argen.hub import cache_dir
+        from argen.hub import cache_dir, expected_hashes
 
-        root, files = cache_dir(name or ""), entry.hub.files
+        root, hashes = cache_dir(name or ""), expected_hashes(name or "", entry)
     else:
-        files = entry.files
-    for f in files:
-        p = root / f.file
+        hashes = {f.file: f.sha256 for f in entry.files}
+    for file, sha in hashes.items():
+        p = root / file
         if not p.is_file():
             return "missing"
-        if sha256_file(p) != f.sha256:
+        if sha is None or sha256_file(p) != sha:
             return "MISMATCH"
     return "ok"
 
@@ -140,13 +147,12 @@ def resolve(name_or_path: str, modality: str | None = None) -> ModelRef:
         raise ArgenError(f"model {name_or_path!r} is a {entry.modality} model, not {modality}",
                          hint="see `argen models` for each model's modality")
     if entry.hub is not None:
-        from argen.hub import cache_dir, verify_pulled
+        from argen.hub import expected_hashes, verify_pulled
 
-        folder = cache_dir(name_or_path)
-        verify_pulled(name_or_path, entry)
-        weights = next((f.sha256 for f in entry.hub.files if f.file.endswith(".safetensors")), None)
-        return ModelRef(path=folder, name=name_or_path, bundled=True, sha256=weights,
-                        files={f.file: f.sha256 for f in entry.hub.files})
+        folder = verify_pulled(name_or_path, entry)
+        hashes = expected_hashes(name_or_path, entry)
+        weights = next((sha for f, sha in hashes.items() if f.endswith((".safetensors", ".pt", ".pth"))), None)
+        return ModelRef(path=folder, name=name_or_path, bundled=True, sha256=weights, files=dict(hashes))
     root = bundled_dir()
     verify(root, name_or_path, entry)
     weights = next((f.sha256 for f in entry.files if f.file.endswith(".safetensors")), None)

@@ -1,6 +1,7 @@
 """`argen weights pull` against a loopback HTTP server that serves the hub's URL layout."""
 
 import hashlib
+import json
 import http.server
 import threading
 from pathlib import Path
@@ -17,6 +18,7 @@ class HubServer:
 
     def __init__(self, files: dict[str, bytes]):
         self.files, self.corrupt, self.gets = files, {}, []
+        self.etag = lambda data: hashlib.sha256(data).hexdigest()  # what git LFS files get on the hub
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -28,7 +30,7 @@ class HubServer:
             def _headers(self, body: bytes, name: str):
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
-                self.send_header("ETag", f'"{hashlib.sha256(outer.files[name]).hexdigest()}"')
+                self.send_header("ETag", f'"{outer.etag(outer.files[name])}"')
                 self.send_header("X-Repo-Commit", COMMIT)
                 self.end_headers()
 
@@ -63,19 +65,34 @@ class HubServer:
         self.httpd.shutdown()
 
 
-@pytest.fixture
-def hub(tmp_path, monkeypatch, char_model_dir):
+def serve(tmp_path, monkeypatch, char_model_dir, pinned: bool):
     files = {p.name: p.read_bytes() for p in sorted(Path(char_model_dir).iterdir()) if p.is_file()}
     server = HubServer(files)
     weights = tmp_path / "weights"
     weights.mkdir()
     lines = ["models:", "  tiny-hub:", "    modality: text", "    hub:", f"      repo_id: {REPO}", "      files:"]
     for name, data in files.items():
-        lines += [f"        - file: {name}", f"          sha256: {hashlib.sha256(data).hexdigest()}"]
+        lines += [f"        - file: {name}"]
+        if pinned:
+            lines += [f"          sha256: {hashlib.sha256(data).hexdigest()}"]
     (weights / "registry.yaml").write_text("\n".join(lines) + "\n")
     monkeypatch.setenv("ARGEN_WEIGHTS_DIR", str(weights))
     monkeypatch.setenv("ARGEN_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    return server
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch, char_model_dir):
+    server = serve(tmp_path, monkeypatch, char_model_dir, pinned=True)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def unpinned_hub(tmp_path, monkeypatch, char_model_dir):
+    """The registry names no sha256: the hub's published one (the LFS oid, sent as ETag) is used."""
+    server = serve(tmp_path, monkeypatch, char_model_dir, pinned=False)
     yield server
     server.close()
 
@@ -129,3 +146,24 @@ def test_offline_names_the_file_and_where_to_put_it(cli, hub, tmp_path):
 def test_bundled_models_have_nothing_to_pull(cli):
     code, _, err = cli("weights", "pull", "shakespeare-char")
     assert code == 1 and "bundled" in err
+
+
+def test_unpinned_files_are_checked_against_the_hubs_sha256_and_recorded(cli, unpinned_hub, tmp_path):
+    unpinned_hub.corrupt["model.safetensors"] = 1
+    code, _, err = cli("weights", "pull", "tiny-hub", "--endpoint", unpinned_hub.url)
+    assert code == 0, err
+    assert "sha256 mismatch on attempt 1 of 3" in err  # the corrupt copy did not pass as the real one
+    folder = tmp_path / "home" / "models" / "tiny-hub"
+    recorded = json.loads((folder / ".sha256.json").read_text())
+    assert recorded == {n: hashlib.sha256(d).hexdigest() for n, d in unpinned_hub.files.items()}
+    assert cli("text", "--model", "tiny-hub", "-p", "A", "--max-new-tokens", "3")[0] == 0
+    # a later change to a pulled file is caught at load time, against the recorded sha256
+    (folder / "model.safetensors").write_bytes(b"\0" + unpinned_hub.files["model.safetensors"][1:])
+    code, _, err = cli("text", "--model", "tiny-hub", "-p", "A", "--max-new-tokens", "3")
+    assert code == 1 and "does not match its sha256" in err
+
+
+def test_a_hub_that_publishes_no_sha256_is_refused(cli, unpinned_hub):
+    unpinned_hub.etag = lambda data: hashlib.sha1(data).hexdigest()  # a plain git blob id, not LFS
+    code, _, err = cli("weights", "pull", "tiny-hub", "--endpoint", unpinned_hub.url)
+    assert code == 1 and "publishes no sha256" in err and "pin" in err
