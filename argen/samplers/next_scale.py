@@ -10,14 +10,25 @@ from typing import Callable
 
 import torch
 
-from argen.models.transformer import Transformer
 from argen.samplers.processors import SamplingConfig, guide, make_generators, probs_from_logits, sample
 
-NextInputs = Callable[[int, torch.Tensor], torch.Tensor]  # (scale k, its codes (B, s, s)) -> inputs (B, n_{k+1})
+# (scale k, its codes (B, s, s)) -> the next scale's inputs: ids (B, n_{k+1}) or features (B, n_{k+1}, C)
+NextInputs = Callable[[int, torch.Tensor], torch.Tensor]
+History = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+
+
+def extend(seq: History, nxt: torch.Tensor) -> History:
+    """The uncached input history plus one scale's inputs: ids stay one (R, T) tensor; features
+    (R, n, C) collect after the id prefix as a pair (ids (R, P), features (R, T, C))."""
+    if not nxt.is_floating_point():
+        return torch.cat([seq, nxt], dim=1)
+    if isinstance(seq, tuple):
+        return seq[0], torch.cat([seq[1], nxt], dim=1)
+    return seq, nxt
 
 
 @torch.inference_mode()
-def generate_scales(model: Transformer, prefix: torch.Tensor, start: torch.Tensor, scales: list[int],
+def generate_scales(model: Callable[..., torch.Tensor], prefix: torch.Tensor, start: torch.Tensor, scales: list[int],
                     next_inputs: NextInputs, sampling: SamplingConfig | None = None, *,
                     generators: list[torch.Generator] | None = None, seed: int | None = None,
                     uncond_prefix: torch.Tensor | None = None, vocab_limit: int | None = None,
@@ -29,15 +40,19 @@ def generate_scales(model: Transformer, prefix: torch.Tensor, start: torch.Tenso
     run in the same batch for classifier-free guidance (the schedule's progress is the scale
     index). ``forced[k]`` (B, s*s) keeps every entry that is not -1 instead of sampling it.
     ``use_cache=False`` recomputes the whole sequence for every scale (the reference).
+
+    ``model`` is any module called as ``model(inputs, cache=..., num_logits=...)`` with a
+    ``new_cache(rows, capacity=...)``: the backbone Transformer, or VAR, whose scale inputs are
+    features; uncached, those arrive as the pair that :func:`extend` builds.
     """
     sampling = sampling or SamplingConfig()
-    device = model.embed.weight.device
+    device = next(model.parameters()).device
     b = prefix.shape[0]
     if generators is None and not sampling.greedy:
         generators = make_generators(seed if seed is not None else torch.seed() % 2**31, b, device)
-    guided = uncond_prefix is not None and sampling.cfg_scale != 1.0
+    guided = uncond_prefix is not None and sampling.guided
     rows = torch.cat([prefix, uncond_prefix]) if guided else prefix
-    twin = (lambda x: x.repeat(2, 1)) if guided else (lambda x: x)
+    twin = (lambda x: torch.cat([x, x])) if guided else (lambda x: x)
     seq = torch.cat([rows, twin(start)], dim=1).to(device)  # (R, P + 1)
     cache = model.new_cache(rows.shape[0], capacity=prefix.shape[1] + sum(s * s for s in scales)) if use_cache else None
     logits = model(seq, cache=cache, num_logits=1)  # (R, 1, V)
@@ -56,10 +71,10 @@ def generate_scales(model: Transformer, prefix: torch.Tensor, start: torch.Tenso
         grids.append(tok.view(b, s, s))
         if k == len(scales) - 1:
             break
-        nxt = twin(next_inputs(k, grids[-1]))  # (R, n_{k+1})
+        nxt = twin(next_inputs(k, grids[-1]))  # (R, n_{k+1}) or (R, n_{k+1}, C)
         if use_cache:
             logits = model(nxt, cache=cache)
         else:
-            seq = torch.cat([seq, nxt], dim=1)
+            seq = extend(seq, nxt)
             logits = model(seq, num_logits=nxt.shape[1])
     return grids

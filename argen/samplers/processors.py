@@ -25,7 +25,10 @@ class SamplingConfig:
     min_p: float | None = None
     repetition_penalty: float = 1.0
     cfg_scale: float = 1.0  # classifier-free guidance: 1 = conditional logits only
-    cfg_schedule: Literal["constant", "linear"] = "constant"
+    # constant: weight cfg_scale throughout; linear: from 1 up to cfg_scale; var: from 1 up to
+    # 1 + cfg_scale (VAR's ramp, so VAR's published cfg values apply unchanged)
+    cfg_schedule: Literal["constant", "linear", "var"] = "constant"
+    cfg_tokens: int | None = None  # guide only the first this many new tokens (LlamaGen's cfg_interval); None: all
 
     def __post_init__(self) -> None:
         if not self.temperature >= 0:
@@ -41,12 +44,20 @@ class SamplingConfig:
                              hint="1.0 disables it; 1.1 to 1.3 is typical")
         if not self.cfg_scale >= 0:
             raise UsageError(f"--cfg must be 0 or more, got {self.cfg_scale}", hint="1 disables guidance")
-        if self.cfg_schedule not in ("constant", "linear"):
-            raise UsageError(f"unknown CFG schedule {self.cfg_schedule!r}", hint="use constant or linear")
+        if self.cfg_schedule not in ("constant", "linear", "var"):
+            raise UsageError(f"unknown CFG schedule {self.cfg_schedule!r}", hint="use constant, linear or var")
+        if self.cfg_tokens is not None and self.cfg_tokens < 0:
+            raise UsageError(f"--cfg-tokens must be 0 or more, got {self.cfg_tokens}",
+                             hint="leave it out to guide every token")
 
     @property
     def greedy(self) -> bool:
         return self.temperature == 0
+
+    @property
+    def guided(self) -> bool:
+        """Whether the guidance weight differs from 1 anywhere (then the unconditional twins run)."""
+        return self.cfg_scale != (0.0 if self.cfg_schedule == "var" else 1.0)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -100,9 +111,13 @@ def apply_min_p(logits: torch.Tensor, p: float | None) -> torch.Tensor:
 
 
 def guidance_scale(scale: float, schedule: str, progress: float) -> float:
-    """CFG scale at ``progress`` in [0, 1] of the generation: constant, or a linear ramp from 1."""
+    """CFG weight at ``progress`` in [0, 1] of the generation: constant, a linear ramp from 1 to
+    ``scale``, or VAR's ramp from 1 to ``1 + scale`` (FoundationVision/VAR ``models/var.py``
+    mixes ``(1 + t) * cond - t * uncond`` with ``t = cfg * k / (K - 1)`` at scale k of K)."""
     if schedule == "linear":
         return 1.0 + (scale - 1.0) * progress
+    if schedule == "var":
+        return 1.0 + scale * progress
     return scale
 
 
@@ -113,11 +128,15 @@ def apply_cfg(cond: torch.Tensor, uncond: torch.Tensor, scale: float) -> torch.T
     return uncond + scale * (cond - uncond)
 
 
-def guide(logits: torch.Tensor, b: int, cfg: SamplingConfig, progress: float) -> torch.Tensor:
+def guide(logits: torch.Tensor, b: int, cfg: SamplingConfig, progress: float, step: int | None = None) -> torch.Tensor:
     """Rows ``b..2b`` of ``logits`` (2B, ..., V), when present, are the unconditional twins of
-    rows ``0..b``: combine them by classifier-free guidance at ``progress`` in [0, 1]."""
+    rows ``0..b``: combine them by classifier-free guidance at ``progress`` in [0, 1]. From
+    ``step`` (0-based index of the sampled token) ``cfg.cfg_tokens`` on, the conditional rows
+    are returned unguided."""
     if logits.shape[0] == b:
         return logits
+    if cfg.cfg_tokens is not None and step is not None and step >= cfg.cfg_tokens:
+        return logits[:b]
     scale = guidance_scale(cfg.cfg_scale, cfg.cfg_schedule, progress)
     return apply_cfg(logits[:b].float(), logits[b:].float(), scale)
 
