@@ -17,8 +17,7 @@ from argen import __version__
 from argen.errors import ArgenError
 from argen.io.atomic import atomic_path
 from argen.models.config import TransformerConfig
-from argen.models.rope import rope_inv_freq
-from argen.models.transformer import Transformer
+from argen.models.transformer import Transformer, rope_freqs
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -51,20 +50,25 @@ def first_line(e: BaseException) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
 
 
-def read_torch_file(path: Path) -> dict[str, torch.Tensor]:
-    """A foreign .bin/.pt/.pth state dict, opened with ``weights_only=True`` so that no pickled
-    code runs; a checkpoint that needs it is refused with a clear error."""
+def load_torch_file(path: Path) -> Any:
+    """Whatever a foreign .bin/.pt/.pth file holds, opened with ``weights_only=True`` so that no
+    pickled code runs; a file that needs it is refused with a clear one-line error."""
     path = Path(path)
     if not path.is_file():
         raise ArgenError(f"weight file {path} not found", hint="the model folder is incomplete")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise ArgenError(f"refused to load {path}: it would need to run pickled code ({first_line(e)})",
                          hint="convert the checkpoint to safetensors in a trusted environment, then load that") from None
     except (RuntimeError, EOFError, OSError, ValueError) as e:
         raise ArgenError(f"{path} is not a readable PyTorch checkpoint ({first_line(e)})",
                          hint="the file is corrupt or truncated; restore or re-download it") from None
+
+
+def read_torch_file(path: Path) -> dict[str, torch.Tensor]:
+    """A foreign flat state dict from a .bin/.pt/.pth file (see :func:`load_torch_file`)."""
+    state = load_torch_file(path)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ArgenError(f"{path} does not hold a flat dict of tensors", hint="expected a plain state dict")
     return state
@@ -111,7 +115,7 @@ def build_model(cfg: TransformerConfig, state: dict[str, torch.Tensor], source: 
     if cfg.tie_embeddings:
         model.lm_head.weight = model.embed.weight
     if model.inv_freq is not None:  # a non-persistent buffer: left uninitialised by to_empty
-        model.inv_freq = rope_inv_freq(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling)
+        model.inv_freq = rope_freqs(cfg)
     return model.eval()
 
 

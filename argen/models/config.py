@@ -26,6 +26,12 @@ class TransformerConfig:
     pos_emb: Literal["rope", "learned"] = "rope"
     rope_theta: float = 10000.0
     rope_scaling: dict[str, Any] | None = None  # e.g. {"rope_type": "llama3", "factor": 8, ...}
+    # 2D RoPE over a row-major token grid this many tokens wide (LlamaGen); None: 1D RoPE.
+    # Positions below rope_grid_start are conditioning tokens outside the grid; rope_cond says
+    # what RoPE does to their queries/keys: "identity" (unrotated) or "zero" (LlamaGen's c2i).
+    rope_grid: int | None = None
+    rope_grid_start: int = 0
+    rope_cond: Literal["identity", "zero"] = "identity"
     norm: Literal["rmsnorm", "layernorm"] = "rmsnorm"
     norm_eps: float = 1e-5
     mlp: Literal["swiglu", "gelu", "gelu_tanh"] = "swiglu"
@@ -34,6 +40,9 @@ class TransformerConfig:
     mlp_bias: bool = False
     norm_bias: bool = False  # LayerNorm bias
     tie_embeddings: bool = False
+    # ids vocab_size .. vocab_size + cond_vocab - 1 embed from a second table (e.g. class labels);
+    # the head never predicts them
+    cond_vocab: int = 0
     prefix_len: int = 0  # conditioning tokens prepended to every sequence (bidirectional)
     cond_dim: int | None = None  # width of prefix vectors, projected to d_model; None: no projection
     block_size: int = 1  # 1: causal; >1: bidirectional inside blocks, causal across them
@@ -59,6 +68,8 @@ class TransformerConfig:
             raise ValueError("block_size must be at least 1")
         if self.block_sizes is not None and (not self.block_sizes or min(self.block_sizes) < 1):
             raise ValueError("block_sizes must be a non-empty list of positive sizes")
+        if self.rope_grid is not None and (self.rope_grid < 1 or self.head_dim % 4):
+            raise ValueError("2D RoPE needs rope_grid >= 1 and head_dim divisible by 4")
 
     @property
     def causal(self) -> bool:
@@ -85,7 +96,7 @@ class TransformerConfig:
         mlp = n_mats * c.d_model * c.d_ff + ((n_mats - 1) * c.d_ff + c.d_model if c.mlp_bias else 0)
         norm = c.d_model * (2 if c.norm_bias else 1)
         per_layer = attn + mlp + 2 * norm
-        total = c.n_layer * per_layer + norm + c.vocab_size * c.d_model
+        total = c.n_layer * per_layer + norm + (c.vocab_size + c.cond_vocab) * c.d_model
         if not c.tie_embeddings:
             total += c.vocab_size * c.d_model
         if c.pos_emb == "learned":

@@ -53,3 +53,27 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     half = x.shape[-1] // 2
     rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
     return x * cos + rotated * sin
+
+
+def rope_grid_cos_sin(pos: torch.Tensor, inv_freq: torch.Tensor, width: int, start: int, cond: str,
+                      dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """2D RoPE (LlamaGen, ``precompute_freqs_cis_2d`` in FoundationVision/LlamaGen
+    ``autoregressive/models/gpt.py``): cos and sin, each ``(B, 1, T, head_dim)``.
+
+    Position ``p >= start`` is grid cell ``(row, col) = divmod(p - start, width)``. Of the
+    ``head_dim / 2`` rotary pairs the first half turn by ``row * inv_freq``, the second half by
+    ``col * inv_freq``, with ``inv_freq`` of shape ``(head_dim // 4,)`` (the 1D frequencies of a
+    head half as wide). Positions below ``start`` (conditioning tokens, padding) get angle 0 when
+    ``cond == "identity"``, or cos = sin = 0 when ``cond == "zero"``: LlamaGen's table holds zeros
+    there, which zeroes those tokens' queries and keys.
+    """
+    cell = (pos - start).clamp(min=0)
+    row, col = torch.div(cell, width, rounding_mode="floor"), cell % width  # (B, T)
+    ang = torch.cat([row.to(torch.float32)[..., None] * inv_freq,
+                     col.to(torch.float32)[..., None] * inv_freq], dim=-1)  # (B, T, hd/2)
+    ang = torch.cat([ang, ang], dim=-1)[:, None]  # (B, 1, T, hd)
+    cos, sin = ang.cos(), ang.sin()
+    if cond == "zero":
+        outside = (pos < start)[:, None, :, None]  # (B, 1, T, 1)
+        cos, sin = cos.masked_fill(outside, 0.0), sin.masked_fill(outside, 0.0)
+    return cos.to(dtype), sin.to(dtype)

@@ -17,7 +17,15 @@ from torch import nn
 
 from argen.models.config import TransformerConfig
 from argen.models.kv_cache import KVCache
-from argen.models.rope import apply_rope, rope_cos_sin, rope_inv_freq
+from argen.models.rope import apply_rope, rope_cos_sin, rope_grid_cos_sin, rope_inv_freq
+
+
+def rope_freqs(cfg: TransformerConfig) -> torch.Tensor | None:
+    """The model's RoPE inverse frequencies: (head_dim // 2,), or (head_dim // 4,) per grid axis
+    with 2D RoPE; None without RoPE."""
+    if cfg.pos_emb != "rope":
+        return None
+    return rope_inv_freq(cfg.head_dim // 2 if cfg.rope_grid else cfg.head_dim, cfg.rope_theta, cfg.rope_scaling)
 
 
 class RMSNorm(nn.Module):
@@ -101,14 +109,16 @@ class Transformer(nn.Module):
 
     Call with token ids ``idx`` (B, T) and, optionally, positions ``pos`` (B, T) (-1 marks left
     padding), a :class:`KVCache` to read and extend, and ``prefix`` conditioning vectors
-    (B, P, cond_dim or d_model) placed before the tokens. Returns logits (B, N, vocab) for the
-    last ``num_logits`` positions (all when None).
+    (B, P, cond_dim or d_model) placed before the tokens. With ``cfg.cond_vocab``, ids from
+    ``vocab_size`` on are conditioning tokens (e.g. class labels) embedded by ``cond_embed``.
+    Returns logits (B, N, vocab) for the last ``num_logits`` positions (all when None).
     """
 
     def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__()
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.cond_embed = nn.Embedding(cfg.cond_vocab, cfg.d_model) if cfg.cond_vocab else None
         self.pos_embed = nn.Embedding(cfg.max_seq_len, cfg.d_model) if cfg.pos_emb == "learned" else None
         self.cond_proj = nn.Linear(cfg.cond_dim, cfg.d_model) if cfg.cond_dim else None
         self.drop = nn.Dropout(cfg.dropout)
@@ -117,8 +127,7 @@ class Transformer(nn.Module):
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         if cfg.tie_embeddings:
             self.lm_head.weight = self.embed.weight
-        inv_freq = rope_inv_freq(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling) if cfg.pos_emb == "rope" else None
-        self.register_buffer("inv_freq", inv_freq, persistent=False)
+        self.register_buffer("inv_freq", rope_freqs(cfg), persistent=False)
         self.apply(self._init_weights)
         for name, p in self.named_parameters():
             if name.endswith(("o_proj.weight", "down_proj.weight")):
@@ -141,6 +150,23 @@ class Transformer(nn.Module):
         w = self.embed.weight
         return KVCache(c.n_layer, batch, c.n_kv_head, capacity or c.max_seq_len, c.head_dim,
                        device=w.device, dtype=dtype or w.dtype)
+
+    def embed_ids(self, idx: torch.Tensor) -> torch.Tensor:
+        """Token ids (B, T) -> embeddings (B, T, C); ids from ``vocab_size`` on use ``cond_embed``."""
+        if self.cond_embed is None:
+            return self.embed(idx)
+        v = self.cfg.vocab_size
+        is_cond = (idx >= v)[..., None]  # (B, T, 1)
+        return torch.where(is_cond, self.cond_embed((idx - v).clamp(min=0)), self.embed(idx.clamp(max=v - 1)))
+
+    def rope(self, pos: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """cos, sin (B, 1, T, head_dim) for positions (B, T): 1D, or 2D over ``cfg.rope_grid``."""
+        c = self.cfg
+        if self.inv_freq is None:
+            return None
+        if c.rope_grid:
+            return rope_grid_cos_sin(pos, self.inv_freq, c.rope_grid, c.rope_grid_start, c.rope_cond, dtype)
+        return rope_cos_sin(pos, self.inv_freq, dtype)
 
     def block_ids(self, pos: torch.Tensor) -> torch.Tensor:
         """Attention block of each position: prefix tokens form block 0, then blocks of
@@ -168,7 +194,7 @@ class Transformer(nn.Module):
     def forward(self, idx: torch.Tensor, pos: torch.Tensor | None = None, cache: KVCache | None = None,
                 prefix: torch.Tensor | None = None, num_logits: int | None = None) -> torch.Tensor:
         c = self.cfg
-        h = self.embed(idx)  # (B, T, C)
+        h = self.embed_ids(idx)  # (B, T, C)
         if prefix is not None:
             p = self.cond_proj(prefix) if self.cond_proj is not None else prefix
             h = torch.cat([p.to(h.dtype), h], dim=1)  # (B, P + T, C)
@@ -180,7 +206,7 @@ class Transformer(nn.Module):
         if self.pos_embed is not None:
             h = h + self.pos_embed(pos.clamp(min=0))
         h = self.drop(h)
-        rope = rope_cos_sin(pos, self.inv_freq, h.dtype) if self.inv_freq is not None else None
+        rope = self.rope(pos, h.dtype)
         slots = None
         if cache is not None:
             slots = cache.reserve(pos)

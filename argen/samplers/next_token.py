@@ -99,7 +99,7 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int,
     for step in range(max_new_tokens):
         if vocab_limit is not None:
             logits = logits[..., :vocab_limit]
-        logits = guide(logits, b, sampling, step / max(1, max_new_tokens - 1))  # (B, V)
+        logits = guide(logits, b, sampling, step / max(1, max_new_tokens - 1), step)  # (B, V)
         if sampling.greedy and not penalise:
             tok = logits.argmax(-1)  # (B,)
         else:
