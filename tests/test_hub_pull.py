@@ -101,7 +101,7 @@ def test_pull_verifies_then_the_model_generates(cli, hub, tmp_path):
     code, _, err = cli("text", "--model", "tiny-hub", "-p", "A", "--max-new-tokens", "5")
     assert code != 0 and "not downloaded" in err and "argen weights pull tiny-hub" in err
     code, out, err = cli("models", "--json")
-    assert '"sha256": "missing"' in out
+    assert '"sha256": "not pulled"' in out
     code, out, err = cli("weights", "pull", "tiny-hub", "--endpoint", hub.url)
     assert code == 0, err
     folder = Path(out.strip())

@@ -1,4 +1,4 @@
-"""List the bundled models: name, modality, parameters, size on disk, sha256 status."""
+"""List the models: bundled ones and hub ones (pulled or not): name, modality, parameters, size on disk, sha256 status."""
 
 from __future__ import annotations
 
@@ -17,15 +17,19 @@ def models(json_out: opt.Json = False) -> None:
     rows = []
     for name, entry in load_registry().models.items():
         if entry.hub is not None:  # pulled into the cache by `argen weights pull`
-            from argen.hub import cache_dir
+            from argen.hub import cache_dir, model_folder
 
             folder, files = cache_dir(name), [cache_dir(name) / f.file for f in entry.hub.files]
+            weights = sorted(model_folder(name, entry).glob("**/*.safetensors")) if entry.hub.convert else files
         else:
             folder, files = root / entry.path, [root / f.file for f in entry.files]
+            weights = files
         size = sum(p.stat().st_size for p in files if p.is_file())
-        params = count_params([p for p in files if p.suffix == ".safetensors"])
+        params = count_params([p for p in weights if p.suffix == ".safetensors"])
+        status = file_status(root, entry, name)
         rows.append({"name": name, "modality": entry.modality, "params": params, "bytes": size,
-                     "sha256": file_status(root, entry, name), "default": entry.default, "path": str(folder)})
+                     "sha256": "not pulled" if entry.hub is not None and status == "missing" else status,
+                     "default": entry.default, "path": str(folder)})
     if json_out:
         for r in rows:
             print(json.dumps(r))

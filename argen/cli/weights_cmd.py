@@ -1,8 +1,10 @@
 """Manage model weights: `argen weights pull NAME` downloads a registered hub model into
-argen's cache ($ARGEN_HOME, default ~/.cache/argen) and checks every file's sha256."""
+argen's cache ($ARGEN_HOME, default ~/.cache/argen), checks every file's sha256 and converts it;
+`argen weights convert` turns VAR or LlamaGen checkpoints into argen's safetensors format."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -34,3 +36,30 @@ def pull(
     folder = pull_model(name, entry, endpoint=endpoint, attempts=attempts, quiet=quiet)
     log(f"{name}: every file present with its sha256", quiet)
     print(folder)
+
+
+@app.command("convert")
+def convert(
+    sources: Annotated[list[Path], typer.Argument(help="Checkpoint files: the tokenizer's, then the transformer's "
+                                                       "(e.g. vae_ch160v4096z32.pth var_d16.pth).")],
+    family: Annotated[str, typer.Option("--family", metavar="var|llamagen", help="Which codebase wrote the files.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The argen model folder to write.")],
+    image_size: Annotated[Optional[int], typer.Option("--image-size", metavar="256|384",
+                                                      help="LlamaGen: the resolution the GPT was trained at.")] = None,
+    quiet: opt.Quiet = False,
+) -> None:
+    """Convert public checkpoints (read with torch.load(weights_only=True), never unpickled as
+    code, or safetensors) to safetensors + config.json; print the folder."""
+    from argen.convert import FAMILIES
+    from argen.convert import convert as run_convert
+    from argen.errors import ArgenError, UsageError
+
+    if family not in FAMILIES:
+        raise UsageError(f"--family must be one of {', '.join(FAMILIES)}, got {family!r}")
+    for src in sources:
+        if not src.is_file():
+            raise ArgenError(f"{src} does not exist or is not a file", hint="pass the checkpoint files to convert")
+    options = {"image_size": image_size} if image_size is not None else {}
+    out = run_convert(family, sources, output, **options)
+    log(f"converted {len(sources)} file(s) into {out}", quiet)
+    print(out)

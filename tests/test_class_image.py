@@ -1,0 +1,111 @@
+"""ImageNet class models end to end: `argen weights pull` fetches VAR files in the official layout
+from a loopback hub and converts them, then `argen image --class-label` writes PNGs with their
+metadata; LlamaGen folders converted by `argen.convert` go through the same command."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from test_hub_pull import REPO, HubServer
+
+from argen.io.metadata import read_metadata
+from argen.models.var import VAR, VARConfig
+from argen.models.var_vqvae import VQVAE, VQVAEConfig
+
+torch.set_num_threads(1)
+SCALES = [1, 2, 3, 4]
+TINY_VAE = dict(vocab_size=64, z_channels=8, ch=32, ch_mult=[1, 2], num_res_blocks=1, patch_nums=SCALES)
+
+
+def official_var_files(tmp_path):
+    torch.manual_seed(0)
+    vae = VQVAE(VQVAEConfig(**TINY_VAE))
+    var = VAR(VARConfig(depth=2, width=64, num_heads=4, num_classes=1000, vocab_size=64, vae_channels=8,
+                        patch_nums=SCALES))
+    with torch.no_grad():
+        var.head.weight.mul_(10)
+    torch.save(vae.state_dict(), tmp_path / "vae.pth")  # plain state dicts, as the VAR release
+    torch.save(var.state_dict(), tmp_path / "var_d2.pth")
+    return {p: (tmp_path / p).read_bytes() for p in ("vae.pth", "var_d2.pth")}
+
+
+@pytest.fixture
+def var_hub(tmp_path, monkeypatch):
+    server = HubServer(official_var_files(tmp_path))
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "registry.yaml").write_text(json.dumps({"models": {"tiny-var": {
+        "modality": "image", "description": "a random 2-block VAR",
+        "hub": {"repo_id": REPO, "convert": "var", "options": {"vae": TINY_VAE},
+                "files": [{"file": "vae.pth"}, {"file": "var_d2.pth"}]}}}}))
+    monkeypatch.setenv("ARGEN_WEIGHTS_DIR", str(weights))
+    monkeypatch.setenv("ARGEN_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    yield server
+    server.close()
+
+
+def test_pull_converts_then_class_labels_make_images(cli, var_hub, tmp_path):
+    code, _, err = cli("image", "--model", "tiny-var", "--class-label", "207")
+    assert code == 1 and "argen weights pull tiny-var" in err  # not pulled yet
+    code, out, err = cli("weights", "pull", "tiny-var", "--endpoint", var_hub.url)
+    assert code == 0, err
+    assert "converting" in err and (tmp_path / "home" / "models" / "tiny-var" / "argen" / "config.json").is_file()
+    code, out, _ = cli("models", "--json")
+    row = json.loads(out.strip())
+    assert row["sha256"] == "ok" and row["params"] > 0
+    pattern = str(tmp_path / "dog-{i}.png")
+    code, out, err = cli("image", "--model", "tiny-var", "--class-label", "golden_retriever", "-n", "3",
+                         "--seed", "5", "-o", pattern, "--batch-size", "2")
+    assert code == 0, err
+    paths = out.split()
+    assert len(paths) == 3
+    images = [np.asarray(Image.open(p)) for p in paths]
+    assert all(im.shape == (8, 8, 3) for im in images)  # the tiny VAE's 2x downsampling of a 4x4 grid
+    meta = read_metadata(paths[1])
+    assert meta["class_label"] == 207 and meta["class_name"] == "golden retriever" and meta["seed"] == 6
+    assert meta["sampler"] == "next-scale" and meta["sampling"]["cfg_schedule"] == "var"
+    # the same seed gives the same bytes alone as inside the batch
+    code, out, err = cli("image", "--model", "tiny-var", "-c", "207", "--seed", "6", "-o", str(tmp_path / "alone.png"))
+    assert code == 0, err
+    assert (tmp_path / "alone.png").read_bytes() == open(paths[1], "rb").read()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--class-label", "crane"], "several ImageNet classes"),
+    (["--class-label", "1000"], "out of range"),
+    (["--class-label", "207", "--prompt", "a red circle"], "--prompt"),
+    (["--class-label", "207", "--cfg-interval", "-3"], None),
+])
+def test_bad_class_flags(cli, var_hub, args, words):
+    assert cli("weights", "pull", "tiny-var", "--endpoint", var_hub.url, "-q")[0] == 0
+    code, _, err = cli("image", "--model", "tiny-var", *args, "-o", "/dev/null/x.png")
+    if words is None:  # -3 means "guide every token" like -1; the output path is what fails here
+        assert "cfg" not in err.lower()
+        return
+    assert code == 2 and words in err and err.count("\n") <= 2
+
+
+def test_llamagen_folder_generates_through_the_same_command(cli, tmp_path):
+    from test_llamagen import SMALL_VQ, official_gpt_state, small_cfg  # the official layout, tiny sizes
+
+    from argen.models.llamagen_convert import convert_llamagen
+    from argen.models.llamagen_vq import LlamaGenVQ
+
+    torch.manual_seed(0)
+    torch.save({"model": LlamaGenVQ(SMALL_VQ).state_dict()}, tmp_path / "vq.pt")
+    torch.save({"model": official_gpt_state()}, tmp_path / "gpt.pt")
+    folder = convert_llamagen(tmp_path / "vq.pt", tmp_path / "gpt.pt", tmp_path / "lg", cfg=small_cfg(), vq_cfg=SMALL_VQ)
+    code, out, err = cli("image", "--model", str(folder), "-c", "3", "-n", "2", "--seed", "1", "--cfg", "3",
+                         "--cfg-interval", "4", "-o", str(tmp_path / "lg-{seed}.png"), "--json")
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["seed"] for r in rows] == [1, 2] and rows[0]["sampler"] == "next-token"
+    im = np.asarray(Image.open(rows[0]["path"]))
+    assert im.shape == (8, 8, 3)  # a 4x4 code grid through the small tokenizer's 2x upsampling
+    meta = read_metadata(rows[0]["path"])
+    assert meta["family"] == "llamagen" and meta["sampling"]["cfg_tokens"] == 6 and meta["sampling"]["cfg_scale"] == 3
+    code, _, err = cli("image", "--model", str(folder), "-c", "10", "-o", str(tmp_path / "x.png"))
+    assert code == 2 and "out of range" in err  # the tiny model knows 10 classes
