@@ -176,14 +176,16 @@ class TextParams(Strict):
 
 
 class ImageParams(Strict):
-    """The flags of `argen image` that a batch recipe may set."""
+    """The flags of `argen image` that a batch recipe may set. With an ImageNet class model
+    (VAR, LlamaGen) the job's prompts are class labels: ids or names, e.g. "207" or "golden_retriever"."""
 
     model: str | None = None
     sampler: Literal["next-scale", "next-token"] | None = None
     device: str = "auto"
     batch_size: int = Field(32, ge=1, le=1024)
     cfg: float | None = Field(None, ge=0)  # None: the model's default
-    cfg_schedule: Literal["constant", "linear"] = "constant"
+    cfg_schedule: Literal["constant", "linear", "var"] | None = None  # None: the model's default
+    cfg_interval: float | None = None  # LlamaGen's cfg_interval (guide tokens 0..K+1); -1: all
     temperature: float | None = Field(None, ge=0)
     top_k: int | None = Field(None, ge=1)
     top_p: float | None = Field(None, gt=0, le=1)

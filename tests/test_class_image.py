@@ -109,3 +109,26 @@ def test_llamagen_folder_generates_through_the_same_command(cli, tmp_path):
     assert meta["family"] == "llamagen" and meta["sampling"]["cfg_tokens"] == 6 and meta["sampling"]["cfg_scale"] == 3
     code, _, err = cli("image", "--model", str(folder), "-c", "10", "-o", str(tmp_path / "x.png"))
     assert code == 2 and "out of range" in err  # the tiny model knows 10 classes
+
+
+def test_batch_recipes_take_class_labels(cli, var_hub, tmp_path):
+    assert cli("weights", "pull", "tiny-var", "--endpoint", var_hub.url, "-q")[0] == 0
+    recipe = tmp_path / "classes.yaml"
+    recipe.write_text("""
+jobs:
+  - name: dogs
+    modality: image
+    model: tiny-var
+    prompts: ["207", "golden_retriever", "tench"]
+    seeds: [3]
+    output: "{job}/{prompt_index}.png"
+""")
+    code, _, err = cli("run", recipe, "-o", tmp_path / "out")
+    assert code == 0, err
+    files = [tmp_path / "out" / "dogs" / f"{i}.png" for i in range(3)]
+    assert [read_metadata(f)["class_label"] for f in files] == [207, 207, 0]
+    pixels = [np.asarray(Image.open(f)) for f in files]
+    assert np.array_equal(pixels[0], pixels[1])  # the same class and seed: the same image
+    assert not np.array_equal(pixels[0], pixels[2])
+    code, out, _ = cli("image", "--model", "tiny-var", "-c", "tench", "--seed", "3", "-o", tmp_path / "t.png")
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "t.png")), pixels[2])  # equal to `argen image`

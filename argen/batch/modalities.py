@@ -40,17 +40,32 @@ class TextAdapter:
 
 
 class ImageAdapter:
+    """Captions for the shapes models; class labels (ids or names) for VAR and LlamaGen."""
+
     def load(self, params: dict[str, Any]):
+        from argen.pipelines.class_image import ClassImagePipeline, family_of
         from argen.pipelines.image import ImagePipeline
 
+        if params["model"] and family_of(params["model"]):
+            return ClassImagePipeline.from_pretrained(params["model"], device=params["device"])
         return ImagePipeline.from_pretrained(params["model"], device=params["device"], sampler=params["sampler"])
 
     def generate(self, pipe, samples: list[Sample]) -> list[tuple[Any, dict[str, Any]]]:
+        from argen.pipelines.class_image import ClassImagePipeline, ClassImageRequest
         from argen.pipelines.image import ImageRequest
+        from argen.pipelines.llamagen import cfg_tokens_from_interval
 
         p = samples[0].params
+        interval = p.get("cfg_interval")
         sampling = pipe.default_sampling(temperature=p["temperature"], top_k=p["top_k"], top_p=p["top_p"],
-                                         cfg_scale=p["cfg"], cfg_schedule=p["cfg_schedule"])
+                                         cfg_scale=p["cfg"], cfg_schedule=p["cfg_schedule"],
+                                         cfg_tokens=cfg_tokens_from_interval(interval) if interval is not None else None)
+        if isinstance(pipe, ClassImagePipeline):
+            from argen.data.imagenet import class_index
+
+            req = ClassImageRequest([class_index(s.prompt) for s in samples], seeds=[s.seed for s in samples],
+                                    sampling=sampling, batch_size=len(samples))
+            return [(o.image, o.metadata) for o in pipe(req)]
         req = ImageRequest([s.prompt for s in samples], seeds=[s.seed for s in samples], sampling=sampling,
                            batch_size=len(samples))
         return [(o.image, o.metadata) for o in pipe(req)]

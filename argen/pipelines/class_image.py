@@ -70,11 +70,14 @@ class ClassImageRequest:
     labels: list[int]  # one class id for all images, or one per image
     n: int = 1
     seed: int | None = None
+    seeds: list[int] | None = None  # explicit seeds (batch recipes), one per image; overrides n and seed
     sampling: SamplingConfig | None = None  # None: the family's published settings
     batch_size: int = 8
     use_cache: bool = True
 
     def __post_init__(self) -> None:
+        if self.seeds is not None:
+            self.n = len(self.seeds)
         if self.n < 1:
             raise UsageError(f"-n must be at least 1, got {self.n}", hint="e.g. -n 4")
         if self.batch_size < 1:
@@ -87,9 +90,11 @@ class ClassImageRequest:
                 raise UsageError(f"class label {c} is out of range (0 to {NUM_CLASSES - 1})")
 
     def rows(self) -> list[tuple[int, int]]:
-        """(class id, seed) of every image: seeds S, S+1, ..."""
-        base = self.seed if self.seed is not None else random.randrange(2**31)
+        """(class id, seed) of every image: the given seeds, else S, S+1, ..."""
         labels = self.labels * self.n if len(self.labels) == 1 else self.labels
+        if self.seeds is not None:
+            return list(zip(labels, self.seeds))
+        base = self.seed if self.seed is not None else random.randrange(2**31)
         return [(c, base + i) for i, c in enumerate(labels)]
 
 
