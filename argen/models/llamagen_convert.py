@@ -16,7 +16,6 @@ tokenizer in ``tokenizer/`` (config.json + model.safetensors)::
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from argen.models.config import TransformerConfig
 from argen.models.llamagen_gpt import from_llamagen_state, infer_size, llamagen_config
 from argen.models.llamagen_vq import USAGE_BUFFER, LlamaGenVQ, LlamaGenVQConfig
 from argen.models.transformer import Transformer
+from argen.weights import sha256_file
 
 WRAPPERS = ("model", "module", "state_dict")
 
@@ -113,12 +113,6 @@ def load_llamagen_gpt(path: str | Path, image_size: int | None = None, name: str
     return build_model(cfg, {k: v.float() for k, v in converted.items()}, str(path))
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def save_llamagen_vq(out: str | Path, vq: LlamaGenVQ, dtype: torch.dtype = torch.float32,

@@ -13,7 +13,6 @@ An argen VAR folder holds ``config.json`` (``{"format": "argen", "modality": "im
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -27,6 +26,7 @@ from argen.io.atomic import atomic_path
 from argen.models.checkpoint import read_json, read_safetensors, read_torch_file
 from argen.models.var import VAR, VARConfig
 from argen.models.var_vqvae import VQVAE, VQVAEConfig
+from argen.weights import sha256_file
 
 M = TypeVar("M", bound=nn.Module)
 
@@ -99,12 +99,6 @@ def load_var_model(path: str | Path, cfg: VARConfig | None = None, patch_nums: l
     return build_strict(lambda: VAR(cfg), state, str(path))
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def save_safetensors(module: nn.Module, target: Path, dtype: torch.dtype) -> None:
