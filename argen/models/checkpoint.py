@@ -74,19 +74,25 @@ def read_torch_file(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
+def write_safetensors(target: Path, state: dict[str, torch.Tensor], dtype: torch.dtype = torch.float32) -> None:
+    """Write ``state`` to ``target`` atomically, floating-point tensors cast to ``dtype``."""
+    from safetensors.torch import save_file
+
+    state = {k: (v.detach().to("cpu", dtype) if v.is_floating_point() else v.detach().cpu()).contiguous()
+             for k, v in state.items()}
+    with atomic_path(target) as tmp:
+        save_file(state, str(tmp), metadata={"format": "pt", "argen_version": __version__})
+
+
 def save_model_dir(out: Path, model: Transformer, modality: str, extra: dict[str, Any] | None = None,
                    dtype: torch.dtype = torch.float32) -> None:
     """Write model.safetensors (tensors in ``dtype``) and config.json into ``out`` (each atomically)."""
-    from safetensors.torch import save_file
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    state = {k: (v.detach().to("cpu", dtype) if v.is_floating_point() else v.detach().cpu()).contiguous()
-             for k, v in model.state_dict().items()}
+    state = dict(model.state_dict())
     if model.cfg.tie_embeddings:
         state.pop("lm_head.weight", None)
-    with atomic_path(out / "model.safetensors") as tmp:
-        save_file(state, str(tmp), metadata={"format": "pt", "argen_version": __version__})
+    write_safetensors(out / "model.safetensors", state, dtype)
     cfg = {"format": "argen", "argen_version": __version__, "modality": modality,
            "transformer": model.cfg.to_dict(), **(extra or {})}
     with atomic_path(out / "config.json") as tmp:

@@ -241,17 +241,13 @@ def save_tokenizer_dir(out, model: ImageTokenizer, extra: dict | None = None, dt
     import json
     from pathlib import Path
 
-    from safetensors.torch import save_file
-
     from argen import __version__
     from argen.io.atomic import atomic_path
+    from argen.models.checkpoint import write_safetensors
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    state = {k: (v.detach().to("cpu", dtype) if v.is_floating_point() else v.detach().cpu()).contiguous()
-             for k, v in model.state_dict().items()}
-    with atomic_path(out / "model.safetensors") as tmp:
-        save_file(state, str(tmp), metadata={"format": "pt", "argen_version": __version__})
+    write_safetensors(out / "model.safetensors", model.state_dict(), dtype)
     meta = {"format": "argen", "argen_version": __version__, "modality": "image-tokenizer",
             "vq": model.cfg.to_dict(), **(extra or {})}
     with atomic_path(out / "config.json") as tmp:

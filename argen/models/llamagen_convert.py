@@ -26,7 +26,7 @@ from argen import __version__
 from argen.errors import ArgenError
 from argen.io.atomic import atomic_path
 from argen.models.checkpoint import (build_model, first_line, load_model_dir, load_torch_file, read_json,
-                                     read_safetensors, save_model_dir)
+                                     read_safetensors, save_model_dir, write_safetensors)
 from argen.models.config import TransformerConfig
 from argen.models.llamagen_gpt import from_llamagen_state, infer_size, llamagen_config
 from argen.models.llamagen_vq import USAGE_BUFFER, LlamaGenVQ, LlamaGenVQConfig
@@ -113,18 +113,12 @@ def load_llamagen_gpt(path: str | Path, image_size: int | None = None, name: str
     return build_model(cfg, {k: v.float() for k, v in converted.items()}, str(path))
 
 
-
-
 def save_llamagen_vq(out: str | Path, vq: LlamaGenVQ, dtype: torch.dtype = torch.float32,
                      extra: dict[str, Any] | None = None) -> None:
     """Write a tokenizer folder: model.safetensors and config.json (``"llamagen_vq": {...}``)."""
-    from safetensors.torch import save_file
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in vq.state_dict().items()}
-    with atomic_path(out / "model.safetensors") as tmp:
-        save_file(state, str(tmp), metadata={"format": "pt", "argen_version": __version__})
+    write_safetensors(out / "model.safetensors", vq.state_dict(), dtype)
     meta = {"format": "argen", "argen_version": __version__, "modality": "image-tokenizer",
             "llamagen_vq": vq.cfg.to_dict(), **(extra or {})}
     with atomic_path(out / "config.json") as tmp:

@@ -23,7 +23,7 @@ from torch import nn
 from argen import __version__
 from argen.errors import ArgenError
 from argen.io.atomic import atomic_path
-from argen.models.checkpoint import read_json, read_safetensors, read_torch_file
+from argen.models.checkpoint import read_json, read_safetensors, read_torch_file, write_safetensors
 from argen.models.var import VAR, VARConfig
 from argen.models.var_vqvae import VQVAE, VQVAEConfig
 from argen.weights import sha256_file
@@ -101,15 +101,6 @@ def load_var_model(path: str | Path, cfg: VARConfig | None = None, patch_nums: l
 
 
 
-def save_safetensors(module: nn.Module, target: Path, dtype: torch.dtype) -> None:
-    from safetensors.torch import save_file
-
-    state = {k: (v.detach().to("cpu", dtype) if v.is_floating_point() else v.detach().cpu()).contiguous()
-             for k, v in module.state_dict().items()}
-    with atomic_path(target) as tmp:
-        save_file(state, str(tmp), metadata={"format": "pt", "argen_version": __version__})
-
-
 def convert_var(src_vae: str | Path, src_var: str | Path, out_dir: str | Path, *,
                 vae_cfg: VQVAEConfig | None = None, dtype: torch.dtype = torch.float32,
                 name: str | None = None) -> Path:
@@ -127,8 +118,8 @@ def convert_var(src_vae: str | Path, src_var: str | Path, out_dir: str | Path, *
         raise ArgenError(f"{src_var} expects a {var.cfg.vocab_size} x {var.cfg.vae_channels} codebook, "
                          f"{src_vae} has {vae.cfg.vocab_size} x {vae.cfg.z_channels}", hint="pair each VAR with its own VAE")
     out.mkdir(parents=True, exist_ok=True)
-    save_safetensors(vae, out / "vae.safetensors", dtype)
-    save_safetensors(var, out / "model.safetensors", dtype)
+    write_safetensors(out / "vae.safetensors", vae.state_dict(), dtype)
+    write_safetensors(out / "model.safetensors", var.state_dict(), dtype)
     meta: dict[str, Any] = {
         "format": "argen", "argen_version": __version__, "modality": "image", "family": "var",
         "name": name or f"var-d{var.cfg.depth}", "image_size": vae.cfg.image_size,
