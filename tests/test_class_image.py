@@ -132,3 +132,18 @@ jobs:
     assert not np.array_equal(pixels[0], pixels[2])
     code, out, _ = cli("image", "--model", "tiny-var", "-c", "tench", "--seed", "3", "-o", tmp_path / "t.png")
     assert np.array_equal(np.asarray(Image.open(tmp_path / "t.png")), pixels[2])  # equal to `argen image`
+
+
+def test_weights_convert_cli_errors(cli, tmp_path):
+    (tmp_path / "a.pth").write_bytes(b"not a checkpoint")
+    cases = [
+        (["--family", "dalle", tmp_path / "a.pth", tmp_path / "a.pth"], 2, "--family"),
+        (["--family", "var", tmp_path / "a.pth"], 2, "two files"),
+        (["--family", "var", tmp_path / "a.pth", tmp_path / "missing.pth"], 1, "does not exist"),
+        (["--family", "var", tmp_path / "a.pth", tmp_path / "a.pth"], 1, "a.pth"),
+    ]
+    for args, want_code, words in cases:
+        code, _, err = cli("weights", "convert", *args, "-o", tmp_path / "out")
+        assert code == want_code and words in err and err.startswith("Error:"), (args, err)
+        assert not (tmp_path / "out" / "config.json").exists()
+
