@@ -58,7 +58,7 @@ def sample_llamagen_tokens(gpt: Transformer, class_labels: list[int], sampling: 
     prompts, uncond = class_prompts(gpt, class_labels)
     grid = gpt.cfg.rope_grid
     rows = generate(gpt, prompts, grid * grid, sampling, seed=seed, generators=generators, use_cache=use_cache,
-                    uncond_prompts=uncond if sampling.cfg_scale != 1.0 else None)
+                    uncond_prompts=uncond if sampling.guided else None)
     return torch.tensor(rows, dtype=torch.long).view(len(prompts), grid, grid)  # (B, h, w)
 
 

@@ -71,7 +71,7 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int,
     b = len(prompts)
     if generators is None and not sampling.greedy:
         generators = make_generators(seed if seed is not None else torch.seed() % 2**31, b, device)
-    guided = uncond_prompts is not None and sampling.cfg_scale != 1.0
+    guided = uncond_prompts is not None and sampling.guided
     if guided:
         prompts = list(prompts) + list(uncond_prompts)  # rows b.. are the unconditional twins
     idx, pos = left_pad(prompts, pad_id)
