@@ -36,9 +36,9 @@ def generate_scales(model: Callable[..., torch.Tensor], prefix: torch.Tensor, st
     """Sample one grid of codes per scale; returns ``[(B, s, s) for s in scales]``.
 
     ``prefix`` (B, P) are the conditioning ids and ``start`` (B, 1) the input that predicts the
-    first scale. With ``uncond_prefix`` and ``sampling.guided`` (a guidance weight other than 1 somewhere) the unconditional twins
-    run in the same batch for classifier-free guidance (the schedule's progress is the scale
-    index). ``forced[k]`` (B, s*s) keeps every entry that is not -1 instead of sampling it.
+    first scale. With ``uncond_prefix`` and ``sampling.guided`` (a guidance weight other than 1
+    somewhere) the unconditional twins run in the same batch for classifier-free guidance (the
+    schedule's progress is the scale index). ``forced[k]`` (B, s*s) keeps every entry that is not -1 instead of sampling it.
     ``use_cache=False`` recomputes the whole sequence for every scale (the reference).
 
     ``model`` is any module called as ``model(inputs, cache=..., num_logits=...)`` with a
