@@ -61,7 +61,9 @@ def train(recipe: TrainRecipe, out: Path, recipe_path: str = "", quiet: bool = F
     if not quiet:
         log(f"training {recipe.name}: {num_params(model) / 1e6:.2f}M parameters, {t.max_steps} steps")
     for step in range(t.max_steps + 1):
-        if step % t.eval_every == 0 or step == t.max_steps:
+        out_of_time = bool(t.max_minutes) and time.time() - start > t.max_minutes * 60
+        last = step == t.max_steps or out_of_time  # the last step is always evaluated
+        if step % t.eval_every == 0 or last:
             model.eval()
             with torch.no_grad():
                 val = task.quick_val_loss(model, t.eval_batches, t.batch_size, dtype)
@@ -73,7 +75,7 @@ def train(recipe: TrainRecipe, out: Path, recipe_path: str = "", quiet: bool = F
             if val < best:
                 best, best_step = val, step
                 best_state = copy.deepcopy(model.state_dict())
-        if step == t.max_steps or (t.max_minutes and time.time() - start > t.max_minutes * 60):
+        if last:
             break
         for group in opt.param_groups:
             group["lr"] = lr_at(step, t)

@@ -39,6 +39,23 @@ def test_train_then_eval_then_generate(cli, tmp_path):
     assert code == 0 and stdout.strip()
 
 
+def test_a_time_stop_evaluates_and_keeps_the_last_step(cli, tmp_path, monkeypatch):
+    import argen.train
+
+    clock = iter(range(0, 10**6, 3))  # every reading of the clock is 3 s later
+    monkeypatch.setattr(argen.train.time, "time", lambda: next(clock))
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(CORPUS)
+    recipe = write_recipe(tmp_path, corpus, max_steps=400, max_minutes=0.5, eval_every=100)
+    code, _, err = cli("train", "text", "--recipe", recipe, "-o", tmp_path / "model")
+    assert code == 0, err
+    log = json.loads((tmp_path / "model" / "train_log.json").read_text())
+    steps = log["summary"]["steps"]
+    assert 0 < steps < 400 and steps % 100  # stopped by the clock, between two scheduled evaluations
+    assert log["history"][-1]["step"] == steps  # ... and that last step was evaluated
+    assert log["summary"]["best_step"] == steps  # on a corpus this easy the last step is the best
+
+
 def test_task_must_match_recipe(cli, tmp_path):
     recipe = write_recipe(tmp_path, tmp_path / "c.txt")
     code, _, err = cli("train", "image", "--recipe", recipe)
