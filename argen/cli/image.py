@@ -48,7 +48,7 @@ def image(
     import numpy as np
 
     from argen.errors import UsageError
-    from argen.io.png import contact_sheet, read_image, write_png
+    from argen.io.png import read_image
     from argen.pipelines.image import ImagePipeline, ImageRequest, load_mask
     from argen.samplers.processors import SamplingConfig
 
@@ -78,20 +78,27 @@ def image(
     sampling = pipe.default_sampling(**flags)
     req = ImageRequest(prompt, n=num, seed=seed, sampling=sampling, inpaint=image_in, mask=mask_in,
                        batch_size=batch_size or 32)
-    outs = pipe(req)
+    write_outputs(pipe(req), lambda o: {"prompt": prompt}, pipe.name, pipe.layout.sampler, paths, output, grid,
+                  quiet, json_out)
+
+
+def write_outputs(outs, fields, model: str, sampler: str, paths, output: Path, grid: bool, quiet: bool,
+                  json_out: bool) -> None:
+    """Write each image (and the contact sheet with --grid); print paths or JSON lines; log the time.
+    ``fields(out)`` adds what identifies an image in its JSON line (its prompt or class label)."""
+    from argen.io.png import contact_sheet, write_png
+
     for out in outs:
         path = write_png(paths(out.index, out.seed), out.image, out.metadata)
         if json_out:
-            print(json.dumps({"path": str(path), "seed": out.seed, "prompt": prompt, "model": pipe.name,
-                              "sampler": pipe.layout.sampler}))
+            print(json.dumps({"path": str(path), "seed": out.seed, **fields(out), "model": model, "sampler": sampler}))
         else:
             print(path)
     if grid:
         sheet = write_png(sheet_path(output), contact_sheet([o.image for o in outs]),
                           {**outs[0].metadata, "seeds": [o.seed for o in outs]})
         print(json.dumps({"grid": str(sheet)}) if json_out else sheet)
-    log(f"{len(outs)} image(s) in {sum(o.seconds for o in outs):.2f} s ({pipe.name}, {pipe.layout.sampler}), "
-        f"seed {outs[0].seed}", quiet)
+    log(f"{len(outs)} image(s) in {sum(o.seconds for o in outs):.2f} s ({model}, {sampler}), seed {outs[0].seed}", quiet)
 
 
 def _class_family(model: str) -> str | None:
@@ -103,7 +110,6 @@ def _class_family(model: str) -> str | None:
 def _class_images(model, labels, num, seed, flags, batch_size, device, paths, output, grid, quiet, json_out) -> None:
     from argen.data.imagenet import class_index
     from argen.errors import UsageError
-    from argen.io.png import contact_sheet, write_png
     from argen.pipelines.class_image import ClassImagePipeline, ClassImageRequest
 
     if not model:
@@ -113,17 +119,5 @@ def _class_images(model, labels, num, seed, flags, batch_size, device, paths, ou
     ids = [class_index(c) for c in labels]
     pipe = ClassImagePipeline.from_pretrained(model, device=device)
     req = ClassImageRequest(ids, n=num, seed=seed, sampling=pipe.default_sampling(**flags), batch_size=batch_size)
-    outs = pipe(req)
-    for out in outs:
-        path = write_png(paths(out.index, out.seed), out.image, out.metadata)
-        if json_out:
-            print(json.dumps({"path": str(path), "seed": out.seed, "class_label": out.label, "model": pipe.name,
-                              "sampler": pipe.sampler}))
-        else:
-            print(path)
-    if grid:
-        sheet = write_png(sheet_path(output), contact_sheet([o.image for o in outs]),
-                          {**outs[0].metadata, "seeds": [o.seed for o in outs]})
-        print(json.dumps({"grid": str(sheet)}) if json_out else sheet)
-    log(f"{len(outs)} image(s) in {sum(o.seconds for o in outs):.2f} s ({pipe.name}, {pipe.sampler}), "
-        f"seed {outs[0].seed}", quiet)
+    write_outputs(pipe(req), lambda o: {"class_label": o.label}, pipe.name, pipe.sampler, paths, output, grid,
+                  quiet, json_out)

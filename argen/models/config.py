@@ -7,8 +7,23 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 
+class DictConfig:
+    """For config dataclasses saved as config.json: ``to_dict`` and a ``from_dict`` that refuses
+    unknown keys (a config from another version or tool fails loudly, not silently)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]):
+        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} keys: {', '.join(unknown)}")
+        return cls(**d)
+
+
 @dataclass
-class TransformerConfig:
+class TransformerConfig(DictConfig):
     """Everything needed to rebuild a :class:`~argen.models.transformer.Transformer`.
 
     The defaults describe a small Llama-style model (RoPE, RMSNorm, SwiGLU, GQA). GPT-2-style
@@ -75,17 +90,6 @@ class TransformerConfig:
     def causal(self) -> bool:
         """Plain token-by-token causality (no prefix, no blocks)."""
         return self.block_size == 1 and self.block_sizes is None and self.prefix_len == 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TransformerConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown transformer config keys: {', '.join(unknown)}")
-        return cls(**d)
 
     def num_params(self) -> int:
         """Parameter count computed from the config alone (no model built)."""

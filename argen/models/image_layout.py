@@ -15,16 +15,16 @@ backbone does not take).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import torch
 
 from argen.errors import UsageError
+from argen.models.config import DictConfig
 
 
 @dataclass
-class ImageLayout:
+class ImageLayout(DictConfig):
     words: list[str]
     codebook_size: int
     scales: list[int]  # [8]: raster next-token; [1, 2, 4, 8]: next-scale
@@ -68,8 +68,6 @@ class ImageLayout:
         blocks = {"block_sizes": [s * s for s in self.scales]} if self.next_scale else {}
         return {"vocab_size": self.vocab_size, "max_seq_len": self.seq_len, "prefix_len": self.prefix_len, **blocks}
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
     def caption_ids(self, text: str) -> list[int]:
         """The caption's prefix ids (prefix_len); unknown words are a UsageError listing the vocabulary."""

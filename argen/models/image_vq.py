@@ -11,16 +11,17 @@ residual conv ``phi`` and adds them to ``f_hat``. The decoder reads the final ``
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from argen.models.config import DictConfig
+
 
 @dataclass
-class VQConfig:
+class VQConfig(DictConfig):
     image_size: int = 64
     in_channels: int = 3
     width: int = 64  # conv channels at full resolution (doubled once per downsampling, capped)
@@ -46,8 +47,6 @@ class VQConfig:
     def tokens_per_image(self) -> int:
         return sum(s * s for s in self.scales)
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 def to_unit(images) -> torch.Tensor:

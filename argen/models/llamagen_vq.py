@@ -10,13 +10,13 @@ file's state dict, so an official checkpoint loads by name with strict key match
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from argen.models.config import DictConfig
 from argen.models.image_vq import to_uint8, to_unit
 
 # the reference keeps a 65536-entry history of used code ids (a training statistic that
@@ -25,7 +25,7 @@ USAGE_BUFFER = "quantize.codebook_used"
 
 
 @dataclass
-class LlamaGenVQConfig:
+class LlamaGenVQConfig(DictConfig):
     """The tokenizer's shape; the defaults are the released VQ-16 (``vq_ds16_c2i.pt``)."""
 
     codebook_size: int = 16384
@@ -44,8 +44,6 @@ class LlamaGenVQConfig:
         """Pixels per token side (16 for VQ-16)."""
         return 2 ** (len(self.encoder_ch_mult) - 1)
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 def _norm(ch: int, groups: int) -> nn.GroupNorm:

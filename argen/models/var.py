@@ -15,14 +15,13 @@ LayerNorm); a token reads its own scale and every coarser one (block-causal).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from argen.models.config import DictConfig
 from argen.models.kv_cache import KVCache
 from argen.models.var_vqvae import RELEASED_PATCH_NUMS
 
@@ -30,7 +29,7 @@ RELEASED_DEPTHS = (16, 20, 24, 30)
 
 
 @dataclass
-class VARConfig:
+class VARConfig(DictConfig):
     """Rebuilds a :class:`VAR`; ``width`` and ``num_heads`` derive from ``depth`` when None."""
 
     depth: int = 16
@@ -62,15 +61,6 @@ class VARConfig:
     def head_dim(self) -> int:
         return self.width // self.num_heads
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "VARConfig":
-        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown VAR config keys: {', '.join(unknown)}")
-        return cls(**d)
 
 
 def var_config(depth: int) -> VARConfig:

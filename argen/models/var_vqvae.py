@@ -15,20 +15,20 @@ k / (K - 1). The decoder reads the final ``f_hat``.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from argen.models.config import DictConfig
+
 RELEASED_PATCH_NUMS = [1, 2, 3, 4, 5, 6, 8, 10, 13, 16]
 
 
 @dataclass
-class VQVAEConfig:
+class VQVAEConfig(DictConfig):
     """Defaults are the released ``vae_ch160v4096z32`` (the ``build_vae_var`` arguments and the
     vq-f16 ``ddconfig`` of FoundationVision/VAR ``models/__init__.py`` and ``models/vqvae.py``)."""
 
@@ -61,15 +61,6 @@ class VQVAEConfig:
     def image_size(self) -> int:
         return self.patch_nums[-1] * self.downsample
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "VQVAEConfig":
-        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown VQ-VAE config keys: {', '.join(unknown)}")
-        return cls(**d)
 
 
 def group_norm(ch: int) -> nn.GroupNorm:
