@@ -84,19 +84,24 @@ def write_safetensors(target: Path, state: dict[str, torch.Tensor], dtype: torch
         save_file(state, str(tmp), metadata={"format": "pt", "argen_version": __version__})
 
 
-def save_model_dir(out: Path, model: Transformer, modality: str, extra: dict[str, Any] | None = None,
-                   dtype: torch.dtype = torch.float32) -> None:
-    """Write model.safetensors (tensors in ``dtype``) and config.json into ``out`` (each atomically)."""
+def save_folder(out: Path, state: dict[str, torch.Tensor], meta: dict[str, Any],
+                dtype: torch.dtype = torch.float32) -> None:
+    """Write an argen folder: model.safetensors (float tensors in ``dtype``) and config.json
+    (``meta`` after the format and version fields), each atomically."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    write_safetensors(out / "model.safetensors", state, dtype)
+    with atomic_path(out / "config.json") as tmp:
+        tmp.write_text(json.dumps({"format": "argen", "argen_version": __version__, **meta}, indent=2) + "\n")
+
+
+def save_model_dir(out: Path, model: Transformer, modality: str, extra: dict[str, Any] | None = None,
+                   dtype: torch.dtype = torch.float32) -> None:
+    """Write a transformer's folder: model.safetensors (tensors in ``dtype``) and config.json."""
     state = dict(model.state_dict())
     if model.cfg.tie_embeddings:
         state.pop("lm_head.weight", None)
-    write_safetensors(out / "model.safetensors", state, dtype)
-    cfg = {"format": "argen", "argen_version": __version__, "modality": modality,
-           "transformer": model.cfg.to_dict(), **(extra or {})}
-    with atomic_path(out / "config.json") as tmp:
-        tmp.write_text(json.dumps(cfg, indent=2) + "\n")
+    save_folder(out, state, {"modality": modality, "transformer": model.cfg.to_dict(), **(extra or {})}, dtype)
 
 
 def build_model(cfg: TransformerConfig, state: dict[str, torch.Tensor], source: str) -> Transformer:

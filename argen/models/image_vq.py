@@ -237,20 +237,10 @@ class ImageTokenizer(nn.Module):
 def save_tokenizer_dir(out, model: ImageTokenizer, extra: dict | None = None, dtype: torch.dtype = torch.float32) -> None:
     """Write model.safetensors (float tensors in ``dtype``) and config.json ({"format": "argen", "vq": {...}})
     into ``out``."""
-    import json
-    from pathlib import Path
+    from argen.models.checkpoint import save_folder
 
-    from argen import __version__
-    from argen.io.atomic import atomic_path
-    from argen.models.checkpoint import write_safetensors
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_safetensors(out / "model.safetensors", model.state_dict(), dtype)
-    meta = {"format": "argen", "argen_version": __version__, "modality": "image-tokenizer",
-            "vq": model.cfg.to_dict(), **(extra or {})}
-    with atomic_path(out / "config.json") as tmp:
-        tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    meta = {"modality": "image-tokenizer", "vq": model.cfg.to_dict(), **(extra or {})}
+    save_folder(out, model.state_dict(), meta, dtype)
 
 
 def load_tokenizer_dir(path) -> tuple[ImageTokenizer, dict]:

@@ -16,17 +16,14 @@ tokenizer in ``tokenizer/`` (config.json + model.safetensors)::
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from argen import __version__
 from argen.errors import ArgenError
-from argen.io.atomic import atomic_path
 from argen.models.checkpoint import (build_model, first_line, load_model_dir, load_torch_file, read_json,
-                                     read_safetensors, save_model_dir, write_safetensors)
+                                     read_safetensors, save_folder, save_model_dir)
 from argen.models.config import TransformerConfig
 from argen.models.llamagen_gpt import from_llamagen_state, infer_size, llamagen_config
 from argen.models.llamagen_vq import USAGE_BUFFER, LlamaGenVQ, LlamaGenVQConfig
@@ -116,13 +113,8 @@ def load_llamagen_gpt(path: str | Path, image_size: int | None = None, name: str
 def save_llamagen_vq(out: str | Path, vq: LlamaGenVQ, dtype: torch.dtype = torch.float32,
                      extra: dict[str, Any] | None = None) -> None:
     """Write a tokenizer folder: model.safetensors and config.json (``"llamagen_vq": {...}``)."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_safetensors(out / "model.safetensors", vq.state_dict(), dtype)
-    meta = {"format": "argen", "argen_version": __version__, "modality": "image-tokenizer",
-            "llamagen_vq": vq.cfg.to_dict(), **(extra or {})}
-    with atomic_path(out / "config.json") as tmp:
-        tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    save_folder(out, vq.state_dict(), {"modality": "image-tokenizer", "llamagen_vq": vq.cfg.to_dict(),
+                                       **(extra or {})}, dtype)
 
 
 def convert_llamagen(src_vq: str | Path, src_gpt: str | Path, out_dir: str | Path, *, image_size: int | None = None,
