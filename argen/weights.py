@@ -72,9 +72,20 @@ def bundled_dir() -> Path:
 
 
 def load_registry() -> Registry:
+    """registry.yaml (the bundled models) plus, when present beside it, hub.yaml (the public
+    models `argen weights pull` fetches); a name may appear in only one of them."""
     path = bundled_dir() / "registry.yaml"
     data, node = read_yaml(path)
-    return validate(Registry, data, node, path)
+    reg = validate(Registry, data, node, path)
+    hub_path = path.with_name("hub.yaml")
+    if hub_path.is_file():
+        data, node = read_yaml(hub_path)
+        hub = validate(Registry, data, node, hub_path)
+        twice = sorted(set(hub.models) & set(reg.models))
+        if twice:
+            raise ArgenError(f"{hub_path}: {', '.join(twice)} also in {path.name}", hint="keep each model name in one file")
+        reg.models.update(hub.models)
+    return reg
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

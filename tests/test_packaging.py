@@ -33,7 +33,7 @@ def test_wheel_holds_all_packages_and_weights(wheel):
     import yaml
 
     registry = yaml.safe_load((ROOT / "weights" / "registry.yaml").read_text())
-    files = ["registry.yaml"] + [f["file"] for m in registry["models"].values() for f in m.get("files", [])]
+    files = ["registry.yaml", "hub.yaml"] + [f["file"] for m in registry["models"].values() for f in m.get("files", [])]
     assert len(files) > 8
     for f in files:
         assert "argen/_weights/" + f in names, f"{f} missing from the wheel (pyproject package-data)"

@@ -94,3 +94,18 @@ def test_float16_storage_halves_the_file_and_loads_as_float32(tmp_path):
         want, got = want[0], got[0]
     assert not torch.equal(want, got)  # the weights were rounded ...
     torch.testing.assert_close(got, want, atol=2e-2, rtol=0)  # ... by float16's precision only
+
+
+def test_public_models_come_from_hub_yaml():
+    reg = weights.load_registry()
+    assert reg.models["var-d16"].hub.convert == "var" and reg.models["var-d16"].hub.repo_id == "FoundationVision/var"
+    assert reg.models["llamagen-gpt-b-256"].hub.options == {"image_size": 256}
+    assert all(e.hub is None for n, e in reg.models.items() if n.startswith(("shakespeare", "shapes")))
+
+
+def test_a_name_in_both_registry_files_is_refused(weights_copy):
+    hub = weights_copy / "hub.yaml"
+    hub.write_text(hub.read_text() + "  shakespeare-char:\n    modality: text\n    hub:\n      repo_id: a/b\n"
+                   "      files:\n        - file: model.safetensors\n")
+    with pytest.raises(ArgenError, match="shakespeare-char also in registry.yaml"):
+        weights.load_registry()
