@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from argen.models.config import DictConfig
+from argen.models.conv_blocks import Downsample, ResnetBlock, Upsample, group_norm
 from argen.models.image_vq import to_uint8, to_unit
 
 # the reference keeps a 65536-entry history of used code ids (a training statistic that
@@ -46,31 +47,12 @@ class LlamaGenVQConfig(DictConfig):
 
 
 
-def _norm(ch: int, groups: int) -> nn.GroupNorm:
-    return nn.GroupNorm(groups, ch, eps=1e-6, affine=True)
-
-
-class ResnetBlock(nn.Module):
-    def __init__(self, c_in: int, c_out: int, groups: int) -> None:
-        super().__init__()
-        self.norm1 = _norm(c_in, groups)
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
-        self.norm2 = _norm(c_out, groups)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
-        self.nin_shortcut = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(F.silu(self.norm1(x)))
-        h = self.conv2(F.silu(self.norm2(h)))
-        return (x if self.nin_shortcut is None else self.nin_shortcut(x)) + h
-
-
 class AttnBlock(nn.Module):
     """Single-head self-attention over all pixels, with 1x1 conv projections."""
 
     def __init__(self, ch: int, groups: int) -> None:
         super().__init__()
-        self.norm = _norm(ch, groups)
+        self.norm = group_norm(ch, groups)
         self.q, self.k, self.v, self.proj_out = (nn.Conv2d(ch, ch, 1) for _ in range(4))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -79,24 +61,6 @@ class AttnBlock(nn.Module):
         q, k, v = (f(h).flatten(2).transpose(1, 2)[:, None] for f in (self.q, self.k, self.v))  # (B, 1, HW, C)
         y = F.scaled_dot_product_attention(q, k, v)  # scale 1/sqrt(C), as the reference
         return x + self.proj_out(y[:, 0].transpose(1, 2).reshape(b, c, hh, ww))
-
-
-class Downsample(nn.Module):
-    def __init__(self, ch: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(ch, ch, 3, stride=2, padding=0)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.pad(x, (0, 1, 0, 1)))  # pad right and bottom only
-
-
-class Upsample(nn.Module):
-    def __init__(self, ch: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(ch, ch, 3, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
 def _level(res: list[nn.Module], attn: list[nn.Module], resample: nn.Module | None, name: str) -> nn.Module:
@@ -137,7 +101,7 @@ class Encoder(nn.Module):
                     attn.append(AttnBlock(c_in, g))
             self.conv_blocks.append(_level(res, attn, None if last else Downsample(c_in), "downsample"))
         self.mid = _middle(c_in, g)
-        self.norm_out = _norm(c_in, g)
+        self.norm_out = group_norm(c_in, g)
         self.conv_out = nn.Conv2d(c_in, cfg.z_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -167,7 +131,7 @@ class Decoder(nn.Module):
                 if i == len(mult) - 1:
                     attn.append(AttnBlock(c_in, g))
             self.conv_blocks.append(_level(res, attn, Upsample(c_in) if i != 0 else None, "upsample"))
-        self.norm_out = _norm(c_in, g)
+        self.norm_out = group_norm(c_in, g)
         self.conv_out = nn.Conv2d(c_in, 3, 3, padding=1)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from argen.models.config import DictConfig
+from argen.models.conv_blocks import Downsample, ResnetBlock, Upsample, group_norm
 
 RELEASED_PATCH_NUMS = [1, 2, 3, 4, 5, 6, 8, 10, 13, 16]
 
@@ -63,25 +64,6 @@ class VQVAEConfig(DictConfig):
 
 
 
-def group_norm(ch: int) -> nn.GroupNorm:
-    return nn.GroupNorm(32, ch, eps=1e-6, affine=True)
-
-
-class ResnetBlock(nn.Module):
-    def __init__(self, c_in: int, c_out: int) -> None:
-        super().__init__()
-        self.norm1 = group_norm(c_in)
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
-        self.norm2 = group_norm(c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
-        self.nin_shortcut = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(F.silu(self.norm1(x)))
-        h = self.conv2(F.silu(self.norm2(h)))
-        return self.nin_shortcut(x) + h
-
-
 class AttnBlock(nn.Module):
     """Single-head self-attention over the h*w positions, with 1x1 convolutions."""
 
@@ -96,24 +78,6 @@ class AttnBlock(nn.Module):
         q, k, v = self.qkv(self.norm(x)).view(b, 3, c, h * w).transpose(-1, -2).unbind(1)  # (B, hw, C) each
         y = F.scaled_dot_product_attention(q, k, v)  # softmax(q k^T / sqrt(C)) v
         return x + self.proj_out(y.transpose(1, 2).reshape(b, c, h, w))
-
-
-class Downsample(nn.Module):
-    def __init__(self, ch: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(ch, ch, 3, stride=2, padding=0)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.pad(x, (0, 1, 0, 1)))  # pad right/bottom only, as in the reference
-
-
-class Upsample(nn.Module):
-    def __init__(self, ch: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(ch, ch, 3, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
 
 
 class Level(nn.Module):
