@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -30,6 +31,7 @@ def cache_dir(name: str) -> Path:
 
 
 LOCK = ".sha256.json"  # in a pulled model's folder: the sha256 each file was verified against
+CONVERTED = "argen"  # in a pulled model's folder: the converted copy, when the registry names a converter
 
 
 def recorded_hashes(folder: Path) -> dict[str, str]:
@@ -49,9 +51,6 @@ def expected_hashes(name: str, entry: RegistryEntry) -> dict[str, str | None]:
 def model_folder(name: str, entry: RegistryEntry) -> Path:
     """Where a pulled model is loaded from: its cache folder, or the converted copy inside it."""
     return cache_dir(name) / CONVERTED if entry.hub.convert else cache_dir(name)
-
-
-CONVERTED = "argen"
 
 
 def verify_pulled(name: str, entry: RegistryEntry) -> Path:
@@ -120,6 +119,7 @@ def pull(name: str, entry: RegistryEntry, endpoint: str | None = None, attempts:
     folder.mkdir(parents=True, exist_ok=True)
     known = expected_hashes(name, entry)
     verified: dict[str, str] = {}
+    downloaded = False
     for f in hub.files:
         dest = folder / f.file
         want = known[f.file]
@@ -142,6 +142,7 @@ def pull(name: str, entry: RegistryEntry, endpoint: str | None = None, attempts:
                     os.replace(got, dest)  # same filesystem: the file appears whole or not at all
                     _log(f"{f.file}: downloaded, sha256 ok", quiet)
                     verified[f.file] = want
+                    downloaded = True
                     break
             _log(f"{f.file}: sha256 mismatch on attempt {attempt} of {attempts}; discarded", quiet)
         else:
@@ -150,6 +151,8 @@ def pull(name: str, entry: RegistryEntry, endpoint: str | None = None, attempts:
     write_text_atomic(folder / LOCK, json.dumps(verified, indent=1) + "\n")
     if hub.convert:
         out = model_folder(name, entry)
+        if downloaded and out.exists():  # a conversion of the files this pull replaced
+            shutil.rmtree(out)
         if not (out / "config.json").is_file():
             from argen.convert import convert
 

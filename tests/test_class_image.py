@@ -147,3 +147,21 @@ def test_weights_convert_cli_errors(cli, tmp_path):
         assert code == want_code and words in err and err.startswith("Error:"), (args, err)
         assert not (tmp_path / "out" / "config.json").exists()
 
+
+
+def test_a_pull_that_replaces_a_file_converts_again(cli, var_hub, tmp_path):
+    import hashlib
+    import io
+
+    assert cli("weights", "pull", "tiny-var", "--endpoint", var_hub.url, "-q")[0] == 0
+    folder = tmp_path / "home" / "models" / "tiny-var"
+    state = torch.load(io.BytesIO(var_hub.files["var_d2.pth"]), weights_only=True)
+    state["head.bias"] += 1  # the hub now serves other weights; the local copy is gone
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    var_hub.files["var_d2.pth"] = buf.getvalue()
+    (folder / "var_d2.pth").unlink()
+    code, _, err = cli("weights", "pull", "tiny-var", "--endpoint", var_hub.url)
+    assert code == 0 and "converting" in err, err
+    source = json.loads((folder / "argen" / "config.json").read_text())["source"]["var_d2.pth"]["sha256"]
+    assert source == hashlib.sha256(buf.getvalue()).hexdigest()  # converted from the new file, not kept stale
