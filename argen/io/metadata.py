@@ -17,6 +17,7 @@ from argen.io.atomic import write_text_atomic
 # suffix -> "module:function" reading embedded metadata (imported only when needed, so that
 # `argen info` stays light); each format module that embeds metadata adds its line here
 EMBEDDED_READERS: dict[str, str] = {".png": "argen.io.png:read_png_metadata"}
+EMBEDDED_READERS.update({s: "argen.io.audio:read_audio_metadata" for s in (".wav", ".flac", ".mp3", ".ogg")})
 
 
 def build_metadata(**fields: Any) -> dict[str, Any]:
