@@ -18,6 +18,7 @@ from argen.io.atomic import write_text_atomic
 # `argen info` stays light); each format module that embeds metadata adds its line here
 EMBEDDED_READERS: dict[str, str] = {".png": "argen.io.png:read_png_metadata"}
 EMBEDDED_READERS.update({s: "argen.io.audio:read_audio_metadata" for s in (".wav", ".flac", ".mp3", ".ogg")})
+EMBEDDED_READERS[".mp4"] = "argen.io.video:read_video_metadata"
 
 
 def build_metadata(**fields: Any) -> dict[str, Any]:
