@@ -222,23 +222,7 @@ def save_codec_dir(out, model: AudioCodec, extra: dict | None = None, dtype: tor
 
 
 def load_codec_dir(path) -> tuple[AudioCodec, dict]:
-    """Load an audio codec folder (eval mode, CPU, float32) and its config."""
-    from pathlib import Path
+    """Load a audio codec folder (eval mode, CPU, float32) and its config.json."""
+    from argen.models.checkpoint import load_folder
 
-    from argen.errors import ArgenError
-    from argen.models.checkpoint import first_line, read_json, read_safetensors
-
-    path = Path(path)
-    meta = read_json(path / "config.json")
-    try:
-        cfg = CodecConfig.from_dict(meta["codec"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise ArgenError(f"{path / 'config.json'}: invalid audio codec config ({first_line(e)})",
-                         hint="the file is corrupt or not an audio codec") from None
-    model = AudioCodec(cfg)
-    try:
-        model.load_state_dict({k: v.float() for k, v in read_safetensors(path / "model.safetensors").items()})
-    except RuntimeError as e:
-        raise ArgenError(f"{path}: weights do not match the config ({first_line(e)})",
-                         hint="the config.json and weight files come from different models") from None
-    return model.eval(), meta
+    return load_folder(path, "codec", CodecConfig, AudioCodec, "audio codec")

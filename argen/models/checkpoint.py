@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -93,6 +93,27 @@ def save_folder(out: Path, state: dict[str, torch.Tensor], meta: dict[str, Any],
     write_safetensors(out / "model.safetensors", state, dtype)
     with atomic_path(out / "config.json") as tmp:
         tmp.write_text(json.dumps({"format": "argen", "argen_version": __version__, **meta}, indent=2) + "\n")
+
+
+def load_folder(path: Path, key: str, config_cls: type, build: Callable[[Any], torch.nn.Module], what: str):
+    """Load an argen folder whose config.json holds ``config_cls``'s fields under ``key``:
+    (model in eval mode, CPU, float32; the whole config.json). A bad config or weights that do
+    not fit it are one-line errors naming ``what`` the folder should hold."""
+    path = Path(path)
+    meta = read_json(path / "config.json")
+    try:
+        cfg = config_cls.from_dict(meta[key])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ArgenError(f"{path / 'config.json'}: invalid {what} config ({first_line(e)})",
+                         hint=f"the file is corrupt or not a {what}") from None
+    model = build(cfg)
+    try:
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v
+                               for k, v in read_safetensors(path / "model.safetensors").items()})
+    except RuntimeError as e:
+        raise ArgenError(f"{path}: weights do not match the config ({first_line(e)})",
+                         hint="the config.json and weight files come from different models") from None
+    return model.eval(), meta
 
 
 def save_model_dir(out: Path, model: Transformer, modality: str, extra: dict[str, Any] | None = None,

@@ -112,6 +112,8 @@ class Transformer(nn.Module):
     (B, P, cond_dim or d_model) placed before the tokens. With ``cfg.cond_vocab``, ids from
     ``vocab_size`` on are conditioning tokens (e.g. class labels) embedded by ``cond_embed``.
     Returns logits (B, N, vocab) for the last ``num_logits`` positions (all when None).
+    Continuous models (video latents) pass ``embeds`` (B, T, C) instead of ids and read the
+    final hidden states with ``head=False``.
     """
 
     def __init__(self, cfg: TransformerConfig) -> None:
@@ -191,10 +193,11 @@ class Transformer(nn.Module):
         allowed |= ((q_pos < 0)[:, :, None] & (k_pos < 0)[:, None, :])
         return allowed[:, None]
 
-    def forward(self, idx: torch.Tensor, pos: torch.Tensor | None = None, cache: KVCache | None = None,
-                prefix: torch.Tensor | None = None, num_logits: int | None = None) -> torch.Tensor:
+    def forward(self, idx: torch.Tensor | None, pos: torch.Tensor | None = None, cache: KVCache | None = None,
+                prefix: torch.Tensor | None = None, num_logits: int | None = None,
+                embeds: torch.Tensor | None = None, head: bool = True) -> torch.Tensor:
         c = self.cfg
-        h = self.embed_ids(idx)  # (B, T, C)
+        h = self.embed_ids(idx) if embeds is None else embeds  # (B, T, C): token ids, or vectors (latents)
         if prefix is not None:
             p = self.cond_proj(prefix) if self.cond_proj is not None else prefix
             h = torch.cat([p.to(h.dtype), h], dim=1)  # (B, P + T, C)
@@ -222,4 +225,5 @@ class Transformer(nn.Module):
             h = block(h, rope, mask, cache, slots)
         if num_logits is not None:
             h = h[:, -num_logits:]
-        return self.lm_head(self.norm(h))
+        h = self.norm(h)
+        return self.lm_head(h) if head else h  # head=False: final hidden states (B, N, C) for a model's own head

@@ -1,0 +1,158 @@
+"""Block-diffusion video: the cached sampler against the recompute reference, the sliding
+window, the pipeline and `argen video` end to end with a tiny model built here."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from argen.cli.app import main
+from argen.io.metadata import read_metadata
+from argen.io.video import read_video
+from argen.models.checkpoint import save_folder
+from argen.models.video_codec import FrameCodec, FrameCodecConfig, save_codec_dir
+from argen.models.video_dit import VideoDiT, VideoModelConfig
+from argen.models.video_text import CaptionVocab
+from argen.samplers.block_diffusion import extend
+
+TINY = {"n_layer": 2, "n_head": 2, "d_model": 32}
+
+
+def tiny_model(seed: int = 0) -> VideoDiT:
+    torch.manual_seed(seed)
+    model = VideoDiT(VideoModelConfig(text_vocab=len(CaptionVocab()), backbone=TINY, max_frames=64)).eval()
+    torch.nn.init.normal_(model.head.weight, std=0.1)  # a zero head would make every step alike
+    return model
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("video-model")
+    torch.manual_seed(1)
+    codec = FrameCodec(FrameCodecConfig(block_out_channels=[8, 8, 8], norm_num_groups=4)).eval()
+    save_codec_dir(out / "codec", codec)
+    model = tiny_model()
+    save_folder(out, model.state_dict(), {"modality": "video", "video": model.cfg.to_dict(),
+                                          "vocab": CaptionVocab().words, "fps": 8, "codec": "codec"})
+    return out
+
+
+@pytest.mark.parametrize("scheduler", ["flow-euler", "ddim"])
+@pytest.mark.parametrize("context_frames, sink, cond_noise, given", [(16, 0, 0.0, 4), (4, 0, 0.0, 5), (6, 2, 0.1, 7)])
+def test_cached_blocks_equal_recomputing_the_window(scheduler, context_frames, sink, cond_noise, given):
+    model = tiny_model()
+    text = CaptionVocab().encode_batch(["a red circle", "a blue square and a green circle"])
+    ctx = torch.randn(2, given, 4, 8, 8)
+    kw = dict(steps=3, scheduler=scheduler, context_frames=context_frames, sink_frames=sink, cond_noise=cond_noise)
+    cached = extend(model, text, ctx, 9, generator=torch.Generator().manual_seed(3), **kw)
+    reference = extend(model, text, ctx, 9, generator=torch.Generator().manual_seed(3), use_cache=False, **kw)
+    assert cached.shape == (2, 9, 4, 8, 8)
+    # float32 on CPU: the two paths sum attention in different orders
+    assert torch.allclose(cached, reference, atol=1e-4), (cached - reference).abs().max()
+
+
+def test_cache_is_written_once_per_block_and_stays_bounded():
+    model = tiny_model()
+    writes = []
+    real = model.cached_block
+
+    def spy(x, t, cache, pos, commit):
+        writes.append((commit, cache.capacity, cache.length))
+        return real(x, t, cache, pos, commit)
+
+    model.cached_block = spy
+    text = CaptionVocab().encode_batch(["a red circle"])
+    out = extend(model, text, None, 40, steps=2, context_frames=4, sink_frames=2, generator=torch.Generator().manual_seed(0))
+    assert out.shape[1] == 40
+    commits = [w for w in writes if w[0]]
+    assert len(commits) == 40 // 2 - 1  # every finished block but the last is written once
+    assert len(writes) - len(commits) == 2 * 20  # two denoising steps per block, read-only
+    assert len({w[1] for w in writes}) == 1 and max(w[2] for w in writes) <= writes[0][1]
+
+
+def test_known_frames_of_a_partial_block_are_kept():
+    model = tiny_model()
+    text = CaptionVocab().encode_batch(["a red circle"])
+    ctx = torch.randn(1, 3, 4, 8, 8)  # one whole block and one frame of the next
+    out = extend(model, text, ctx, 5, steps=2, generator=torch.Generator().manual_seed(0))
+    assert out.shape[1] == 5
+
+
+def test_pipeline_is_deterministic(model_dir):
+    from argen.pipelines.video import VideoPipeline, VideoRequest
+
+    pipe = VideoPipeline.from_pretrained(str(model_dir), device="cpu")
+    a = pipe(VideoRequest("a red circle", frames=6, steps=2, seed=4))
+    b = pipe(VideoRequest("a red circle", frames=6, steps=2, seed=4))
+    assert a.frames.shape == (6, 32, 32, 3) and np.array_equal(a.frames, b.frames)
+    assert a.metadata["seed"] == 4 and a.metadata["scheduler"] == "flow-euler"
+
+
+def test_cli_generates_an_mp4_with_metadata(model_dir, tmp_path, capsys):
+    out = tmp_path / "v.mp4"
+    assert main(["video", "--model", str(model_dir), "--prompt", "a red circle and a blue square", "--frames", "6",
+                 "--steps", "2", "--seed", "1", "-o", str(out)]) == 0
+    assert read_video(out, 32, 8).shape == (6, 32, 32, 3)
+    assert read_metadata(out)["prompt"] == "a red circle and a blue square"
+    err = capsys.readouterr().err
+    assert "frames 6/6" in err and "codec" in err and "denoising" in err
+
+
+def test_cli_extends_an_odd_24fps_clip_with_audio(model_dir, tmp_path):
+    from tests.test_video_data import _odd_clip_with_audio
+
+    clip = tmp_path / "odd.mp4"
+    _odd_clip_with_audio(clip)  # 50x38 at 24 fps for 2 s: 16 frames at the model's 8 fps
+    out = tmp_path / "more.mp4"
+    assert main(["video", "--model", str(model_dir), "--extend", str(clip), "--frames", "4", "--steps", "1",
+                 "--seed", "0", "-o", str(out), "-q"]) == 0
+    assert read_video(out, 32, 8).shape[0] == 16 + 4
+    only = tmp_path / "only.mp4"
+    assert main(["video", "--model", str(model_dir), "--extend", str(clip), "--frames", "4", "--steps", "1",
+                 "--only-new", "-o", str(only), "-q"]) == 0
+    assert read_video(only, 32, 8).shape[0] == 4
+
+
+def test_long_generation_slides_the_window(model_dir, tmp_path):
+    out = tmp_path / "long.mp4"
+    assert main(["video", "--model", str(model_dir), "--prompt", "a red circle", "--frames", "256", "--steps", "1",
+                 "--context", "4", "--sink", "2", "-o", str(out), "-q"]) == 0
+    assert read_video(out, 32, 8).shape[0] == 256
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--frames", "0"], "--frames"), (["--sink", "16"], "--sink"), (["--scheduler", "euler"], "--scheduler"),
+    (["--cond-noise", "1.5"], "--cond-noise"), (["--block-frames", "3"], "2-frame blocks"),
+    (["-o", "x.avi"], "cannot write video"), (["--prompt", "a red triangle"], "cannot read"),
+])
+def test_bad_flags_are_one_line_errors(model_dir, tmp_path, capsys, args, message):
+    base = ["video", "--model", str(model_dir), "--prompt", "a red circle", "--frames", "2", "--steps", "1",
+            "-o", str(tmp_path / "x.mp4")]
+    assert main(base + args) in (1, 2)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("Error:") and message in err[0]
+
+
+def test_truncated_or_missing_clips_are_clear_errors(model_dir, tmp_path, capsys):
+    from tests.test_video_data import _odd_clip_with_audio
+
+    clip = tmp_path / "odd.mp4"
+    _odd_clip_with_audio(clip)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
+    for bad in (cut, tmp_path / "none.mp4"):
+        assert main(["video", "--model", str(model_dir), "--extend", str(bad), "-o", str(tmp_path / "o.mp4")]) == 1
+        assert capsys.readouterr().err.startswith("Error:")
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_a_damaged_model_folder_is_a_clear_error(model_dir, tmp_path, capsys):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(model_dir, broken)
+    cfg = (broken / "config.json").read_text().replace('"block_frames": 2', '"block_frames": 2, "colour": 1')
+    (broken / "config.json").write_text(cfg)
+    assert main(["video", "--model", str(broken), "--prompt", "a red circle", "-o", str(tmp_path / "x.mp4")]) == 1
+    assert "invalid video model config" in capsys.readouterr().err
