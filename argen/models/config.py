@@ -58,6 +58,10 @@ class TransformerConfig(DictConfig):
     # ids vocab_size .. vocab_size + cond_vocab - 1 embed from a second table (e.g. class labels);
     # the head never predicts them
     cond_vocab: int = 0
+    # parallel token streams (audio codebooks): the vocabulary splits into n_streams equal
+    # ranges; inputs (B, T, n_streams) sum one embedding per stream, and the head's logits
+    # (..., vocab_size) read as (..., n_streams, vocab_size / n_streams)
+    n_streams: int = 1
     prefix_len: int = 0  # conditioning tokens prepended to every sequence (bidirectional)
     cond_dim: int | None = None  # width of prefix vectors, projected to d_model; None: no projection
     block_size: int = 1  # 1: causal; >1: bidirectional inside blocks, causal across them
@@ -79,6 +83,8 @@ class TransformerConfig(DictConfig):
                 self.d_ff = 4 * self.d_model
         if self.n_head % self.n_kv_head:
             raise ValueError(f"n_head ({self.n_head}) must be a multiple of n_kv_head ({self.n_kv_head})")
+        if self.n_streams < 1 or self.vocab_size % self.n_streams:
+            raise ValueError(f"vocab_size ({self.vocab_size}) must split into n_streams ({self.n_streams}) equal ranges")
         if self.block_size < 1:
             raise ValueError("block_size must be at least 1")
         if self.block_sizes is not None and (not self.block_sizes or min(self.block_sizes) < 1):

@@ -154,12 +154,27 @@ class Transformer(nn.Module):
                        device=w.device, dtype=dtype or w.dtype)
 
     def embed_ids(self, idx: torch.Tensor) -> torch.Tensor:
-        """Token ids (B, T) -> embeddings (B, T, C); ids from ``vocab_size`` on use ``cond_embed``."""
-        if self.cond_embed is None:
-            return self.embed(idx)
+        """Token ids (B, T) -> embeddings (B, T, C); ids from ``vocab_size`` on use ``cond_embed``.
+
+        With ``n_streams`` > 1, ids are (B, T, n_streams): stream k's id i embeds as row
+        k * vocab_size / n_streams + i, and the streams' embeddings are summed (MusicGen's
+        codebook embeddings). A conditioning id in stream 0 stands for the whole position.
+        """
         v = self.cfg.vocab_size
+        if idx.dim() == 3:
+            k = idx.shape[-1]
+            per = v // k
+            offsets = torch.arange(k, device=idx.device) * per
+            h = self.embed(idx.clamp(min=0, max=per - 1) + offsets).sum(2)  # (B, T, C)
+            idx = idx[..., 0]
+            if self.cond_embed is None:
+                return h
+        elif self.cond_embed is None:
+            return self.embed(idx)
+        else:
+            h = self.embed(idx.clamp(max=v - 1))
         is_cond = (idx >= v)[..., None]  # (B, T, 1)
-        return torch.where(is_cond, self.cond_embed((idx - v).clamp(min=0)), self.embed(idx.clamp(max=v - 1)))
+        return torch.where(is_cond, self.cond_embed((idx - v).clamp(min=0)), h)
 
     def rope(self, pos: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor] | None:
         """cos, sin (B, 1, T, head_dim) for positions (B, T): 1D, or 2D over ``cfg.rope_grid``."""

@@ -15,14 +15,19 @@ from argen.samplers.processors import SamplingConfig, guide, make_generators, pr
 
 OnToken = Callable[[torch.Tensor], None]  # called with the new tokens (B,) after every step
 StopFn = Callable[[int, list[int]], bool]  # (row, new tokens so far) -> stop this row?
+# (step, every row's new tokens so far) -> (B, V) bool: the ids each row may sample (a grammar)
+AllowedFn = Callable[[int, list[list[int]]], torch.Tensor]
 
 
 def left_pad(prompts: list[list[int]], pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token ids (B, L) left-padded with ``pad_id``, and positions (B, L) with -1 on padding."""
+    """Token ids (B, L) left-padded with ``pad_id``, and positions (B, L) with -1 on padding.
+    Prompts of parallel streams (each position a tuple of n ids) give ids (B, L, n)."""
     if not prompts or any(len(p) == 0 for p in prompts):
         raise ValueError("every prompt needs at least one token")
     width = max(len(p) for p in prompts)
-    idx = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    first = prompts[0][0]
+    streams = (len(first),) if isinstance(first, (tuple, list)) else ()
+    idx = torch.full((len(prompts), width, *streams), pad_id, dtype=torch.long)
     pos = torch.full((len(prompts), width), -1, dtype=torch.long)
     for b, p in enumerate(prompts):
         idx[b, width - len(p):] = torch.tensor(p, dtype=torch.long)
@@ -52,7 +57,8 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int,
              stop: StopFn | None = None, on_token: OnToken | None = None,
              use_cache: bool = True, compile: bool = False, pad_id: int = 0,
              window: int | None = None, uncond_prompts: list[list[int]] | None = None,
-             vocab_limit: int | None = None, forced: torch.Tensor | None = None) -> list[list[int]]:
+             vocab_limit: int | None = None, forced: torch.Tensor | None = None,
+             allowed: AllowedFn | None = None) -> list[list[int]]:
     """Sample up to ``max_new_tokens`` after each prompt; returns the new tokens of each row.
 
     A row ends at ``eos_id`` (kept in its output) or when ``stop(row, tokens)`` says so.
@@ -64,7 +70,14 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int,
     Conditional models: ``uncond_prompts`` (one per row) enable classifier-free guidance with
     ``sampling.cfg_scale`` (the unconditional rows run in the same batch); ``vocab_limit``
     samples only ids below it; ``forced`` (B, max_new_tokens) teacher-forces every entry
-    that is not -1 (inpainting) instead of sampling it.
+    that is not -1 (inpainting) instead of sampling it. ``allowed`` masks, after guidance and
+    before sampling, every id it marks False (a constrained grammar, e.g. meshes); its (B, V)
+    must cover the logits' width after ``vocab_limit`` and allow at least one id per row.
+
+    Parallel streams (``model.cfg.n_streams`` > 1, e.g. audio codebooks): prompts hold tuples
+    of one id per stream, each step samples every stream at once (tokens (B, n_streams),
+    returned as tuples), ``vocab_limit`` applies within each stream and ``forced`` is
+    (B, max_new_tokens, n_streams) (the delay pattern's fixed positions).
     """
     sampling = sampling or SamplingConfig()
     device = model.embed.weight.device
@@ -77,6 +90,9 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int,
     idx, pos = left_pad(prompts, pad_id)
     idx, pos = idx.to(device), pos.to(device)
     penalise = sampling.repetition_penalty != 1.0
+    streams = model.cfg.n_streams  # > 1: every step samples one token per stream, (B, n_streams)
+    if penalise and streams > 1:
+        raise ValueError("the repetition penalty is for single-stream models")
     history = idx.masked_fill(pos < 0, -1) if penalise else None  # (B, L) for the repetition penalty
     if forced is not None:
         forced = forced.to(device)
@@ -97,9 +113,13 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int,
         logits = model(idx, pos=pos, num_logits=1)[:, -1]
     next_pos = pos[:, -1:] + 1  # (B, 1)
     for step in range(max_new_tokens):
+        if streams > 1:
+            logits = logits.view(logits.shape[0], streams, -1)  # (B, n_streams, V / n_streams)
         if vocab_limit is not None:
             logits = logits[..., :vocab_limit]
         logits = guide(logits, b, sampling, step / max(1, max_new_tokens - 1), step)  # (B, V)
+        if allowed is not None:
+            logits = logits.masked_fill(~allowed(step, outputs).to(logits.device), float("-inf"))
         if sampling.greedy and not penalise:
             tok = logits.argmax(-1)  # (B,)
         else:
@@ -107,18 +127,18 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int,
         if forced is not None:
             tok = torch.where(forced[:, step] >= 0, forced[:, step], tok)
         if on_token is not None:
-            on_token(tok.masked_fill(done.to(tok.device), -1))
+            on_token(tok.masked_fill(done.to(tok.device).view(-1, *[1] * (tok.dim() - 1)), -1))
         tok_cpu = tok.tolist()
         for r in range(b):
             if done[r]:
                 continue
-            outputs[r].append(tok_cpu[r])
+            outputs[r].append(tuple(tok_cpu[r]) if streams > 1 else tok_cpu[r])
             if (eos_id is not None and tok_cpu[r] == eos_id) or (stop is not None and stop(r, outputs[r])):
                 done[r] = True
         if bool(done.all()) or step == max_new_tokens - 1:
             break  # no forward pass for a token that will not be sampled
         if guided:
-            tok = tok.repeat(2)  # the unconditional twins continue with the same tokens
+            tok = torch.cat([tok, tok])  # the unconditional twins continue with the same tokens
         if penalise:
             history = torch.cat([history, tok[:, None]], dim=1)
         if use_cache:
