@@ -122,10 +122,10 @@ def test_bad_audio_inputs(tmp_path):
     assert read_audio_metadata(junk) is None
 
 
-def test_video_without_audio_is_refused(tmp_path):
+def _silent_video(path):
+    """A 4-frame H.264 clip with no audio stream."""
     import av
 
-    path = tmp_path / "silent.mp4"
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=8)
         stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
@@ -135,5 +135,19 @@ def test_video_without_audio_is_refused(tmp_path):
                 out.mux(packet)
         for packet in stream.encode(None):
             out.mux(packet)
+    return path
+
+
+def test_video_without_audio_is_refused(tmp_path):
     with pytest.raises(ArgenError, match="no audio stream"):
-        read_audio(path, SR)
+        read_audio(_silent_video(tmp_path / "silent.mp4"), SR)
+
+
+def test_codebooks_seeded_from_features_quantise_them_closely():
+    cfg = CodecConfig(channels=[4, 8], strides=[4, 5], latent_dim=8, n_codebooks=3, codebook_size=64)
+    rvq = AudioCodec(cfg).quantizer
+    z = torch.randn(4, 8, 50) * 5  # features far from the noise the codebooks start as
+    before = (rvq.quantize(z)[0] - z).pow(2).mean()
+    rvq.init_from(z, torch.Generator().manual_seed(0))
+    after = (rvq.quantize(z)[0] - z).pow(2).mean()
+    assert after < 0.5 * before

@@ -175,6 +175,21 @@ class ResidualVQ(nn.Module):
         self.usage.zero_()
         return moved
 
+    @torch.no_grad()
+    def init_from(self, z: torch.Tensor, gen: torch.Generator | None = None) -> None:
+        """Seed every codebook with residuals of encoder features z (B, D, F), stage by stage
+        (codebooks initialised from data instead of noise: the quantiser starts where the
+        features are, rather than collapsing them onto a few random codes)."""
+        flat = z.permute(0, 2, 1).reshape(-1, z.shape[1])
+        n = self.cfg.codebook_size
+        for q in range(self.cfg.n_codebooks):
+            pick = torch.randint(0, flat.shape[0], (n,), generator=gen)
+            self.codebooks[q] = flat[pick]
+            self.ema_sum[q] = flat[pick]
+            self.ema_count[q] = 1.0
+            flat = flat - self.codebooks[q][self._nearest(q, flat)]
+        self.usage.zero_()
+
     def dequantize(self, codes: torch.Tensor) -> torch.Tensor:
         """codes (B, K, F) -> z_hat (B, D, F)."""
         z = sum(self.codebooks[q][codes[:, q]] for q in range(codes.shape[1]))  # (B, F, D)
@@ -196,8 +211,11 @@ class AudioCodec(nn.Module):
         return F.pad(wav, (0, (-wav.shape[-1]) % hop))
 
     def forward(self, wav: torch.Tensor, n_q: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Training pass: (reconstruction (B, T'), commitment loss), straight-through quantiser."""
+        """Training pass: (reconstruction (B, T'), commitment loss), straight-through quantiser;
+        ``n_q=0`` bypasses the quantiser."""
         z = self.encoder(self._pad(wav)[:, None])  # (B, D, F)
+        if n_q == 0:  # a plain autoencoder (the warm-up before the quantiser starts)
+            return self.decoder(z)[:, 0], z.new_zeros(())
         z_hat, _ = self.quantizer.quantize(z, n_q)
         commit = self.cfg.beta * F.mse_loss(z, z_hat.detach())
         z_st = z + (z_hat - z).detach()

@@ -116,6 +116,18 @@ def load_folder(path: Path, key: str, config_cls: type, build: Callable[[Any], t
     return model.eval(), meta
 
 
+def copy_folder(src: Path, dst: Path) -> None:
+    """Copy an argen folder's files (weights, config.json, model card) into ``dst``: a trained
+    tokenizer or codec travels inside the model folder that was trained on its codes."""
+    import shutil
+
+    dst = Path(dst)
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in ("model.safetensors", "config.json", "README.md"):
+        if (Path(src) / name).is_file():
+            shutil.copyfile(Path(src) / name, dst / name)
+
+
 def save_model_dir(out: Path, model: Transformer, modality: str, extra: dict[str, Any] | None = None,
                    dtype: torch.dtype = torch.float32) -> None:
     """Write a transformer's folder: model.safetensors (tensors in ``dtype``) and config.json."""
