@@ -156,3 +156,49 @@ def test_a_damaged_model_folder_is_a_clear_error(model_dir, tmp_path, capsys):
     (broken / "config.json").write_text(cfg)
     assert main(["video", "--model", str(broken), "--prompt", "a red circle", "-o", str(tmp_path / "x.mp4")]) == 1
     assert "invalid video model config" in capsys.readouterr().err
+
+
+def test_eval_video_reports_psnr_against_the_baseline(model_dir, capsys):
+    import json
+
+    assert main(["eval", "video", "--model", str(model_dir), "--n", "2", "--json", "-q"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert len(report["psnr_per_frame"]) == 8 and len(report["baseline_psnr_per_frame"]) == 8
+    assert report["baseline_psnr"] > 10 and 0.0 <= report["objects_kept"] <= 1.0
+
+
+def test_batch_recipe_video_jobs(model_dir, tmp_path):
+    import json
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"""
+jobs:
+  - name: clips
+    modality: video
+    model: {model_dir}
+    frames: 4
+    steps: 1
+    prompts: ["a red circle", "a blue square and a green circle"]
+    seeds: [3]
+""")
+    out = tmp_path / "out"
+    assert main(["run", str(recipe), "-o", str(out), "-q"]) == 0
+    rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    done = [r for r in rows if r["status"] == "done"]
+    assert len(done) == 2 and all(r["path"].endswith(".mp4") for r in done)
+    assert read_video(out / done[1]["path"], 32, 8).shape == (4, 32, 32, 3)
+    assert read_metadata(out / done[1]["path"])["prompt"] == "a blue square and a green circle"
+
+
+def test_a_long_clip_needs_only_its_window():
+    from argen.samplers.block_diffusion import context_frames_used
+
+    model = tiny_model()
+    text = CaptionVocab().encode_batch(["a red circle"])
+    ctx = torch.randn(1, 23, 4, 8, 8)
+    used = context_frames_used(23, 2, 6, 2)
+    assert used == [0, 1, 18, 19, 20, 21, 22]  # the sink block, the two latest blocks, the partial one
+    kw = dict(steps=2, context_frames=6, sink_frames=2)
+    whole = extend(model, text, ctx, 5, generator=torch.Generator().manual_seed(0), **kw)
+    window = extend(model, text, ctx[:, used], 5, generator=torch.Generator().manual_seed(0), **kw)
+    assert torch.allclose(whole, window, atol=1e-4)

@@ -60,3 +60,30 @@ def video(
     log(f"{out.new_frames} new frames ({len(out.frames)} written) in {out.codec_seconds + out.denoise_seconds:.1f} s: "
         f"codec {out.codec_seconds:.1f} s, denoising {out.denoise_seconds:.1f} s ({pipe.name}), seed {out.seed}", quiet)
     print(json.dumps({"path": str(path), "seed": out.seed, "frames": len(out.frames), "model": pipe.name}) if json_out else path)
+
+
+def evaluate_video(model: str | None, n: int, device: str, quiet: bool, json_out: bool) -> None:
+    """`argen eval video`: predict 8 frames from 8 (PSNR/SSIM vs copying the last frame) and keep
+    objects over 32 generated frames, on held-out clips."""
+    import time
+
+    from argen.errors import UsageError
+    from argen.evaluate_video import video_report
+    from argen.pipelines.video import VideoPipeline
+
+    if not 1 <= n <= 10_000:
+        raise UsageError(f"--n must be in [1, 10000], got {n}", hint="e.g. --n 64")
+    pipe = VideoPipeline.from_pretrained(model, device=device)
+    t0 = time.time()
+    report = video_report(pipe, n)
+    log(f"evaluated {n} held-out clips in {time.time() - t0:.1f} s", quiet)
+    if json_out:
+        print(json.dumps({"model": pipe.name, **report}))
+        return
+    print(f"{'frame':>5s} {'PSNR':>7s} {'baseline':>9s} {'SSIM':>6s} {'baseline':>9s}")
+    rows = zip(report["psnr_per_frame"], report["baseline_psnr_per_frame"], report["ssim_per_frame"],
+               report["baseline_ssim_per_frame"])
+    for i, (p, bp, s, bs) in enumerate(rows, 1):
+        print(f"{i:5d} {p:7.2f} {bp:9.2f} {s:6.3f} {bs:9.3f}")
+    print(f"{'mean':>5s} {report['psnr']:7.2f} {report['baseline_psnr']:9.2f} {report['ssim']:6.3f} {report['baseline_ssim']:9.3f}")
+    print(f"objects kept over {report['generated_frames']} generated frames: {report['objects_kept'] * 100:.1f}% of clips")

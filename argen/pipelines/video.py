@@ -19,7 +19,7 @@ from argen.io.metadata import build_metadata
 from argen.models.video_codec import FrameCodec, load_codec_dir, to_uint8, to_unit
 from argen.models.video_dit import VideoDiT, load_video_dir
 from argen.models.video_text import CaptionVocab
-from argen.samplers.block_diffusion import SCHEDULERS, extend
+from argen.samplers.block_diffusion import SCHEDULERS, context_frames_used, extend
 
 MAX_FRAMES = 10_000
 
@@ -108,7 +108,8 @@ class VideoPipeline:
         t0 = time.perf_counter()
         context = None
         if req.clip is not None and len(req.clip):
-            context = self.codec.encode(to_unit(req.clip[None]).to(self.device))  # (1, T, C, h, w)
+            used = context_frames_used(len(req.clip), fb, req.context, req.sink)  # a long clip: only its window
+            context = self.codec.encode(to_unit(req.clip[used][None]).to(self.device))  # (1, T, C, h, w)
         codec_s = time.perf_counter() - t0
         # 3. block diffusion through the KV cache
         done, t1 = 0, time.perf_counter()

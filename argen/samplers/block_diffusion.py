@@ -66,6 +66,18 @@ def denoise(predict: Predict, noise: torch.Tensor, scheduler: str, steps: int, s
     return x
 
 
+def context_frames_used(n: int, block_frames: int, context_frames: int, sink_frames: int = 0) -> list[int]:
+    """Indices of the frames of an ``n``-frame context that :func:`extend` keeps in its window:
+    the sink blocks, the latest whole blocks and the trailing partial block. Encoding only these
+    gives the same result as the whole clip (what slid out of the cache is never read again)."""
+    fb = block_frames
+    whole = n // fb * fb
+    window, sink = max(1, -(-context_frames // fb)), -(-sink_frames // fb)
+    if whole // fb <= window:
+        return list(range(n))
+    return [*range(sink * fb), *range(whole - (window - sink) * fb, n)]
+
+
 def _noised(x: torch.Tensor, level: float, gen: torch.Generator | None) -> torch.Tensor:
     """Light noise on context frames (the flow path at time ``level``)."""
     if level <= 0:
