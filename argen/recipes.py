@@ -37,6 +37,61 @@ class ShapesData(Strict):
     eval_prompts: int = Field(200, ge=1)  # image task: prompt-adherence check after training
 
 
+class CrystalData(Strict):
+    """A CDVAE-style CSV of CIFs (argen/data/crystal.py); the last ``val_size`` rows are held out
+    for the validation loss; ``eval_split`` (first ``eval_limit`` rows) is scored after training."""
+
+    dataset: Literal["crystal-csv"]
+    path: str
+    val_size: int = Field(200, ge=1)
+    symprec: float = Field(0.1, gt=0)
+    eval_split: str | None = None
+    eval_limit: int = Field(100, ge=1)
+    eval_n: int = Field(20, ge=1)
+
+
+class Shapes3DData(Strict):
+    """The procedural shapes3d mesh dataset (argen/data/shapes3d.py): sample i of a split is a
+    pure function of (seed, split, i)."""
+
+    dataset: Literal["shapes3d"]
+    seed: int = 0
+    train_size: int = Field(20_000, ge=1)
+    val_size: int = Field(500, ge=1)
+    adjacent: bool = True  # MeshAnything V2's adjacent-mesh tokenisation
+    eval_n: int = Field(60, ge=1)  # mesh task: held-out captions sampled and scored after training
+    eval_max_faces: int = Field(400, ge=1)  # mesh task: the face limit of those samples
+
+
+class MelodiesData(Strict):
+    """The procedural melodies dataset (argen/data/melodies.py): sample i of a split is a pure
+    function of (seed, split, i); training crops ``crop_seconds`` from random melodies."""
+
+    dataset: Literal["melodies"]
+    seed: int = 0
+    train_size: int = Field(20_000, ge=1)
+    val_size: int = Field(200, ge=1)
+    crop_seconds: float = Field(0.5, gt=0)  # audio-codec task: training crops
+    codec: str | None = None  # audio task: the trained codec's folder
+    max_silence: float = Field(1.0, ge=0)  # audio task: up to this much silence after each melody
+    eval_prompts: int = Field(100, ge=1)  # audio task: held-out prompts scored after training
+
+
+class BouncingData(Strict):
+    """The procedural bouncing-objects dataset (argen/data/bouncing.py): clip i of a split is a
+    pure function of (seed, split, i); training takes random ``frames``-long windows of
+    ``clip_frames``-long clips. The video task reads latents through ``codec`` (a trained frame
+    codec folder)."""
+
+    dataset: Literal["bouncing"]
+    seed: int = 0
+    train_size: int = Field(1_000, ge=1)
+    val_size: int = Field(100, ge=1)
+    clip_frames: int = Field(24, ge=2)
+    frames: int = Field(16, ge=2)
+    codec: str | None = None
+
+
 class TrainLoop(Strict):
     seq_len: int = Field(256, ge=2)
     batch_size: int = Field(32, ge=1)
@@ -60,10 +115,10 @@ class TrainLoop(Strict):
 class TrainRecipe(Strict):
     """A training recipe: which task, which data, which model config, how long."""
 
-    task: Literal["text", "image-tokenizer", "image"]
+    task: Literal["text", "image-tokenizer", "image", "crystal", "mesh", "audio-codec", "audio", "video-codec", "video"]
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     description: str = ""
-    data: TextData | ShapesData
+    data: TextData | ShapesData | CrystalData | Shapes3DData | MelodiesData | BouncingData
     model: dict[str, Any]
     train: TrainLoop = TrainLoop()
     sampling: dict[str, float] | None = None  # image: the model's default cfg_scale / temperature (config.json)
@@ -77,6 +132,18 @@ class TrainRecipe(Strict):
             raise ValueError("a text recipe needs a corpus: data.path")
         if task in ("image", "image-tokenizer") and not isinstance(v, ShapesData):
             raise ValueError(f"an {task} recipe needs data.dataset: shapes")
+        if task == "crystal" and not isinstance(v, CrystalData):
+            raise ValueError("a crystal recipe needs data.dataset: crystal-csv and data.path")
+        if task == "mesh" and not isinstance(v, Shapes3DData):
+            raise ValueError("a mesh recipe needs data.dataset: shapes3d")
+        if task in ("audio-codec", "audio") and not isinstance(v, MelodiesData):
+            raise ValueError(f"an {task} recipe needs data.dataset: melodies")
+        if task == "audio" and not v.codec:
+            raise ValueError("an audio recipe needs data.codec: the folder of a trained audio codec")
+        if task in ("video-codec", "video") and not isinstance(v, BouncingData):
+            raise ValueError(f"a {task} recipe needs data.dataset: bouncing")
+        if task == "video" and not v.codec:
+            raise ValueError("a video recipe needs data.codec: the folder of a trained frame codec")
         if task == "image" and not v.tokenizer:
             raise ValueError("an image recipe needs data.tokenizer: the folder of a trained image tokenizer")
         return v
@@ -92,10 +159,22 @@ class TrainRecipe(Strict):
         task = info.data.get("task")
         if task == "image-tokenizer":
             known = {f.name for f in dataclasses.fields(VQConfig)}
+        elif task == "audio-codec":
+            from argen.models.audio_codec import CodecConfig
+
+            known = {f.name for f in dataclasses.fields(CodecConfig)}
+        elif task in ("video-codec", "video"):
+            from argen.models.video_codec import FrameCodecConfig
+            from argen.models.video_dit import VideoModelConfig
+
+            known = {f.name for f in dataclasses.fields(FrameCodecConfig if task == "video-codec" else VideoModelConfig)}
+            known -= {"latent_mean", "latent_std", "latent_channels", "latent_size", "text_vocab"} if task == "video" else {"latent_mean", "latent_std"}
         else:
             known = {f.name for f in dataclasses.fields(TransformerConfig)} - {"vocab_size", "max_seq_len"}
-            if task == "image":
+            if task in ("image", "mesh"):
                 known -= {"prefix_len", "block_size", "block_sizes"}  # set by the tokenizer's layout
+            if task == "audio":
+                known -= {"n_streams", "cond_vocab"}  # set by the codec's codebooks and the prompt words
         unknown = sorted(set(v) - known)
         if unknown:
             raise ValueError(f"unknown model key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -191,8 +270,33 @@ class ImageParams(Strict):
     top_p: float | None = Field(None, gt=0, le=1)
 
 
+class AudioParams(Strict):
+    """The flags of `argen audio` that a batch recipe may set (prompts follow the melodies grammar)."""
+
+    model: str | None = None
+    device: str = "auto"
+    seconds: float | None = Field(None, gt=0, le=600)  # None: the prompted melody's length
+    cfg: float | None = Field(None, ge=0)
+    temperature: float | None = Field(None, ge=0)
+    top_k: int | None = Field(None, ge=1)
+
+
+class VideoParams(Strict):
+    """The flags of `argen video` that a batch recipe may set (prompts list the objects)."""
+
+    model: str | None = None
+    device: str = "auto"
+    frames: int = Field(32, ge=1, le=10_000)
+    steps: int = Field(20, ge=1, le=1000)
+    scheduler: Literal["flow-euler", "ddim"] = "flow-euler"
+    context: int = Field(16, ge=1)
+    sink: int = Field(0, ge=0)
+    cond_noise: float = Field(0.0, ge=0, lt=1)
+
+
 # modality -> (its parameter model, the suffix of its outputs)
-MODALITIES: dict[str, tuple[type[Strict], str]] = {"text": (TextParams, "txt"), "image": (ImageParams, "png")}
+MODALITIES: dict[str, tuple[type[Strict], str]] = {"text": (TextParams, "txt"), "image": (ImageParams, "png"),
+                                                   "audio": (AudioParams, "wav"), "video": (VideoParams, "mp4")}
 
 
 class SeedRange(Strict):

@@ -93,7 +93,7 @@ def train(recipe: TrainRecipe, out: Path, recipe_path: str = "", quiet: bool = F
     model.eval()
     metrics = task.final_metrics(model)
     summary = {"recipe": recipe_path, "steps": step, "best_step": best_step, "minutes": round(minutes, 1),
-               "threads": torch.get_num_threads(), "params": num_params(model), **metrics}
+               "threads": torch.get_num_threads(), "params": num_params(model), "best_val_loss": round(best, 4), **metrics}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     task.save(out, model, summary)
@@ -113,7 +113,7 @@ def model_card(recipe: TrainRecipe, s: dict, recipe_path: str, task_lines: str) 
 
 - Architecture: {s['params'] / 1e6:.2f}M parameters; config in config.json.
 - Trained by: `argen train {recipe.task} --recipe {recipe_path}` ({s['steps']} steps,
-  {s['minutes']} minutes on {s['threads']} CPU threads; best checkpoint at step {s['best_step']}).
+  {s['minutes']} minutes on {s['threads']} CPU thread{'s' if s['threads'] != 1 else ''}; best checkpoint at step {s['best_step']}).
 {task_lines.rstrip()}
 - Licence: weights trained by the argen authors; data licence as stated in the data's README.
 """

@@ -76,4 +76,50 @@ class ImageAdapter:
         write_png(path, content, meta)
 
 
-ADAPTERS: dict[str, Adapter] = {"text": TextAdapter(), "image": ImageAdapter()}
+class AudioAdapter:
+    """One request per sample: a melody's length comes from its own prompt."""
+
+    def load(self, params: dict[str, Any]):
+        from argen.pipelines.audio import AudioPipeline
+
+        return AudioPipeline.from_pretrained(params["model"], device=params["device"])
+
+    def generate(self, pipe, samples: list[Sample]) -> list[tuple[Any, dict[str, Any]]]:
+        from argen.pipelines.audio import AudioRequest
+
+        p = samples[0].params
+        sampling = pipe.default_sampling(cfg_scale=p["cfg"], temperature=p["temperature"], top_k=p["top_k"])
+        outs = [pipe(AudioRequest(prompt=s.prompt, seconds=p["seconds"], sampling=sampling, seed=s.seed)) for s in samples]
+        return [((o.samples, o.sample_rate), o.metadata) for o in outs]
+
+    def write(self, path: Path, content: Any, meta: dict[str, Any]) -> None:
+        from argen.io.audio import write_audio
+
+        samples, rate = content
+        write_audio(path, samples, rate, meta)
+
+
+class VideoAdapter:
+    def load(self, params: dict[str, Any]):
+        from argen.pipelines.video import VideoPipeline
+
+        return VideoPipeline.from_pretrained(params["model"], device=params["device"])
+
+    def generate(self, pipe, samples: list[Sample]) -> list[tuple[Any, dict[str, Any]]]:
+        from argen.pipelines.video import VideoRequest
+
+        p = samples[0].params
+        outs = [pipe(VideoRequest(prompt=s.prompt, frames=p["frames"], steps=p["steps"], scheduler=p["scheduler"],
+                                  context=p["context"], sink=p["sink"], cond_noise=p["cond_noise"], seed=s.seed))
+                for s in samples]
+        return [((o.frames, o.fps), o.metadata) for o in outs]
+
+    def write(self, path: Path, content: Any, meta: dict[str, Any]) -> None:
+        from argen.io.video import write_mp4
+
+        frames, fps = content
+        write_mp4(path, frames, fps, meta)
+
+
+ADAPTERS: dict[str, Adapter] = {"text": TextAdapter(), "image": ImageAdapter(), "audio": AudioAdapter(),
+                                "video": VideoAdapter()}

@@ -12,7 +12,7 @@ import typer
 
 from argen import __version__
 from argen.cli import eval as eval_cmd
-from argen.cli import image, info, models, run, text, train, video, weights_cmd
+from argen.cli import audio, crystal, image, info, mesh, models, run, text, train, video, weights_cmd
 from argen.cli.errors import is_click, report
 
 app = typer.Typer(
@@ -41,6 +41,9 @@ def main_options(version: bool = typer.Option(False, "--version", callback=_vers
 app.command("text", help=text.__doc__)(text.text)
 app.command("image", help=image.__doc__)(image.image)
 app.command("video", help=video.__doc__)(video.video)
+app.command("audio", help=audio.__doc__)(audio.audio)
+app.command("crystal", help=crystal.__doc__)(crystal.crystal)
+app.command("mesh", help=mesh.__doc__)(mesh.mesh)
 app.command("run", help=run.__doc__)(run.run)
 app.command("models", help=models.__doc__)(models.models)
 app.command("info", help=info.__doc__)(info.info)

@@ -16,9 +16,11 @@ DEFAULT_TEXT = Path("../shared/data/text/tinyshakespeare.txt")
 
 
 def evaluate(
-    task: Annotated[str, typer.Argument(help="What to evaluate: text or image.")],
+    task: Annotated[str, typer.Argument(help="What to evaluate: text, image, video, audio, crystal or mesh.")],
     model: opt.Model = None,
-    n: Annotated[int, typer.Option("--n", help="image: validation prompts to render (plus n/5 held-out-pair prompts).")] = 500,
+    n: Annotated[Optional[int], typer.Option("--n", help="image: validation prompts to render (plus n/5 held-out-pair prompts; default 500). crystal: samples per composition (default 20).")] = None,
+    split: Annotated[Optional[Path], typer.Option("--split", help="crystal: a CDVAE-style CSV of test structures.")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", help="crystal: score only the first K compositions.")] = None,
     sampler: Annotated[Optional[str], typer.Option("--sampler", metavar="next-scale|next-token", help="image: which bundled model.")] = None,
     cfg: Annotated[Optional[float], typer.Option("--cfg", help="image: guidance scale (default: the model's).")] = None,
     temperature: Annotated[Optional[float], typer.Option("--temperature", help="image: temperature (default: the model's).")] = None,
@@ -39,7 +41,23 @@ def evaluate(
     from argen.pipelines.text import TextPipeline
 
     if task == "image":
-        return evaluate_image(model, n, sampler, cfg, temperature, device, quiet, json_out)
+        return evaluate_image(model, 500 if n is None else n, sampler, cfg, temperature, device, quiet, json_out)
+    if task == "crystal":
+        from argen.cli.crystal import evaluate_crystal
+
+        return evaluate_crystal(model, split, 20 if n is None else n, limit, temperature, device, quiet, json_out)
+    if task == "audio":
+        from argen.cli.audio import evaluate_audio
+
+        return evaluate_audio(model, 100 if n is None else n, cfg, temperature, device, quiet, json_out)
+    if task == "video":
+        from argen.cli.video import evaluate_video
+
+        return evaluate_video(model, 64 if n is None else n, device, quiet, json_out)
+    if task == "mesh":
+        from argen.cli.mesh import evaluate_mesh
+
+        return evaluate_mesh(model, 100 if n is None else n, cfg, temperature, device, quiet, json_out)
     if task != "text":
         raise UsageError(f"no evaluation for {task!r} yet", hint="available: text, image")
     if not 0 < val_fraction < 1:

@@ -19,3 +19,8 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or stati
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object per output on stdout.")]
 Quantize = Annotated[str, typer.Option("--quantize", metavar="none|int8",
                                         help="int8: weight-only int8 linear layers (faster CPU decoding, ~1% logit error).")]
+# sampling flags of the generative commands; None means "the model's default"
+Temperature = Annotated[Optional[float], typer.Option("--temperature", "-t", help="Softmax temperature; 0 is greedy (default: the model's).")]
+TopK = Annotated[Optional[int], typer.Option("--top-k", help="Keep the k most likely tokens (default: the model's).")]
+TopP = Annotated[Optional[float], typer.Option("--top-p", help="Nucleus sampling mass, in (0, 1] (default: the model's).")]
+Cfg = Annotated[Optional[float], typer.Option("--cfg", help="Classifier-free guidance scale; 1 disables, 0 is unconditional (default: the model's).")]

@@ -12,7 +12,7 @@ from argen.cli.output import log
 
 
 def train(
-    task: Annotated[str, typer.Argument(help="What to train: text, image-tokenizer or image.")],
+    task: Annotated[str, typer.Argument(help="What to train: text, image-tokenizer, image, mesh, crystal, audio-codec, audio, video-codec or video.")],
     recipe: Annotated[Path, typer.Option("--recipe", "-r", help="Training recipe (YAML).")],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Model folder to write (default: the recipe's output, else runs/NAME).")] = None,
     max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="Override the recipe's step count (for a quick try).")] = None,
@@ -32,5 +32,5 @@ def train(
         r.train.eval_every = min(r.train.eval_every, max_steps)
     out = output or Path(r.output or f"runs/{r.name}")
     summary = run_training(r, out, recipe_path=str(recipe), quiet=quiet)
-    log(f"validation loss {summary['val_loss']:.4f} after {summary['steps']} steps, {summary['minutes']} min", quiet)
+    log(f"validation loss {summary.get('val_loss', summary['best_val_loss']):.4f} after {summary['steps']} steps, {summary['minutes']} min", quiet)
     print(out)

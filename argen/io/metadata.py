@@ -17,8 +17,11 @@ from argen.io.atomic import write_text_atomic
 # suffix -> "module:function" reading embedded metadata (imported only when needed, so that
 # `argen info` stays light); each format module that embeds metadata adds its line here
 EMBEDDED_READERS: dict[str, str] = {".png": "argen.io.png:read_png_metadata"}
+EMBEDDED_READERS.update({".obj": "argen.io.mesh:read_obj_metadata", ".ply": "argen.io.mesh:read_ply_metadata",
+                         ".glb": "argen.io.mesh:read_glb_metadata"})  # .stl: the sidecar
 EMBEDDED_READERS.update({s: "argen.io.audio:read_audio_metadata" for s in (".wav", ".flac", ".mp3", ".ogg")})
 EMBEDDED_READERS[".mp4"] = "argen.io.video:read_video_metadata"
+EMBEDDED_READERS[".cif"] = "argen.io.cif:read_cif_metadata"
 
 
 def build_metadata(**fields: Any) -> dict[str, Any]:

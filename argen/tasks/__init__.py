@@ -23,6 +23,12 @@ TASKS = {
     "text": "argen.tasks.text:TextTask",
     "image-tokenizer": "argen.tasks.image_tokenizer:ImageTokenizerTask",
     "image": "argen.tasks.image:ImageTask",
+    "mesh": "argen.tasks.mesh:MeshTask",
+    "crystal": "argen.tasks.crystal:CrystalTask",
+    "audio-codec": "argen.tasks.audio_codec:AudioCodecTask",
+    "audio": "argen.tasks.audio:AudioTask",
+    "video-codec": "argen.tasks.video_codec:VideoCodecTask",
+    "video": "argen.tasks.video:VideoTask",
 }
 
 
