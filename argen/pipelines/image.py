@@ -4,7 +4,6 @@ given image and teacher-forces every token whose patch the mask leaves untouched
 
 from __future__ import annotations
 
-import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from argen.models.image_layout import ImageLayout
 from argen.models.image_vq import ImageTokenizer, load_tokenizer_dir, to_uint8, to_unit
 from argen.models.loader import load_transformer
 from argen.models.transformer import Transformer
+from argen.pipelines.rows import PromptRows
 from argen.samplers.next_scale import generate_scales
 from argen.samplers.next_token import generate
 from argen.samplers.processors import SamplingConfig
@@ -30,7 +30,7 @@ DEFAULT_MODELS = {"next-scale": "shapes-next-scale", "next-token": "shapes-next-
 
 
 @dataclass
-class ImageRequest:
+class ImageRequest(PromptRows):
     prompt: str | list[str]  # a list (batch recipes) pairs with ``seeds``, one seed per prompt
     n: int = 1
     seed: int | None = None
@@ -42,23 +42,11 @@ class ImageRequest:
     use_cache: bool = True
 
     def __post_init__(self) -> None:
-        if self.n < 1:
-            raise UsageError(f"-n must be at least 1, got {self.n}", hint="e.g. -n 4")
+        self.check_rows()
         if self.batch_size < 1:
             raise UsageError(f"--batch-size must be at least 1, got {self.batch_size}", hint="e.g. 16")
         if (self.inpaint is None) != (self.mask is None):
             raise UsageError("--inpaint and --mask go together", hint="give both the image and its mask")
-        if isinstance(self.prompt, list) and (self.seeds is None or len(self.seeds) != len(self.prompt)):
-            raise UsageError("a list of prompts needs one seed per prompt", hint="check the request")
-
-    def rows(self) -> list[tuple[str, int]]:
-        """(prompt, seed) of every image: seeds S, S+1, ... for one prompt, else the given pairs."""
-        if isinstance(self.prompt, list):
-            return list(zip(self.prompt, self.seeds))
-        if self.seeds is not None:
-            return [(self.prompt, s) for s in self.seeds]
-        base = self.seed if self.seed is not None else random.randrange(2**31)
-        return [(self.prompt, base + i) for i in range(self.n)]
 
 
 @dataclass

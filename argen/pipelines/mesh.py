@@ -3,7 +3,6 @@ mesh grammar -> mesh tokens -> a cleaned trimesh (+ metadata)."""
 
 from __future__ import annotations
 
-import random
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,7 @@ from argen.errors import ArgenError, UsageError
 from argen.io.metadata import build_metadata
 from argen.models.mesh_tokenizer import MeshLayout
 from argen.models.transformer import Transformer
+from argen.pipelines.rows import PromptRows
 from argen.samplers.mesh_constraints import MeshConstraint, max_tokens
 from argen.samplers.next_token import generate
 from argen.samplers.processors import SamplingConfig
@@ -24,7 +24,7 @@ DEFAULT_MODEL = "shapes3d-mesh"
 
 
 @dataclass
-class MeshRequest:
+class MeshRequest(PromptRows):
     prompt: str | list[str]  # a list pairs with ``seeds``, one seed per prompt
     n: int = 1
     seed: int | None = None
@@ -35,22 +35,11 @@ class MeshRequest:
     use_cache: bool = True
 
     def __post_init__(self) -> None:
-        if self.n < 1:
-            raise UsageError(f"-n must be at least 1, got {self.n}", hint="e.g. -n 4")
+        self.check_rows()
         if self.max_faces < 1:
             raise UsageError(f"--max-faces must be at least 1, got {self.max_faces}", hint="e.g. --max-faces 400")
         if self.batch_size < 1:
             raise UsageError(f"--batch-size must be at least 1, got {self.batch_size}", hint="e.g. 16")
-        if isinstance(self.prompt, list) and (self.seeds is None or len(self.seeds) != len(self.prompt)):
-            raise UsageError("a list of prompts needs one seed per prompt", hint="check the request")
-
-    def rows(self) -> list[tuple[str, int]]:
-        if isinstance(self.prompt, list):
-            return list(zip(self.prompt, self.seeds))
-        if self.seeds is not None:
-            return [(self.prompt, s) for s in self.seeds]
-        base = self.seed if self.seed is not None else random.randrange(2**31)
-        return [(self.prompt, base + i) for i in range(self.n)]
 
 
 @dataclass
