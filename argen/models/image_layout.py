@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
-from argen.errors import UsageError
 from argen.models.config import DictConfig
+from argen.models.word_prefix import word_prefix_ids
 
 
 @dataclass
@@ -71,18 +71,7 @@ class ImageLayout(DictConfig):
 
     def caption_ids(self, text: str) -> list[int]:
         """The caption's prefix ids (prefix_len); unknown words are a UsageError listing the vocabulary."""
-        words = text.strip().lower().split()
-        unknown = sorted({w for w in words if w not in self.words})
-        if unknown:
-            raise UsageError(f"unknown word(s) in the prompt: {', '.join(unknown)}",
-                             hint=f"this model knows: {' '.join(self.words)}")
-        if not words:
-            raise UsageError("the prompt is empty", hint="e.g. --prompt 'a red circle in the top left'")
-        if len(words) > self.prefix_len:
-            raise UsageError(f"the prompt has {len(words)} words; this model reads at most {self.prefix_len}",
-                             hint="shorten the prompt")
-        index = {w: self.codebook_size + 1 + i for i, w in enumerate(self.words)}
-        return [index[w] for w in words] + [self.pad] * (self.prefix_len - len(words))
+        return word_prefix_ids(text, self.words, self.codebook_size + 1, self.prefix_len, self.pad, "a red circle in the top left")
 
     def null_ids(self) -> list[int]:
         return [self.null] * self.prefix_len

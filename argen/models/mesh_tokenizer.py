@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import trimesh
 
-from argen.errors import UsageError
 from argen.models.config import DictConfig
+from argen.models.word_prefix import word_prefix_ids
 
 BITS = 7
 LEVELS = 1 << BITS  # 128 coordinate values
@@ -225,18 +225,8 @@ class MeshLayout(DictConfig):
                 "prefix_len": self.prefix_len}
 
     def caption_ids(self, text: str) -> list[int]:
-        words = text.strip().lower().split()
-        unknown = sorted({w for w in words if w not in self.words})
-        if unknown:
-            raise UsageError(f"unknown word(s) in the prompt: {', '.join(unknown)}",
-                             hint=f"this model knows: {' '.join(self.words)}")
-        if not words:
-            raise UsageError("the prompt is empty", hint="e.g. --prompt 'a tall lamp'")
-        if len(words) > self.prefix_len:
-            raise UsageError(f"the prompt has {len(words)} words; this model reads at most {self.prefix_len}",
-                             hint="e.g. --prompt 'a tall lamp'")
-        index = {w: EOS + 1 + i for i, w in enumerate(self.words)}
-        return [index[w] for w in words] + [self.pad] * (self.prefix_len - len(words))
+        """The caption's prefix ids (prefix_len); unknown words are a UsageError listing the vocabulary."""
+        return word_prefix_ids(text, self.words, EOS + 1, self.prefix_len, self.pad, "a tall lamp")
 
     def null_ids(self) -> list[int]:
         return [self.null] * self.prefix_len
