@@ -39,17 +39,32 @@ def model_dir(tmp_path_factory):
 
 
 @pytest.mark.parametrize("scheduler", ["flow-euler", "ddim"])
-@pytest.mark.parametrize("context_frames, sink, cond_noise, given", [(16, 0, 0.0, 4), (4, 0, 0.0, 5), (6, 2, 0.1, 7)])
-def test_cached_blocks_equal_recomputing_the_window(scheduler, context_frames, sink, cond_noise, given):
+@pytest.mark.parametrize("context_frames, sink, cond_noise, given, cfg", [(16, 0, 0.0, 4, 1.0), (4, 0, 0.0, 5, 1.0),
+                                                                          (6, 2, 0.1, 7, 1.0), (6, 2, 0.0, 3, 2.5)])
+def test_cached_blocks_equal_recomputing_the_window(scheduler, context_frames, sink, cond_noise, given, cfg):
     model = tiny_model()
     text = CaptionVocab().encode_batch(["a red circle", "a blue square and a green circle"])
     ctx = torch.randn(2, given, 4, 8, 8)
-    kw = dict(steps=3, scheduler=scheduler, context_frames=context_frames, sink_frames=sink, cond_noise=cond_noise)
+    kw = dict(steps=3, scheduler=scheduler, context_frames=context_frames, sink_frames=sink, cond_noise=cond_noise,
+              cfg_scale=cfg)
     cached = extend(model, text, ctx, 9, generator=torch.Generator().manual_seed(3), **kw)
     reference = extend(model, text, ctx, 9, generator=torch.Generator().manual_seed(3), use_cache=False, **kw)
     assert cached.shape == (2, 9, 4, 8, 8)
     # float32 on CPU: the two paths sum attention in different orders
     assert torch.allclose(cached, reference, atol=1e-4), (cached - reference).abs().max()
+
+
+def test_guidance_at_scale_zero_is_the_empty_caption_and_rows_do_not_mix():
+    model = tiny_model()
+    text = CaptionVocab().encode_batch(["a red circle", "a blue square and a green circle"])
+    ctx = torch.randn(2, 3, 4, 8, 8)
+    kw = dict(steps=3, context_frames=4)
+    zero = extend(model, text, ctx, 6, generator=torch.Generator().manual_seed(1), cfg_scale=0.0, **kw)
+    empty = extend(model, torch.zeros_like(text), ctx, 6, generator=torch.Generator().manual_seed(1), **kw)
+    assert torch.allclose(zero, empty, atol=1e-5)
+    guided = extend(model, text, ctx, 6, generator=torch.Generator().manual_seed(1), cfg_scale=3.0, **kw)
+    plain = extend(model, text, ctx, 6, generator=torch.Generator().manual_seed(1), **kw)
+    assert not torch.allclose(guided, plain, atol=1e-3)  # the caption matters to the untrained model
 
 
 def test_cache_is_written_once_per_block_and_stays_bounded():

@@ -89,7 +89,7 @@ def _noised(x: torch.Tensor, level: float, gen: torch.Generator | None) -> torch
 @torch.inference_mode()
 def extend(model, text: torch.Tensor, context: torch.Tensor | None, new_frames: int, *, steps: int = 20,
            scheduler: str = "flow-euler", context_frames: int = 16, sink_frames: int = 0, cond_noise: float = 0.0,
-           generator: torch.Generator | None = None, use_cache: bool = True,
+           generator: torch.Generator | None = None, use_cache: bool = True, cfg_scale: float = 1.0,
            on_block: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
     """Generate ``new_frames`` latent frames after ``context`` (B, Fc, C, H, W) (None: from the
     caption alone); returns them (B, new_frames, C, H, W).
@@ -99,7 +99,10 @@ def extend(model, text: torch.Tensor, context: torch.Tensor | None, new_frames: 
     positions re-indexed, so the window slides for any length. Context frames that do not fill
     a whole block ride along as known (clean) frames of the first generated block.
     ``cond_noise`` puts light noise (flow time ``cond_noise``) on every frame written to the
-    context. ``use_cache=False`` recomputes the whole window at every denoising step: the
+    context. ``cfg_scale`` other than 1 runs every pass on the caption and on the empty caption
+    (id 0 everywhere: the dropped caption of training) in one doubled batch and guides the
+    velocity, v_uncond + cfg_scale * (v_cond - v_uncond); the frames, noise and cache slots are
+    shared. ``use_cache=False`` recomputes the whole window at every denoising step: the
     reference the cached path is tested against.
     """
     cfg = model.cfg
@@ -114,9 +117,22 @@ def extend(model, text: torch.Tensor, context: torch.Tensor | None, new_frames: 
     whole = ctx.shape[1] // fb * fb
     known = ctx[:, whole:]  # (B, k < fb, ...): the start of the first generated block
     history: list[torch.Tensor] = []  # every committed block as written to the context (noised)
-    cache = model.new_cache(b, window_blocks * fb) if use_cache else None
+    guided = cfg_scale != 1.0
+    rows = 2 * b if guided else b  # the model's batch: caption rows, then empty-caption rows
+    text_in = torch.cat([text, torch.zeros_like(text)]) if guided else text
+
+    def two(z: torch.Tensor) -> torch.Tensor:
+        return torch.cat([z, z]) if guided else z
+
+    def guide(v: torch.Tensor) -> torch.Tensor:
+        if not guided:
+            return v
+        cond, uncond = v.chunk(2)
+        return uncond + cfg_scale * (cond - uncond)
+
+    cache = model.new_cache(rows, window_blocks * fb) if use_cache else None
     if use_cache:
-        model.prefill(text, cache)
+        model.prefill(text_in, cache)
     sched = make_scheduler(scheduler, steps)
     slot = 0  # block index of the next block in the cache (it drops when a block is evicted)
 
@@ -139,8 +155,8 @@ def extend(model, text: torch.Tensor, context: torch.Tensor | None, new_frames: 
         history.append(block)
         if use_cache:
             make_room()
-            level = torch.full((b, fb), cond_noise, device=dev)
-            model.cached_block(block, level, cache, model.frame_positions(slot * fb, fb, b, dev), commit=True)
+            level = torch.full((rows, fb), cond_noise, device=dev)
+            model.cached_block(two(block), level, cache, model.frame_positions(slot * fb, fb, rows, dev), commit=True)
             slot += 1
 
     for i in range(0, whole, fb):
@@ -160,17 +176,17 @@ def extend(model, text: torch.Tensor, context: torch.Tensor | None, new_frames: 
 
         make_room()
         if use_cache:
-            pos = model.frame_positions(slot * fb, fb, b, dev)
+            pos = model.frame_positions(slot * fb, fb, rows, dev)
 
             def predict(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-                return model.cached_block(fix(x), times(t), cache, pos, commit=False)
+                return guide(model.cached_block(two(fix(x)), two(times(t)), cache, pos, commit=False))
         else:
             past = window()
             past_t = torch.full(past.shape[:2], cond_noise, device=dev)
 
             def predict(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
                 seq = torch.cat([past, fix(x)], dim=1)
-                return model(text, seq, torch.cat([past_t, times(t)], dim=1))[:, -fb:]
+                return guide(model(text_in, two(seq), two(torch.cat([past_t, times(t)], dim=1)))[:, -fb:])
 
         noise = torch.randn(shape, generator=generator, device=dev)
         block = fix(denoise(predict, noise, scheduler, steps, sched))
