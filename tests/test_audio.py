@@ -71,6 +71,41 @@ def test_delay_pattern_slots_are_forced():
     assert codes.shape == (3, 9) and torch.equal(codes[:, :5], clip)
 
 
+def test_beat_cues_sit_before_each_beat_and_are_dropped_before_decoding():
+    lay = AudioLayout(n_codebooks=3, codebook_size=16, beat_cues=True)
+    cues = lay.cues("saw C4 D4 E4 at 150 bpm")  # 0.4 s a beat: 20 frames at 50 frames/s
+    words = {s: lay.words[c[0] - lay.vocab_size] for s, c in cues.items()}
+    assert words == {0: "C4", 20: "D4", 40: "E4", 60: "<end>"}
+    assert lay.cues(None) == {} and AudioLayout(n_codebooks=3, codebook_size=16).cues("saw C4") == {}
+    codes = torch.randint(0, 16, (3, 70))
+    steps = lay.with_cues(lay.delayed_steps(codes), cues)
+    assert len(steps) == 70 + 2 + 4 and steps[0] == cues[0] and steps[21] == cues[20] and steps[63] == cues[60]
+    assert torch.equal(lay.codes_from_steps(steps), codes)
+    # generation: a clip of 30 frames, 70 frames in all: the cues before frames 0 and 20 come with
+    # the clip, the later ones are forced, and the sampled steps are the -1 rows
+    known, forced = lay.forced(codes[:, :30], 70, "saw C4 D4 E4 at 150 bpm")
+    assert len(known) == 32 and known[21] == cues[20]
+    assert forced.shape == (70 + 2 - 30 + 2, 3) and tuple(forced[40 - 30].tolist()) == cues[40]
+    assert (forced[:, 0] == -1).sum() == 40  # one sampled code-0 per new frame
+
+
+def test_audio_training_batches_put_no_loss_on_cues_prompts_or_pads():
+    from argen.tasks.audio import IGNORE, AudioTask
+
+    task = AudioTask.__new__(AudioTask)
+    task.layout = lay = AudioLayout(n_codebooks=2, codebook_size=8, beat_cues=True)
+    prompt = "sine C4 E4 at 120 bpm"  # 25 frames a beat
+    steps = lay.with_cues(lay.delayed_steps(torch.randint(0, 8, (2, 60))), lay.cues(prompt))
+    x, y = task.make_batch([(lay.prompt(prompt), steps)] * 64, torch.Generator().manual_seed(0))
+    assert x.shape[-1] == 2 and y[y != IGNORE].max() < lay.pad
+    lengths = (x[..., 0] != lay.pad).sum(1)  # right-padded rows: the prompt's words and the cues may be dropped
+    full = len(lay.prompt(prompt)) + len(steps) - 1
+    no_words = 1 + len(steps) - 1
+    no_cues = 1 + len(lay.without_cues(steps)) - 1
+    assert set(lengths.tolist()) == {full, no_words, no_cues}
+    assert (y != IGNORE).sum((1, 2)).eq(2 * 60).all()  # the same codes carry loss in every variant
+
+
 def test_continuation_keeps_the_clip_bit_exact_and_is_deterministic(model_dir):
     from argen.pipelines.audio import AudioPipeline, AudioRequest
 

@@ -116,8 +116,8 @@ class AudioPipeline:
         # 2. how many frames in all, and the delay pattern's fixed slots
         new_samples = int(round(req.new_seconds() * sr))
         total_frames = -(-(len(clip) + new_samples) // lay.hop)
-        known, forced = lay.forced(None if clip_codes is None else clip_codes.cpu(), total_frames)
-        # 3. the engine's loop: one token per codebook per step
+        known, forced = lay.forced(None if clip_codes is None else clip_codes.cpu(), total_frames, req.prompt)
+        # 3. the engine's loop: one token per codebook per step (the guidance twin keeps the cue steps)
         uncond = [lay.prompt(None) + known] if sampling.guided else None
         steps = generate(self.model, [prompt + known], forced.shape[0], sampling, seed=req.seed,
                          uncond_prompts=uncond, forced=forced[None], use_cache=req.use_cache)[0]

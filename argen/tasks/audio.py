@@ -1,9 +1,10 @@
 """Training the audio language model (MusicGen-style) on codec tokens of procedural melodies.
 
-Each training sequence is a melody's prompt words (dropped for a share of sequences: the
-unconditional prompt that classifier-free guidance needs) followed by its codes in the delay
-pattern, with up to ``max_silence`` seconds of silence after the melody so that the model
-learns to stop playing. The loss is the cross-entropy of every codebook's next code; the delay
+Each training sequence is a melody's prompt words followed by its codes in the delay pattern,
+with the layout's beat cues, and up to ``max_silence`` seconds of silence after the melody so
+that the model learns to stop playing. For a share of sequences the prompt's words are dropped
+(the classifier-free-guidance twin, which keeps the cues), and for another share the cues go
+too (a continuation without a prompt). The loss is the cross-entropy of every codebook's next code; the delay
 pattern's PAD slots are fixed at sampling time and carry no loss.
 """
 
@@ -23,7 +24,8 @@ from argen.models.config import TransformerConfig
 from argen.models.transformer import Transformer
 from argen.recipes import TrainRecipe
 
-CAPTION_DROP = 0.15
+CAPTION_DROP = 0.1  # sequences without the prompt's words (the guidance twin)
+CUE_DROP = 0.1  # sequences without the words and the cues (continuing a clip with no prompt)
 IGNORE = -100
 
 
@@ -37,7 +39,7 @@ class AudioTask:
         self.codec, _ = load_codec_dir(self.codec_dir)
         c = self.codec.cfg
         self.layout = AudioLayout(n_codebooks=c.n_codebooks, codebook_size=c.codebook_size, sample_rate=c.sample_rate,
-                                  hop=c.hop)
+                                  hop=c.hop, beat_cues=True)
         self.train = self._encode(d.seed, "train", d.train_size, d.max_silence)
         self.val = self._encode(d.seed, "val", min(d.val_size, 200), d.max_silence)
         self.max_len = max(len(p) + len(s) for p, s in self.train + self.val)
@@ -52,7 +54,8 @@ class AudioTask:
             silence = np.zeros(int(rng.uniform(0, max_silence) * melodies.SAMPLE_RATE), np.float32)
             wave = np.concatenate([audio, silence])
             codes = self.codec.encode(torch.from_numpy(wave)[None])[0]  # (K, F)
-            rows.append((self.layout.prompt(prompt), self.layout.delayed_steps(codes)))
+            lay = self.layout
+            rows.append((lay.prompt(prompt), lay.with_cues(lay.delayed_steps(codes), lay.cues(prompt))))
         return rows
 
     def build_model(self, overrides: dict) -> Transformer:
@@ -63,8 +66,9 @@ class AudioTask:
     def make_batch(self, rows: list[tuple[list, list]], gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Right-padded inputs (B, L, K) and next-step targets (B, L, K), IGNORE where no loss."""
         lay = self.layout
-        drop = (torch.rand(len(rows), generator=gen) < CAPTION_DROP).tolist()
-        seqs = [(lay.prompt(None) if dropped else p, s) for (p, s), dropped in zip(rows, drop)]
+        u = torch.rand(len(rows), generator=gen).tolist()
+        seqs = [(p if r >= CAPTION_DROP + CUE_DROP else lay.prompt(None), s if r >= CUE_DROP else lay.without_cues(s))
+                for (p, s), r in zip(rows, u)]
         width = max(len(p) + len(s) for p, s in seqs) - 1
         x = torch.full((len(rows), width, lay.n_codebooks), lay.pad, dtype=torch.long)
         y = torch.full_like(x, IGNORE)
@@ -74,6 +78,7 @@ class AudioTask:
             target = seq[1:].clone()
             target[: len(p) - 1] = IGNORE  # the prompt is given, not predicted
             target[target == lay.pad] = IGNORE  # delay-pattern fillers are forced when sampling
+            target[target[:, :1].expand_as(target) >= lay.vocab_size] = IGNORE  # and so are the cues
             y[b, : len(seq) - 1] = target
         return x, y
 
