@@ -39,7 +39,8 @@ def ssim_frames(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @torch.no_grad()
 def predict_scores(model, codec, clips: np.ndarray, text: torch.Tensor, context: int = 8, predict: int = 8,
-                   steps: int = 20, scheduler: str = "flow-euler", seed: int = 0, batch: int = 16) -> dict:
+                   steps: int = 20, scheduler: str = "flow-euler", seed: int = 0, batch: int = 16,
+                   cfg_scale: float = 1.0) -> dict:
     """From the first ``context`` frames of each clip (N, >= context + predict, H, W, 3) predict
     the next ``predict``; PSNR/SSIM per predicted frame and averaged, next to the baseline that
     repeats the last context frame."""
@@ -48,7 +49,7 @@ def predict_scores(model, codec, clips: np.ndarray, text: torch.Tensor, context:
     for i in range(0, len(clips), batch):
         ctx = codec.encode(to_unit(clips[i:i + batch, :context]))
         gen = torch.Generator().manual_seed(seed + i)
-        lat = extend(model, text[i:i + batch], ctx, predict, steps=steps, scheduler=scheduler,
+        lat = extend(model, text[i:i + batch], ctx, predict, steps=steps, scheduler=scheduler, cfg_scale=cfg_scale,
                      context_frames=context, generator=gen)
         made.append(to_uint8(codec.decode(lat)))
     made = np.concatenate(made)
@@ -66,7 +67,7 @@ EVAL_SEED = 2024  # held-out clips: none of them is a training clip
 
 @torch.no_grad()
 def objects_kept(model, codec, clips: np.ndarray, text: torch.Tensor, movers: list, context: int = 8,
-                 generate: int = 32, steps: int = 20, seed: int = 0, batch: int = 16) -> float:
+                 generate: int = 32, steps: int = 20, seed: int = 0, batch: int = 16, cfg_scale: float = 1.0) -> float:
     """Share of clips whose ``generate`` frames, continued from ``context`` frames and the
     caption, keep every object's colour and no other (segmentation)."""
     from argen.data.bouncing_analysis import keeps_objects
@@ -74,14 +75,14 @@ def objects_kept(model, codec, clips: np.ndarray, text: torch.Tensor, movers: li
     kept = []
     for i in range(0, len(clips), batch):
         ctx = codec.encode(to_unit(clips[i:i + batch, :context]))
-        lat = extend(model, text[i:i + batch], ctx, generate, steps=steps, context_frames=16,
+        lat = extend(model, text[i:i + batch], ctx, generate, steps=steps, context_frames=16, cfg_scale=cfg_scale,
                      generator=torch.Generator().manual_seed(seed + i))
         made = to_uint8(codec.decode(lat))
         kept += [keeps_objects(m, {o.color for o in c.movers}) for m, c in zip(made, movers[i:i + batch])]
     return float(np.mean(kept))
 
 
-def video_report(pipe, n: int = 64, seed: int = EVAL_SEED, steps: int = 20) -> dict:
+def video_report(pipe, n: int = 64, seed: int = EVAL_SEED, steps: int = 20, cfg: float | None = None) -> dict:
     """`argen eval video`: :func:`predict_scores` (8 from 8) and :func:`objects_kept` (32
     frames) on ``n`` held-out clips of the bouncing dataset."""
     from argen.data import bouncing
@@ -89,8 +90,9 @@ def video_report(pipe, n: int = 64, seed: int = EVAL_SEED, steps: int = 20) -> d
     rows = [bouncing.sample(seed, i, "val", 16, pipe.size) for i in range(n)]
     clips = np.stack([f for _, f, _ in rows])
     text = pipe.vocab.encode_batch([c for c, _, _ in rows]).to(pipe.device)
-    report = predict_scores(pipe.model, pipe.codec, clips, text, steps=steps, seed=seed)
+    cfg = pipe.cfg_default if cfg is None else cfg
+    report = predict_scores(pipe.model, pipe.codec, clips, text, steps=steps, seed=seed, cfg_scale=cfg)
     report["objects_kept"] = objects_kept(pipe.model, pipe.codec, clips, text, [c for _, _, c in rows], steps=steps,
-                                          seed=seed)
+                                          seed=seed, cfg_scale=cfg)
     report["generated_frames"] = 32
-    return {"seed": seed, "steps": steps, **report}
+    return {"seed": seed, "steps": steps, "cfg": cfg, **report}

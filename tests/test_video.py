@@ -136,10 +136,19 @@ def test_long_generation_slides_the_window(model_dir, tmp_path):
     assert read_video(out, 32, 8).shape[0] == 256
 
 
+def test_guided_generation_records_its_scale(model_dir, tmp_path):
+    from argen.io.video import read_video_metadata
+
+    out = tmp_path / "guided.mp4"
+    assert main(["video", "--model", str(model_dir), "--prompt", "a red circle", "--frames", "4", "--steps", "1",
+                 "--cfg", "2.5", "-o", str(out), "-q"]) == 0
+    assert read_video_metadata(out)["cfg"] == 2.5
+
+
 @pytest.mark.parametrize("args, message", [
     (["--frames", "0"], "--frames"), (["--sink", "16"], "--sink"), (["--scheduler", "euler"], "--scheduler"),
     (["--cond-noise", "1.5"], "--cond-noise"), (["--block-frames", "3"], "2-frame blocks"),
-    (["-o", "x.avi"], "cannot write video"), (["--prompt", "a red triangle"], "cannot read"),
+    (["-o", "x.avi"], "cannot write video"), (["--prompt", "a red triangle"], "cannot read"), (["--cfg", "-1"], "--cfg"),
 ])
 def test_bad_flags_are_one_line_errors(model_dir, tmp_path, capsys, args, message):
     base = ["video", "--model", str(model_dir), "--prompt", "a red circle", "--frames", "2", "--steps", "1",

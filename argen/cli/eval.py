@@ -1,5 +1,7 @@
 """Evaluate a model: `argen eval text` prints the validation loss on tiny shakespeare's split;
-`argen eval image` renders held-out shapes prompts and prints the analyser's accuracy per category."""
+`argen eval image|mesh|audio|video` generate from held-out prompts of their procedural datasets
+and print what the deterministic analysers read back; `argen eval crystal --split CSV` prints
+validity and match rates against a CDVAE-style test set."""
 
 from __future__ import annotations
 
@@ -18,12 +20,12 @@ DEFAULT_TEXT = Path("../shared/data/text/tinyshakespeare.txt")
 def evaluate(
     task: Annotated[str, typer.Argument(help="What to evaluate: text, image, video, audio, crystal or mesh.")],
     model: opt.Model = None,
-    n: Annotated[Optional[int], typer.Option("--n", help="image: validation prompts to render (plus n/5 held-out-pair prompts; default 500). crystal: samples per composition (default 20).")] = None,
+    n: Annotated[Optional[int], typer.Option("--n", help="image: validation prompts to render (plus n/5 held-out-pair prompts; default 500). crystal: samples per composition (default 20). mesh, audio: held-out prompts (default 100). video: held-out clips (default 64).")] = None,
     split: Annotated[Optional[Path], typer.Option("--split", help="crystal: a CDVAE-style CSV of test structures.")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", help="crystal: score only the first K compositions.")] = None,
     sampler: Annotated[Optional[str], typer.Option("--sampler", metavar="next-scale|next-token", help="image: which bundled model.")] = None,
-    cfg: Annotated[Optional[float], typer.Option("--cfg", help="image: guidance scale (default: the model's).")] = None,
-    temperature: Annotated[Optional[float], typer.Option("--temperature", help="image: temperature (default: the model's).")] = None,
+    cfg: Annotated[Optional[float], typer.Option("--cfg", help="image, audio, mesh, video: guidance scale (default: the model's).")] = None,
+    temperature: Annotated[Optional[float], typer.Option("--temperature", help="image, audio, mesh, crystal: temperature (default: the model's).")] = None,
     data: Annotated[Path, typer.Option("--data", help="Text corpus; its last --val-fraction is scored.")] = DEFAULT_TEXT,
     val_fraction: Annotated[float, typer.Option("--val-fraction", help="Share of the corpus held out (nanoGPT: 0.1).")] = 0.1,
     seq_len: Annotated[Optional[int], typer.Option("--seq-len", help="Window length (default: the model's context).")] = None,
@@ -53,13 +55,13 @@ def evaluate(
     if task == "video":
         from argen.cli.video import evaluate_video
 
-        return evaluate_video(model, 64 if n is None else n, device, quiet, json_out)
+        return evaluate_video(model, 64 if n is None else n, cfg, device, quiet, json_out)
     if task == "mesh":
         from argen.cli.mesh import evaluate_mesh
 
         return evaluate_mesh(model, 100 if n is None else n, cfg, temperature, device, quiet, json_out)
     if task != "text":
-        raise UsageError(f"no evaluation for {task!r} yet", hint="available: text, image")
+        raise UsageError(f"no evaluation for {task!r} yet", hint="available: text, image, video, audio, crystal, mesh")
     if not 0 < val_fraction < 1:
         raise UsageError(f"--val-fraction must be in (0, 1), got {val_fraction}", hint="nanoGPT's split is 0.1")
     pipe = TextPipeline.from_pretrained(model, device=device, dtype=dtype, quantize=quantize)

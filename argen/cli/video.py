@@ -24,6 +24,7 @@ def video(
     context: Annotated[int, typer.Option("--context", help="Frames kept in the KV cache (older ones slide out).")] = 16,
     sink: Annotated[int, typer.Option("--sink", help="First frames always kept in the cache (attention sink).")] = 0,
     cond_noise: Annotated[float, typer.Option("--cond-noise", help="Light noise on context frames (flow time in [0, 1)).")] = 0.0,
+    cfg: opt.Cfg = None,
     block_frames: Annotated[Optional[int], typer.Option("--block-frames", help="Frames per block (must match the model's).")] = None,
     fps: Annotated[Optional[float], typer.Option("--fps", help="Frame rate written to the MP4 (default: the model's).")] = None,
     only_new: Annotated[bool, typer.Option("--only-new", help="Write only the generated frames, not the clip given to --extend.")] = False,
@@ -44,7 +45,7 @@ def video(
     if prompt is None and extend is None:
         raise UsageError("give --prompt, --extend or both", hint='e.g. --prompt "a red circle and a blue square"')
     req = VideoRequest(prompt=prompt, frames=frames, steps=steps, scheduler=scheduler, context=context, sink=sink,
-                       cond_noise=cond_noise, block_frames=block_frames, seed=seed, only_new=only_new,
+                       cond_noise=cond_noise, cfg=cfg, block_frames=block_frames, seed=seed, only_new=only_new,
                        clip_name=extend.name if extend else None)  # flags checked before the model loads
     pipe = VideoPipeline.from_pretrained(model, device=device)
     if prompt is not None:
@@ -62,7 +63,7 @@ def video(
     print(json.dumps({"path": str(path), "seed": out.seed, "frames": len(out.frames), "model": pipe.name}) if json_out else path)
 
 
-def evaluate_video(model: str | None, n: int, device: str, quiet: bool, json_out: bool) -> None:
+def evaluate_video(model: str | None, n: int, cfg: float | None, device: str, quiet: bool, json_out: bool) -> None:
     """`argen eval video`: predict 8 frames from 8 (PSNR/SSIM vs copying the last frame) and keep
     objects over 32 generated frames, on held-out clips."""
     import time
@@ -75,7 +76,9 @@ def evaluate_video(model: str | None, n: int, device: str, quiet: bool, json_out
         raise UsageError(f"--n must be in [1, 10000], got {n}", hint="e.g. --n 64")
     pipe = VideoPipeline.from_pretrained(model, device=device)
     t0 = time.time()
-    report = video_report(pipe, n)
+    if cfg is not None and not 0 <= cfg <= 50:
+        raise UsageError(f"--cfg must be in [0, 50], got {cfg}", hint="e.g. --cfg 2 (1 disables)")
+    report = video_report(pipe, n, cfg=cfg)
     log(f"evaluated {n} held-out clips in {time.time() - t0:.1f} s", quiet)
     if json_out:
         print(json.dumps({"model": pipe.name, **report}))

@@ -35,6 +35,7 @@ class VideoRequest:
     context: int = 16  # frames kept in the KV cache
     sink: int = 0  # first frames always kept
     cond_noise: float = 0.0
+    cfg: float | None = None  # guidance on the caption; None: the model's default (config.json "sampling")
     block_frames: int | None = None
     seed: int | None = None
     only_new: bool = False
@@ -47,6 +48,7 @@ class VideoRequest:
             (self.context >= 1, f"--context must be at least 1 frame, got {self.context}", "e.g. --context 16"),
             (0 <= self.sink < self.context, f"--sink must be in [0, --context), got {self.sink}", "e.g. --sink 2"),
             (0.0 <= self.cond_noise < 1.0, f"--cond-noise must be in [0, 1), got {self.cond_noise}", "e.g. --cond-noise 0.05"),
+            (self.cfg is None or 0.0 <= self.cfg <= 50.0, f"--cfg must be in [0, 50], got {self.cfg}", "e.g. --cfg 2 (1 disables)"),
         ]
         for ok, msg, hint in checks:
             if not ok:
@@ -72,9 +74,11 @@ class VideoPipeline:
     modality = "video"
 
     def __init__(self, model: VideoDiT, codec: FrameCodec, vocab: CaptionVocab, fps: float,
-                 ref: weights.ModelRef | None = None, device: torch.device | str = "cpu") -> None:
+                 ref: weights.ModelRef | None = None, device: torch.device | str = "cpu",
+                 sampling: dict[str, float] | None = None) -> None:
         self.model, self.codec, self.vocab, self.fps, self.ref = model, codec, vocab, fps, ref
         self.device = torch.device(device)
+        self.cfg_default = float((sampling or {}).get("cfg_scale", 1.0))
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | None = None, device: str = "auto") -> "VideoPipeline":
@@ -85,7 +89,7 @@ class VideoPipeline:
         codec, _ = load_codec_dir(ref.path / meta.get("codec", "codec"))
         dev = resolve_device(device)
         vocab = CaptionVocab(meta.get("vocab"), model.cfg.prompt_len)
-        return cls(model.to(dev), codec.to(dev), vocab, float(meta.get("fps", 8)), ref, dev)
+        return cls(model.to(dev), codec.to(dev), vocab, float(meta.get("fps", 8)), ref, dev, meta.get("sampling"))
 
     @property
     def name(self) -> str:
@@ -101,8 +105,9 @@ class VideoPipeline:
         if req.block_frames is not None and req.block_frames != fb:
             raise UsageError(f"--block-frames {req.block_frames}: this model was trained with {fb}-frame blocks",
                              hint=f"leave it out or pass --block-frames {fb}")
-        # 1. caption -> ids
+        # 1. caption -> ids (no caption: guidance has nothing to push towards)
         text = self.vocab.encode_batch([req.prompt]).to(self.device)  # (1, P)
+        cfg = 1.0 if req.prompt is None else (self.cfg_default if req.cfg is None else req.cfg)
         gen = torch.Generator(self.device).manual_seed(req.seed)
         # 2. the clip -> latents (only what the window will read: the sink and the latest frames)
         t0 = time.perf_counter()
@@ -122,7 +127,7 @@ class VideoPipeline:
 
         latents = extend(self.model, text, context, req.frames, steps=req.steps, scheduler=req.scheduler,
                          context_frames=req.context, sink_frames=req.sink, cond_noise=req.cond_noise,
-                         generator=gen, on_block=progress)
+                         cfg_scale=cfg, generator=gen, on_block=progress)
         denoise_s = time.perf_counter() - t1
         # 4. latents -> frames
         t2 = time.perf_counter()
@@ -133,5 +138,5 @@ class VideoPipeline:
         meta = build_metadata(modality="video", model=self.name, model_sha256=weights.digest(self.ref) if self.ref else None,
                               prompt=req.prompt, extend=req.clip_name, seed=req.seed, frames=req.frames,
                               steps=req.steps, scheduler=req.scheduler, context=req.context, sink=req.sink,
-                              cond_noise=req.cond_noise, block_frames=fb, fps=self.fps, only_new=req.only_new or None)
+                              cond_noise=req.cond_noise, cfg=cfg, block_frames=fb, fps=self.fps, only_new=req.only_new or None)
         return VideoOutput(frames, len(new), self.fps, req.seed, codec_s, denoise_s, meta)

@@ -115,7 +115,8 @@ class VideoTask:
 
     def save(self, out: Path, model: VideoDiT, training: dict) -> None:
         meta = {"modality": "video", "video": model.cfg.to_dict(), "vocab": self.vocab.words,
-                "fps": bouncing.FPS, "codec": "codec", "name": self.recipe.name, "training": training}
+                "fps": bouncing.FPS, "codec": "codec", "name": self.recipe.name, "training": training,
+                "sampling": {"cfg_scale": 1.0, **(self.recipe.sampling or {})}}
         save_folder(out, model.state_dict(), meta, getattr(torch, self.recipe.train.save_dtype))
         copy_folder(self.codec_dir, Path(out) / "codec")
 
