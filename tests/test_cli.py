@@ -133,3 +133,14 @@ def test_stop_flag_understands_shell_escapes():
 
     assert unescape(r"\n\n") == "\n\n" and unescape(r"a\tb") == "a\tb"
     assert unescape(r"C:\\new") == "C:\\new" and unescape("end\\") == "end\\"
+
+
+@pytest.mark.parametrize("args, out", [(["audio", "--prompt", "sine C4"], "a.wav"), (["mesh", "--prompt", "a cube"], "m.obj"),
+                                       (["crystal", "--composition", "BaTiO3"], "c.cif")])
+def test_a_preview_that_is_not_png_is_refused_before_any_work(args, out, tmp_path, capsys):
+    from argen.cli.app import main
+
+    assert main(args + ["--preview", str(tmp_path / "x.jpg"), "-o", str(tmp_path / out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0] == f"Error: --preview {tmp_path / 'x.jpg'}: previews are written as PNG"
+    assert not list(tmp_path.iterdir())

@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from argen.cli import options as opt
-from argen.cli.output import log
+from argen.cli.output import check_preview, log
 
 
 def audio(
@@ -32,14 +32,12 @@ def audio(
     json_out: opt.Json = False,
 ) -> None:
     from argen.data.melodies import SAMPLE_RATE, parse_prompt
-    from argen.errors import UsageError
     from argen.io.audio import check_audio_suffix, read_audio, write_audio
     from argen.pipelines.audio import AudioPipeline, AudioRequest
     from argen.samplers.processors import SamplingConfig
 
     check_audio_suffix(output)
-    if preview is not None and preview.suffix.lower() != ".png":
-        raise UsageError(f"--preview {preview}: the spectrogram is written as PNG", hint="give a path ending in .png")
+    check_preview(preview)
     if prompt is not None:
         parse_prompt(prompt)
     SamplingConfig(temperature=temperature or 0.0, top_k=top_k, cfg_scale=cfg or 0.0)  # checked before any model loads

@@ -17,7 +17,7 @@ from typing import Annotated, Optional
 import typer
 
 from argen.cli import options as opt
-from argen.cli.output import log
+from argen.cli.output import check_preview, log
 
 
 def crystal(
@@ -40,13 +40,12 @@ def crystal(
     json_out: opt.Json = False,
 ) -> None:
     from argen.data.crystal import check_spacegroup, parse_composition
-    from argen.errors import ArgenError, UsageError
+    from argen.errors import ArgenError
     from argen.io.cif import write_cif
     from argen.pipelines.crystal import CrystalPipeline, CrystalRequest, output_paths
     from argen.samplers.processors import SamplingConfig
 
-    if preview is not None and preview.suffix.lower() != ".png":
-        raise UsageError(f"--preview {preview}: the preview is a PNG", hint="give a path ending in .png")
+    check_preview(preview)
     req = CrystalRequest(composition, formula_units, spacegroup, num, seed, None, max_attempts, keep_invalid)
     paths = output_paths(output, num, composition.strip())
     parse_composition(composition, formula_units)  # bad input fails before the model loads

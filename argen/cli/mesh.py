@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 import typer
 
 from argen.cli import options as opt
-from argen.cli.output import expand_output, log
+from argen.cli.output import check_preview, expand_output, log
 
 
 def mesh(
@@ -40,8 +40,7 @@ def mesh(
 
     # every flag is checked before the model loads
     check_suffix(output)
-    if preview is not None and preview.suffix.lower() != ".png":
-        raise UsageError(f"--preview {preview}: previews are written as PNG", hint="give a path ending in .png")
+    check_preview(preview)
     if max_faces < 1:
         raise UsageError(f"--max-faces must be at least 1, got {max_faces}", hint="e.g. --max-faces 400")
     from argen.data.shapes3d import parse_caption

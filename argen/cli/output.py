@@ -15,6 +15,12 @@ def log(message: str, quiet: bool = False) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
+def check_preview(preview: Path | None) -> None:
+    """``--preview`` pictures are PNG: any other suffix is a usage error before work starts."""
+    if preview is not None and preview.suffix.lower() != ".png":
+        raise UsageError(f"--preview {preview}: previews are written as PNG", hint="give a path ending in .png")
+
+
 def sheet_path(pattern: Path) -> Path:
     """Where a contact sheet of the outputs of ``pattern`` goes: its name without the
     ``{i}``/``{seed}`` fields, plus ``-grid`` (``out/img-{seed}.png`` -> ``out/img-grid.png``)."""
