@@ -35,6 +35,9 @@ class ShapesData(Strict):
     val_size: int = Field(1_000, ge=1)
     tokenizer: str | None = None  # image task: the trained image tokenizer's folder
     eval_prompts: int = Field(200, ge=1)  # image task: prompt-adherence check after training
+    # image task, next-scale tokenizers: what a scale's positions read, the coarser scale's codes
+    # upsampled ("codes") or VAR's running feature map f_hat area-downsampled ("features")
+    scale_inputs: Literal["codes", "features"] = "codes"
 
 
 class CrystalData(Strict):

@@ -54,15 +54,17 @@ def cli(capsys):
     return run
 
 
-def tiny_image_model(out: Path, scales: list[int], seed: int = 0, sharp: float = 1.0) -> Path:
-    """An argen image model folder (random weights): a tiny tokenizer and a tiny transformer."""
+def tiny_image_model(out: Path, scales: list[int], seed: int = 0, sharp: float = 1.0, features: bool = False) -> Path:
+    """An argen image model folder (random weights): a tiny tokenizer and a tiny transformer
+    (``features``: next-scale inputs are the tokenizer's running feature map, VAR's)."""
     from argen.data.shapes import VOCABULARY
     from argen.models.image_layout import ImageLayout
     from argen.models.image_vq import ImageTokenizer, VQConfig, save_tokenizer_dir
 
     torch.manual_seed(seed)
     tok = ImageTokenizer(VQConfig(width=8, latent_dim=8, codebook_size=32, scales=scales)).eval()
-    layout = ImageLayout(words=list(VOCABULARY), codebook_size=32, scales=scales, dataset="shapes")
+    layout = ImageLayout(words=list(VOCABULARY), codebook_size=32, scales=scales, dataset="shapes",
+                         feature_dim=8 if features else 0)
     model = Transformer(TransformerConfig(**layout.transformer_fields(), n_layer=2, d_model=32, n_head=4,
                                           pos_emb="learned")).eval()
     with torch.no_grad():
@@ -74,7 +76,10 @@ def tiny_image_model(out: Path, scales: list[int], seed: int = 0, sharp: float =
 
 @pytest.fixture(scope="session")
 def image_model_dirs(tmp_path_factory) -> dict[str, Path]:
-    """Tiny image model folders by sampler: {"next-scale": path, "next-token": path}."""
+    """Tiny image model folders by sampler: {"next-scale": path, "next-token": path,
+    "next-scale-features": path (VAR's feature inputs)}."""
     root = tmp_path_factory.mktemp("imagemodels")
     return {"next-scale": tiny_image_model(root / "tiny-next-scale", [1, 2, 4, 8], sharp=20.0),
-            "next-token": tiny_image_model(root / "tiny-next-token", [8], sharp=20.0)}
+            "next-token": tiny_image_model(root / "tiny-next-token", [8], sharp=20.0),
+            "next-scale-features": tiny_image_model(root / "tiny-next-scale-features", [1, 2, 4, 8, 8], sharp=20.0,
+                                                    features=True)}

@@ -12,7 +12,7 @@ from argen.samplers.processors import SamplingConfig
 PROMPT = "a red circle in the top left"
 
 
-@pytest.fixture(scope="module", params=["next-scale", "next-token"])
+@pytest.fixture(scope="module", params=["next-scale", "next-token", "next-scale-features"])
 def pipe(request, image_model_dirs):
     return ImagePipeline.from_pretrained(str(image_model_dirs[request.param]), device="cpu")
 
@@ -95,3 +95,23 @@ def test_same_seed_same_image_different_seed_different_image(pipe):
     assert np.array_equal(a[0].image, b[0].image)
     assert not np.array_equal(a[0].image, a[1].image)
     assert a[0].image.shape == (64, 64, 3) and a[0].image.dtype == np.uint8
+
+
+def test_feature_inputs_match_between_training_and_sampling(image_model_dirs):
+    """The teacher-forcing features a feature model trains on are the ones the sampler builds
+    scale by scale, and they depend on every coarser scale (not only the previous one)."""
+    pipe = ImagePipeline.from_pretrained(str(image_model_dirs["next-scale-features"]), device="cpu")
+    lay, tok = pipe.layout, pipe.tokenizer
+    assert lay.feature_dim == tok.cfg.latent_dim and pipe.model.feature_in is not None
+    gen = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, lay.codebook_size, (3, lay.num_tokens), generator=gen)
+    teacher = tok.scale_inputs(tokens)  # (3, L - 1, C)
+    assert teacher.shape == (3, lay.num_tokens - 1, lay.feature_dim)
+    step = pipe._next_inputs(3)
+    grids = tok.split(tokens)
+    stepped = torch.cat([step(k, g) for k, g in enumerate(grids[:-1])], dim=1)
+    torch.testing.assert_close(stepped, teacher)
+    other = tokens.clone()
+    other[:, 0] = (other[:, 0] + 1) % lay.codebook_size  # change only the 1x1 scale
+    changed = tok.scale_inputs(other)
+    assert not torch.allclose(changed[:, -64:], teacher[:, -64:])  # the finest scale's inputs still see it

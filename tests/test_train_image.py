@@ -25,8 +25,10 @@ def tokenizer_recipe(tmp_path, scales):
                                         "  latent_dim: 8", "  codebook_size: 32", f"  scales: {scales}"] + LOOP)
 
 
-@pytest.mark.parametrize("scales, sampler", [([1, 2, 4, 8], "next-scale"), ([8], "next-token")])
-def test_train_tokenizer_then_transformer_then_generate(cli, tmp_path, scales, sampler):
+@pytest.mark.parametrize("scales, sampler, inputs", [([1, 2, 4, 8], "next-scale", "codes"),
+                                                    ([1, 2, 4, 8], "next-scale", "features"),
+                                                    ([8], "next-token", "codes")])
+def test_train_tokenizer_then_transformer_then_generate(cli, tmp_path, scales, sampler, inputs):
     tok_dir = tmp_path / "tok"
     code, _, err = cli("train", "image-tokenizer", "--recipe", tokenizer_recipe(tmp_path, scales), "-o", tok_dir, "-q")
     assert code == 0, err
@@ -36,6 +38,7 @@ def test_train_tokenizer_then_transformer_then_generate(cli, tmp_path, scales, s
 
     recipe = write(tmp_path, "img.yaml", ["task: image", "name: tiny-img", "data:", "  dataset: shapes",
                                           "  train_size: 64", "  val_size: 16", f"  tokenizer: {tok_dir}", "  eval_prompts: 10",
+                                          f"  scale_inputs: {inputs}",
                                           "model:", "  n_layer: 1", "  n_head: 2", "  d_model: 32",
                                           "  pos_emb: learned"] + LOOP)
     out = tmp_path / "img"
@@ -45,6 +48,8 @@ def test_train_tokenizer_then_transformer_then_generate(cli, tmp_path, scales, s
     log = json.loads((out / "train_log.json").read_text())["summary"]
     assert set(log["eval"]) >= {"single_object", "relation", "heldout", "color"}
     assert "Prompt adherence" in (out / "README.md").read_text()
+    config = json.loads((out / "config.json").read_text())
+    assert config["image"]["feature_dim"] == (8 if inputs == "features" else 0)  # the tokenizer's latent width
     code, stdout, err = cli("image", "--model", out, "-p", "a red circle", "--seed", "0", "-o", tmp_path / "x.png")
     assert code == 0, err
     with Image.open(stdout.strip()) as im:
@@ -69,3 +74,14 @@ def test_image_recipe_needs_a_tokenizer(tmp_path):
     p = write(tmp_path, "img.yaml", ["task: image", "name: x", "data:", "  dataset: shapes", "model: {}"])
     with pytest.raises(ArgenError, match="needs data.tokenizer"):
         load_train_recipe(p)
+
+
+def test_feature_inputs_need_a_next_scale_tokenizer(cli, tmp_path):
+    tok_dir = tmp_path / "tok"
+    code, _, err = cli("train", "image-tokenizer", "--recipe", tokenizer_recipe(tmp_path, [8]), "-o", tok_dir, "-q")
+    assert code == 0, err
+    recipe = write(tmp_path, "img.yaml", ["task: image", "name: x", "data:", "  dataset: shapes", "  train_size: 8",
+                                          "  val_size: 8", f"  tokenizer: {tok_dir}", "  scale_inputs: features",
+                                          "model: {}"] + LOOP)
+    code, _, err = cli("train", "image", "--recipe", recipe, "-o", tmp_path / "img", "-q")
+    assert code != 0 and "needs a next-scale tokenizer" in err and not (tmp_path / "img").exists()

@@ -64,6 +64,9 @@ class TransformerConfig(DictConfig):
     n_streams: int = 1
     prefix_len: int = 0  # conditioning tokens prepended to every sequence (bidirectional)
     cond_dim: int | None = None  # width of prefix vectors, projected to d_model; None: no projection
+    # float inputs (B, T, feature_dim) projected to d_model by feature_in (VAR's running feature map
+    # as a next-scale model's scale inputs); 0: ids only
+    feature_dim: int = 0
     block_size: int = 1  # 1: causal; >1: bidirectional inside blocks, causal across them
     block_sizes: list[int] | None = None  # uneven blocks (e.g. VAR scales 1, 4, 16, 64); repeats the last
     dropout: float = 0.0
@@ -113,4 +116,6 @@ class TransformerConfig(DictConfig):
             total += c.max_seq_len * c.d_model
         if c.cond_dim:
             total += c.cond_dim * c.d_model + c.d_model
+        if c.feature_dim:
+            total += c.feature_dim * c.d_model + c.d_model
         return total

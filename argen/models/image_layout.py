@@ -7,10 +7,10 @@ and NULL (the unconditional caption, for classifier-free guidance). A sequence i
 
 and the outputs at BOS and after predict the L image tokens. For raster (next-token) models
 the inputs are the image tokens shifted by one (LlamaGen). For next-scale models the inputs
-of scale k+1 are scale k's codes, nearest-upsampled to scale k+1's grid; blocks are
-bidirectional inside a scale and causal across scales (VAR's block-wise causal mask; VAR
-feeds the interpolated running feature map instead, a richer input that our token-only
-backbone does not take).
+of scale k+1 are scale k's codes, nearest-upsampled to scale k+1's grid, or, with
+``feature_dim``, VAR's input: the tokenizer's running feature map after scale k,
+area-downsampled to scale k+1's grid (see ``MultiScaleQuantizer.next_input``). Blocks are
+bidirectional inside a scale and causal across scales (VAR's block-wise causal mask).
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ class ImageLayout(DictConfig):
     scales: list[int]  # [8]: raster next-token; [1, 2, 4, 8]: next-scale
     prefix_len: int = 12
     dataset: str | None = None  # "shapes": captions follow argen.data.shapes' grammar
+    # next-scale only: > 0 means scale k+1 reads the tokenizer's running feature map f_hat (VAR's
+    # input, feature_dim = its latent width) instead of scale k's upsampled codes
+    feature_dim: int = 0
 
     @property
     def next_scale(self) -> bool:
@@ -66,7 +69,9 @@ class ImageLayout(DictConfig):
     def transformer_fields(self) -> dict:
         """The backbone settings this layout implies."""
         blocks = {"block_sizes": [s * s for s in self.scales]} if self.next_scale else {}
-        return {"vocab_size": self.vocab_size, "max_seq_len": self.seq_len, "prefix_len": self.prefix_len, **blocks}
+        feats = {"feature_dim": self.feature_dim} if self.feature_dim else {}
+        return {"vocab_size": self.vocab_size, "max_seq_len": self.seq_len, "prefix_len": self.prefix_len,
+                **blocks, **feats}
 
 
     def caption_ids(self, text: str) -> list[int]:
@@ -84,7 +89,8 @@ class ImageLayout(DictConfig):
 
     def inputs(self, tokens: torch.Tensor) -> torch.Tensor:
         """Teacher-forcing inputs (B, L) for image tokens (B, L): BOS, then the shifted tokens
-        (raster) or each scale's upsampled codes (next-scale)."""
+        (raster) or each scale's upsampled codes (next-scale). Feature models read BOS, then
+        the tokenizer's ``scale_inputs``."""
         bos = torch.full_like(tokens[:, :1], self.bos)
         if not self.next_scale:
             return torch.cat([bos, tokens[:, :-1]], dim=1)

@@ -181,6 +181,25 @@ class MultiScaleQuantizer(nn.Module):
         self.usage.zero_()
         return len(dead)
 
+    def next_input(self, k: int, f_hat: torch.Tensor, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """VAR's step between scales: add scale k's codes (B, s, s) to the running f_hat
+        (B, C, h, w) and area-downsample the sum to scale k+1's grid. Returns (f_hat, (B, C, s', s'))."""
+        size = f_hat.shape[-1]
+        f_hat = f_hat + self._embed(codes, size)
+        s = self.cfg.scales[k + 1]
+        return f_hat, (f_hat if s == size else F.interpolate(f_hat, size=(s, s), mode="area"))
+
+    def scale_inputs(self, indices: list[torch.Tensor]) -> torch.Tensor:
+        """Per-scale codes [(B, s, s), ...] -> the inputs of every scale after the first, as a
+        transformer reads them: (B, sum of s_k^2 for k >= 1, C)."""
+        g = self.cfg.grid
+        f_hat = torch.zeros(indices[0].shape[0], self.cfg.latent_dim, g, g, device=indices[0].device)
+        out = []
+        for k, codes in enumerate(indices[:-1]):
+            f_hat, nxt = self.next_input(k, f_hat, codes)
+            out.append(nxt.flatten(2).transpose(1, 2))
+        return torch.cat(out, dim=1)
+
     def dequantize(self, indices: list[torch.Tensor]) -> torch.Tensor:
         """Indices per scale -> f_hat (B, C, h, w)."""
         size = self.cfg.grid
@@ -228,6 +247,12 @@ class ImageTokenizer(nn.Module):
     def split(self, tokens: torch.Tensor) -> list[torch.Tensor]:
         """Flat tokens (B, L) -> per-scale grids [(B, s, s), ...]."""
         return [tokens[:, sl].reshape(-1, s, s) for sl, s in zip(self.scale_slices(), self.cfg.scales)]
+
+    @torch.no_grad()
+    def scale_inputs(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Flat tokens (B, L) -> VAR's teacher-forcing inputs of scales 2.. (B, L - 1, C), in float32."""
+        with torch.autocast(tokens.device.type, enabled=False):
+            return self.quantizer.scale_inputs(self.split(tokens))
 
     @torch.no_grad()
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:

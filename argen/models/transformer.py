@@ -112,7 +112,8 @@ class Transformer(nn.Module):
     (B, P, cond_dim or d_model) placed before the tokens. With ``cfg.cond_vocab``, ids from
     ``vocab_size`` on are conditioning tokens (e.g. class labels) embedded by ``cond_embed``.
     Returns logits (B, N, vocab) for the last ``num_logits`` positions (all when None).
-    Continuous models (video latents) pass ``embeds`` (B, T, C) instead of ids and read the
+    With ``cfg.feature_dim``, ``idx`` may be float features or an (ids, features) pair (see
+    :meth:`embed_inputs`). Continuous models (video latents) pass ``embeds`` (B, T, C) instead of ids and read the
     final hidden states with ``head=False``.
     """
 
@@ -123,6 +124,7 @@ class Transformer(nn.Module):
         self.cond_embed = nn.Embedding(cfg.cond_vocab, cfg.d_model) if cfg.cond_vocab else None
         self.pos_embed = nn.Embedding(cfg.max_seq_len, cfg.d_model) if cfg.pos_emb == "learned" else None
         self.cond_proj = nn.Linear(cfg.cond_dim, cfg.d_model) if cfg.cond_dim else None
+        self.feature_in = nn.Linear(cfg.feature_dim, cfg.d_model) if cfg.feature_dim else None
         self.drop = nn.Dropout(cfg.dropout)
         self.layers = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layer))
         self.norm = make_norm(cfg)
@@ -176,6 +178,18 @@ class Transformer(nn.Module):
         is_cond = (idx >= v)[..., None]  # (B, T, 1)
         return torch.where(is_cond, self.cond_embed((idx - v).clamp(min=0)), h)
 
+    def embed_inputs(self, inputs: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """Ids (B, T) as :meth:`embed_ids`; features (B, T, feature_dim) through ``feature_in``; or
+        ids then features as a pair ((B, P), (B, T, feature_dim)) -> (B, P + T, C)."""
+        if isinstance(inputs, tuple):
+            ids, feats = inputs
+            return torch.cat([self.embed_ids(ids), self.embed_inputs(feats)], dim=1)
+        if inputs.is_floating_point():
+            if self.feature_in is None:
+                raise ValueError("this model takes token ids, not feature vectors (feature_dim is 0)")
+            return self.feature_in(inputs.to(self.feature_in.weight.dtype))
+        return self.embed_ids(inputs)
+
     def rope(self, pos: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor] | None:
         """cos, sin (B, 1, T, head_dim) for positions (B, T): 1D, or 2D over ``cfg.rope_grid``."""
         c = self.cfg
@@ -212,7 +226,7 @@ class Transformer(nn.Module):
                 prefix: torch.Tensor | None = None, num_logits: int | None = None,
                 embeds: torch.Tensor | None = None, head: bool = True) -> torch.Tensor:
         c = self.cfg
-        h = self.embed_ids(idx) if embeds is None else embeds  # (B, T, C): token ids, or vectors (latents)
+        h = self.embed_inputs(idx) if embeds is None else embeds  # (B, T, C): ids and/or features, or vectors (latents)
         if prefix is not None:
             p = self.cond_proj(prefix) if self.cond_proj is not None else prefix
             h = torch.cat([p.to(h.dtype), h], dim=1)  # (B, P + T, C)

@@ -144,10 +144,25 @@ class ImagePipeline:
         per_scale = lay.split(rows) if rows is not None else None
         prefix = torch.tensor(prompt_ids, device=self.device)
         grids = generate_scales(self.model, prefix, torch.full((b, 1), lay.bos, device=self.device), lay.scales,
-                                lay.upsample, sampling, generators=gens,
+                                self._next_inputs(b), sampling, generators=gens,
                                 uncond_prefix=torch.tensor([lay.null_ids()] * b, device=self.device),
                                 vocab_limit=lay.codebook_size, forced=per_scale, use_cache=use_cache)
         return torch.cat([g.flatten(1) for g in grids], dim=1).cpu()
+
+    def _next_inputs(self, b: int):
+        """What scale k+1 reads, given scale k's codes: the upsampled codes, or for feature models
+        the tokenizer's running f_hat area-downsampled, (B, s'^2, C)."""
+        if not self.layout.feature_dim:
+            return self.layout.upsample
+        quant, g = self.tokenizer.quantizer, self.tokenizer.cfg.grid
+        f_hat = torch.zeros(b, self.tokenizer.cfg.latent_dim, g, g, device=self.device)
+
+        def next_inputs(k: int, codes: torch.Tensor) -> torch.Tensor:
+            nonlocal f_hat
+            f_hat, nxt = quant.next_input(k, f_hat, codes)
+            return nxt.flatten(2).transpose(1, 2)
+
+        return next_inputs
 
     def decode(self, tokens: torch.Tensor) -> np.ndarray:
         """Tokens (B, L) -> uint8 images (B, H, W, 3). One image at a time: convolution kernels

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from argen.data import shapes
+from argen.errors import UsageError
 from argen.models.checkpoint import save_model_dir
 from argen.models.config import TransformerConfig
 from argen.models.image_layout import ImageLayout
@@ -29,8 +30,12 @@ class ImageTask:
         self.tokenizer_dir = Path(d.tokenizer)
         self.tokenizer, _ = load_tokenizer_dir(self.tokenizer_dir)
         c = self.tokenizer.cfg
+        if d.scale_inputs == "features" and len(c.scales) < 2:
+            raise UsageError(f"data.scale_inputs: features needs a next-scale tokenizer; {d.tokenizer} has one scale",
+                             hint="use scale_inputs: codes, or a tokenizer with several scales such as [1, 2, 4, 8]")
         self.layout = ImageLayout(words=list(shapes.VOCABULARY), codebook_size=c.codebook_size,
-                                  scales=list(c.scales), dataset="shapes")
+                                  scales=list(c.scales), dataset="shapes",
+                                  feature_dim=c.latent_dim if d.scale_inputs == "features" else 0)
         self.train = self._encode(*shapes.render(d.seed, "train", d.train_size)[:2])
         self.val = self._encode(*shapes.render(d.seed, "val", d.val_size)[:2])
 
@@ -54,8 +59,13 @@ class ImageTask:
 
     def loss(self, model: Transformer, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         captions, tokens = batch
-        x = torch.cat([captions, self.layout.inputs(tokens)], dim=1)  # (B, P + L)
-        logits = model(x)[:, self.layout.prefix_len:, : self.layout.codebook_size]  # (B, L, K)
+        lay = self.layout
+        if lay.feature_dim:  # ids (B, P + 1): caption and BOS; then features (B, L - 1, C)
+            x = (torch.cat([captions, tokens.new_full((len(tokens), 1), lay.bos)], dim=1),
+                 self.tokenizer.scale_inputs(tokens))
+        else:
+            x = torch.cat([captions, lay.inputs(tokens)], dim=1)  # (B, P + L)
+        logits = model(x)[:, lay.prefix_len:, : lay.codebook_size]  # (B, L, K)
         return F.cross_entropy(logits.float().flatten(0, 1), tokens.flatten())
 
     @torch.no_grad()
