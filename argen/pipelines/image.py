@@ -21,7 +21,7 @@ from argen.models.image_vq import ImageTokenizer, load_tokenizer_dir, to_uint8, 
 from argen.models.loader import load_transformer
 from argen.models.transformer import Transformer
 from argen.pipelines.rows import PromptRows
-from argen.samplers.next_scale import generate_scales
+from argen.samplers.next_scale import feature_inputs, generate_scales
 from argen.samplers.next_token import generate
 from argen.samplers.processors import SamplingConfig
 
@@ -154,15 +154,9 @@ class ImagePipeline:
         the tokenizer's running f_hat area-downsampled, (B, s'^2, C)."""
         if not self.layout.feature_dim:
             return self.layout.upsample
-        quant, g = self.tokenizer.quantizer, self.tokenizer.cfg.grid
-        f_hat = torch.zeros(b, self.tokenizer.cfg.latent_dim, g, g, device=self.device)
-
-        def next_inputs(k: int, codes: torch.Tensor) -> torch.Tensor:
-            nonlocal f_hat
-            f_hat, nxt = quant.next_input(k, f_hat, codes)
-            return nxt.flatten(2).transpose(1, 2)
-
-        return next_inputs
+        c = self.tokenizer.cfg
+        return feature_inputs(self.tokenizer.quantizer.next_input,
+                              torch.zeros(b, c.latent_dim, c.grid, c.grid, device=self.device))
 
     def decode(self, tokens: torch.Tensor) -> np.ndarray:
         """Tokens (B, L) -> uint8 images (B, H, W, 3). One image at a time: convolution kernels

@@ -17,7 +17,7 @@ import torch
 from argen.models.image_vq import to_uint8
 from argen.models.var import VAR
 from argen.models.var_vqvae import VQVAE
-from argen.samplers.next_scale import generate_scales
+from argen.samplers.next_scale import feature_inputs, generate_scales
 from argen.samplers.processors import SamplingConfig
 
 # VAR's README settings for its FID numbers: cfg 1.5, top_k 900, top_p 0.96
@@ -37,15 +37,8 @@ def sample_var_codes(vae: VQVAE, var: VAR, class_labels: Sequence[int] | torch.T
     device = var.head.weight.device
     labels = torch.as_tensor(class_labels, dtype=torch.long, device=device).view(-1, 1)  # (B, 1)
     b, quant = labels.shape[0], vae.quantize
-    f_hat = None
-
-    def next_inputs(k: int, codes: torch.Tensor) -> torch.Tensor:
-        nonlocal f_hat
-        if f_hat is None:
-            p = quant.patch_nums[-1]
-            f_hat = torch.zeros(b, vae.cfg.z_channels, p, p, device=device)  # (B, Cvae, p, p)
-        f_hat, nxt = quant.next_step(k, f_hat, codes)  # nxt: (B, Cvae, s', s')
-        return nxt.flatten(2).transpose(1, 2)  # (B, s'*s', Cvae)
+    p = quant.patch_nums[-1]
+    next_inputs = feature_inputs(quant.next_step, torch.zeros(b, vae.cfg.z_channels, p, p, device=device))
 
     null = torch.full_like(labels, var.cfg.num_classes)
     return generate_scales(var, labels, labels[:, :0], var.cfg.patch_nums, next_inputs, sampling,

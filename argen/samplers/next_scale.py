@@ -17,6 +17,20 @@ NextInputs = Callable[[int, torch.Tensor], torch.Tensor]
 History = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 
+def feature_inputs(step: Callable[[int, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+                   f_hat: torch.Tensor) -> NextInputs:
+    """VAR's scale inputs as a :data:`NextInputs`: ``step(k, f_hat, codes)`` adds scale k's codes to
+    the running feature map ``f_hat`` (B, C, h, w) and returns it with its view at scale k+1's
+    grid (B, C, s', s'), which the model reads as (B, s'^2, C)."""
+    state = [f_hat]
+
+    def next_inputs(k: int, codes: torch.Tensor) -> torch.Tensor:
+        state[0], nxt = step(k, state[0], codes)
+        return nxt.flatten(2).transpose(1, 2)
+
+    return next_inputs
+
+
 def extend(seq: History, nxt: torch.Tensor) -> History:
     """The uncached input history plus one scale's inputs: ids stay one (R, T) tensor; features
     (R, n, C) collect after the id prefix as a pair (ids (R, P), features (R, T, C))."""
