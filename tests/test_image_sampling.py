@@ -103,6 +103,8 @@ def test_feature_inputs_match_between_training_and_sampling(image_model_dirs):
     pipe = ImagePipeline.from_pretrained(str(image_model_dirs["next-scale-features"]), device="cpu")
     lay, tok = pipe.layout, pipe.tokenizer
     assert lay.feature_dim == tok.cfg.latent_dim and pipe.model.feature_in is not None
+    with pytest.raises(ValueError, match="tokenizer"):
+        lay.inputs(torch.zeros(1, lay.num_tokens, dtype=torch.long))  # code inputs would silently be wrong
     gen = torch.Generator().manual_seed(0)
     tokens = torch.randint(0, lay.codebook_size, (3, lay.num_tokens), generator=gen)
     teacher = tok.scale_inputs(tokens)  # (3, L - 1, C)

@@ -89,8 +89,10 @@ class ImageLayout(DictConfig):
 
     def inputs(self, tokens: torch.Tensor) -> torch.Tensor:
         """Teacher-forcing inputs (B, L) for image tokens (B, L): BOS, then the shifted tokens
-        (raster) or each scale's upsampled codes (next-scale). Feature models read BOS, then
-        the tokenizer's ``scale_inputs``."""
+        (raster) or each scale's upsampled codes (next-scale). Feature models (``feature_dim``)
+        read BOS, then the tokenizer's ``scale_inputs``, which this layout cannot build."""
+        if self.feature_dim:
+            raise ValueError("a feature model's scale inputs come from its tokenizer (ImageTokenizer.scale_inputs)")
         bos = torch.full_like(tokens[:, :1], self.bos)
         if not self.next_scale:
             return torch.cat([bos, tokens[:, :-1]], dim=1)
