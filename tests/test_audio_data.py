@@ -87,8 +87,9 @@ def test_delay_pattern_round_trip(k, t, b):
         assert (delayed[:, q, :q] == 99).all() and (delayed[:, q, q + t:] == 99).all()
 
 
-def test_codec_shapes():
-    cfg = CodecConfig(channels=[4, 8], strides=[4, 5], latent_dim=8, n_codebooks=3, codebook_size=16)
+@pytest.mark.parametrize("act", ["elu", "snake"])
+def test_codec_shapes(act):
+    cfg = CodecConfig(channels=[4, 8], strides=[4, 5], latent_dim=8, n_codebooks=3, codebook_size=16, activation=act)
     codec = AudioCodec(cfg).eval()
     wav = torch.randn(2, 1000)
     codes = codec.encode(wav)
@@ -96,6 +97,25 @@ def test_codec_shapes():
     assert codec.decode(codes).shape == (2, 50 * cfg.hop)
     rec, commit = codec.train()(wav)
     assert rec.shape == (2, 1000) and commit.ndim == 0
+    alphas = [k for k in codec.state_dict() if k.endswith("alpha")]
+    assert bool(alphas) == (act == "snake")  # an ELU codec keeps the bundled codec's keys
+
+
+def test_snake_is_periodic_and_learns_its_frequency():
+    from argen.models.audio_codec import Snake
+
+    snake = Snake(2)
+    with torch.no_grad():
+        snake.alpha[0, 1] = 3.0
+    x = torch.linspace(-4, 4, 101).expand(1, 2, 101)
+    y = snake(x)
+    assert torch.allclose(y[0, 0], x[0, 0] + torch.sin(x[0, 0]) ** 2)
+    shifted = snake(x + torch.tensor([0.0, torch.pi / 3])[None, :, None])  # the second channel's period
+    assert torch.allclose(shifted[0, 1] - x[0, 1] - torch.pi / 3, y[0, 1] - x[0, 1], atol=1e-5)
+    y.sum().backward()
+    assert snake.alpha.grad is not None and snake.alpha.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="activation must be one of elu, snake"):
+        CodecConfig(activation="relu")
 
 
 @pytest.mark.parametrize("suffix", [".wav", ".flac", ".mp3", ".ogg"])

@@ -55,8 +55,11 @@ class CodecConfig(DictConfig):
     codebook_size: int = 256
     ema_decay: float = 0.99
     beta: float = 0.25  # commitment weight
+    activation: str = "elu"  # "elu" (SoundStream / EnCodec) or "snake" (BigVGAN / DAC)
 
     def __post_init__(self) -> None:
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
         if len(self.channels) != len(self.strides):
             raise ValueError("channels and strides need one entry per stage")
 
@@ -69,14 +72,36 @@ class CodecConfig(DictConfig):
         return self.sample_rate / self.hop
 
 
-class ResUnit(nn.Module):
-    def __init__(self, ch: int, dilation: int) -> None:
+class Snake(nn.Module):
+    """x + sin(a x)^2 / a with a learned frequency ``a`` per channel (Ziyin et al. 2020; the
+    activation of BigVGAN and DAC): a periodic bias that lets a decoder draw a pure tone
+    without building it out of piecewise-smooth pieces."""
+
+    def __init__(self, ch: int) -> None:
         super().__init__()
+        self.alpha = nn.Parameter(torch.ones(1, ch, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + torch.sin(self.alpha * x).pow(2) / (self.alpha + 1e-9)
+
+
+ACTIVATIONS = ("elu", "snake")
+
+
+def activation(cfg: CodecConfig, ch: int) -> nn.Module:
+    """The codec's nonlinearity for ``ch`` channels."""
+    return Snake(ch) if cfg.activation == "snake" else nn.ELU()
+
+
+class ResUnit(nn.Module):
+    def __init__(self, cfg: CodecConfig, ch: int, dilation: int) -> None:
+        super().__init__()
+        self.act1, self.act2 = activation(cfg, ch), activation(cfg, ch)
         self.conv1 = nn.Conv1d(ch, ch, 7, padding=3 * dilation, dilation=dilation)
         self.conv2 = nn.Conv1d(ch, ch, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(F.elu(self.conv1(F.elu(x))))
+        return x + self.conv2(self.act2(self.conv1(self.act1(x))))
 
 
 class Encoder(nn.Module):
@@ -86,9 +111,9 @@ class Encoder(nn.Module):
         layers: list[nn.Module] = [nn.Conv1d(1, chs[0], 7, padding=3)]
         for i, s in enumerate(cfg.strides):
             out = chs[i + 1] if i + 1 < len(chs) else chs[i] * 2
-            layers += [ResUnit(chs[i], 1), ResUnit(chs[i], 3), nn.ELU(),
+            layers += [ResUnit(cfg, chs[i], 1), ResUnit(cfg, chs[i], 3), activation(cfg, chs[i]),
                        nn.Conv1d(chs[i], out, 2 * s, stride=s, padding=math.ceil(s / 2))]
-        layers += [nn.ELU(), nn.Conv1d(out, cfg.latent_dim, 3, padding=1)]
+        layers += [activation(cfg, out), nn.Conv1d(out, cfg.latent_dim, 3, padding=1)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -103,10 +128,11 @@ class Decoder(nn.Module):
         layers: list[nn.Module] = [nn.Conv1d(cfg.latent_dim, top, 7, padding=3)]
         widths = [top, *reversed(chs)]
         for i, s in enumerate(reversed(cfg.strides)):
-            layers += [nn.ELU(), nn.ConvTranspose1d(widths[i], widths[i + 1], 2 * s, stride=s, padding=math.ceil(s / 2),
-                                                    output_padding=s % 2),
-                       ResUnit(widths[i + 1], 1), ResUnit(widths[i + 1], 3)]
-        layers += [nn.ELU(), nn.Conv1d(widths[-1], 1, 7, padding=3)]
+            layers += [activation(cfg, widths[i]),
+                       nn.ConvTranspose1d(widths[i], widths[i + 1], 2 * s, stride=s, padding=math.ceil(s / 2),
+                                          output_padding=s % 2),
+                       ResUnit(cfg, widths[i + 1], 1), ResUnit(cfg, widths[i + 1], 3)]
+        layers += [activation(cfg, widths[-1]), nn.Conv1d(widths[-1], 1, 7, padding=3)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
