@@ -4,8 +4,8 @@ delay pattern that lays its parallel codebook streams out for a language model.
 The codec follows the SoundStream / EnCodec layout (Zeghidour et al. 2021; Defossez et al.
 2022): strided Conv1d stages with residual units (ELU, or Snake as an option) down to
 ``sample_rate / hop`` latent frames per second, ``n_codebooks`` residual quantisers (each codes
-what the previous ones left), and a mirrored decoder of transposed convolutions. Codebooks are learned by exponential moving
-averages, with unused codes restarted on recent features.
+what the previous ones left), and a mirrored decoder of transposed convolutions. Codebooks are
+learned by exponential moving averages, with unused codes restarted on recent features.
 
 The delay pattern is MusicGen's (Copet et al. 2023; facts from facebookresearch/audiocraft
 ``audiocraft/modules/codebooks_patterns.py``, ``DelayedPatternProvider``): codebook ``k`` is
