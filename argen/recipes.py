@@ -38,6 +38,9 @@ class ShapesData(Strict):
     # image task, next-scale tokenizers: what a scale's positions read, the coarser scale's codes
     # upsampled ("codes") or VAR's running feature map f_hat area-downsampled ("features")
     scale_inputs: Literal["codes", "features"] = "codes"
+    # image task, next-scale tokenizers: how many of the coarsest scales are sampled token by token
+    # (raster order, each token read by the next) before the rest go in parallel; 0 is plain VAR
+    raster_scales: int = Field(0, ge=0)
 
 
 class CrystalData(Strict):

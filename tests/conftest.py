@@ -54,9 +54,11 @@ def cli(capsys):
     return run
 
 
-def tiny_image_model(out: Path, scales: list[int], seed: int = 0, sharp: float = 1.0, features: bool = False) -> Path:
+def tiny_image_model(out: Path, scales: list[int], seed: int = 0, sharp: float = 1.0, features: bool = False,
+                     raster_scales: int = 0) -> Path:
     """An argen image model folder (random weights): a tiny tokenizer and a tiny transformer
-    (``features``: next-scale inputs are the tokenizer's running feature map, VAR's)."""
+    (``features``: next-scale inputs are the tokenizer's running feature map, VAR's;
+    ``raster_scales``: that many coarse scales are sampled token by token)."""
     from argen.data.shapes import VOCABULARY
     from argen.models.image_layout import ImageLayout
     from argen.models.image_vq import ImageTokenizer, VQConfig, save_tokenizer_dir
@@ -64,7 +66,7 @@ def tiny_image_model(out: Path, scales: list[int], seed: int = 0, sharp: float =
     torch.manual_seed(seed)
     tok = ImageTokenizer(VQConfig(width=8, latent_dim=8, codebook_size=32, scales=scales)).eval()
     layout = ImageLayout(words=list(VOCABULARY), codebook_size=32, scales=scales, dataset="shapes",
-                         feature_dim=8 if features else 0)
+                         feature_dim=8 if features else 0, raster_scales=raster_scales)
     model = Transformer(TransformerConfig(**layout.transformer_fields(), n_layer=2, d_model=32, n_head=4,
                                           pos_emb="learned")).eval()
     with torch.no_grad():
@@ -77,9 +79,12 @@ def tiny_image_model(out: Path, scales: list[int], seed: int = 0, sharp: float =
 @pytest.fixture(scope="session")
 def image_model_dirs(tmp_path_factory) -> dict[str, Path]:
     """Tiny image model folders by sampler: {"next-scale": path, "next-token": path,
-    "next-scale-features": path (VAR's feature inputs)}."""
+    "next-scale-features": path (VAR's feature inputs), "next-scale-raster": path (scales 1 and 2
+    token by token)}."""
     root = tmp_path_factory.mktemp("imagemodels")
     return {"next-scale": tiny_image_model(root / "tiny-next-scale", [1, 2, 4, 8], sharp=20.0),
             "next-token": tiny_image_model(root / "tiny-next-token", [8], sharp=20.0),
             "next-scale-features": tiny_image_model(root / "tiny-next-scale-features", [1, 2, 4, 8, 8], sharp=20.0,
-                                                    features=True)}
+                                                    features=True),
+            "next-scale-raster": tiny_image_model(root / "tiny-next-scale-raster", [1, 2, 4, 8], sharp=20.0,
+                                                  raster_scales=2)}

@@ -12,7 +12,8 @@ from argen.samplers.processors import SamplingConfig
 PROMPT = "a red circle in the top left"
 
 
-@pytest.fixture(scope="module", params=["next-scale", "next-token", "next-scale-features"])
+@pytest.fixture(scope="module", params=["next-scale", "next-token", "next-scale-features",
+                                                 "next-scale-raster"])
 def pipe(request, image_model_dirs):
     return ImagePipeline.from_pretrained(str(image_model_dirs[request.param]), device="cpu")
 
@@ -33,6 +34,43 @@ def test_next_scale_layout():
     # every id has its own slot: codes, BOS, words, PAD, NULL
     ids = lay.caption_ids(PROMPT)
     assert len(ids) == 12 and ids[-1] == lay.pad and lay.bos < min(ids) and lay.null == lay.vocab_size - 1
+
+
+def test_raster_scales_layout():
+    """With raster_scales 3 the 1x1, 2x2 and 4x4 codes (21 tokens) go one by one, each read by the
+    next; the 8x8 scale reads the 4x4 codes upsampled, in one block."""
+    lay = ImageLayout(words=list(VOCABULARY), codebook_size=100, scales=[1, 2, 4, 8], raster_scales=3)
+    assert lay.num_raster == 21 and lay.num_tokens == 85
+    assert lay.transformer_fields()["block_sizes"] == [1] * 21 + [64]
+    tokens = torch.arange(85)[None]
+    x = lay.inputs(tokens)
+    assert x.shape == (1, 85)
+    assert x[0, :21].tolist() == [lay.bos] + list(range(20))  # BOS, then the raster tokens shifted by one
+    four = torch.arange(5, 21).view(4, 4)  # the 4x4 scale's codes
+    assert x[0, 21:].view(8, 8).tolist() == four.repeat_interleave(2, 0).repeat_interleave(2, 1).tolist()
+    # raster_scales 1 is plain VAR: a 1x1 scale is one token either way
+    one = ImageLayout(words=list(VOCABULARY), codebook_size=100, scales=[1, 2, 4, 8], raster_scales=1)
+    var = ImageLayout(words=list(VOCABULARY), codebook_size=100, scales=[1, 2, 4, 8])
+    assert one.transformer_fields() == var.transformer_fields() and torch.equal(one.inputs(tokens), var.inputs(tokens))
+    with pytest.raises(ValueError, match="below the number of scales"):
+        ImageLayout(words=list(VOCABULARY), codebook_size=100, scales=[1, 2, 4, 8], raster_scales=4)
+    with pytest.raises(ValueError, match="cannot be combined"):
+        ImageLayout(words=list(VOCABULARY), codebook_size=100, scales=[1, 2, 4, 8], raster_scales=2, feature_dim=8)
+
+
+def test_greedy_sampling_agrees_with_the_teacher_forced_pass(pipe):
+    """The sampler feeds the inputs the model trains on (``ImageLayout.inputs`` under the
+    backbone's block mask): greedy tokens are the argmax of one teacher-forced pass over them."""
+    lay = pipe.layout
+    if lay.feature_dim:
+        pytest.skip("feature inputs come from the tokenizer; test_feature_inputs_match_between_training_and_sampling")
+    cond = pipe.check_prompt(PROMPT)
+    tokens = pipe.sample_tokens([cond], [0], SamplingConfig(temperature=0))
+    x = torch.cat([torch.tensor([cond]), lay.inputs(tokens)], dim=1)
+    with torch.no_grad():
+        logits = pipe.model(x)[:, lay.prefix_len:, :lay.codebook_size]
+    assert torch.equal(logits.argmax(-1), tokens)
+    assert len(set(tokens[0].tolist())) > 3  # not one token everywhere: the check has something to compare
 
 
 def test_cfg_scale_zero_is_the_unconditional_model(pipe):

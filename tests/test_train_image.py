@@ -25,10 +25,11 @@ def tokenizer_recipe(tmp_path, scales):
                                         "  latent_dim: 8", "  codebook_size: 32", f"  scales: {scales}"] + LOOP)
 
 
-@pytest.mark.parametrize("scales, sampler, inputs", [([1, 2, 4, 8], "next-scale", "codes"),
-                                                    ([1, 2, 4, 8], "next-scale", "features"),
-                                                    ([8], "next-token", "codes")])
-def test_train_tokenizer_then_transformer_then_generate(cli, tmp_path, scales, sampler, inputs):
+@pytest.mark.parametrize("scales, sampler, inputs, raster", [([1, 2, 4, 8], "next-scale", "codes", 0),
+                                                            ([1, 2, 4, 8], "next-scale", "features", 0),
+                                                            ([1, 2, 4, 8], "next-scale", "codes", 3),
+                                                            ([8], "next-token", "codes", 0)])
+def test_train_tokenizer_then_transformer_then_generate(cli, tmp_path, scales, sampler, inputs, raster):
     tok_dir = tmp_path / "tok"
     code, _, err = cli("train", "image-tokenizer", "--recipe", tokenizer_recipe(tmp_path, scales), "-o", tok_dir, "-q")
     assert code == 0, err
@@ -38,7 +39,7 @@ def test_train_tokenizer_then_transformer_then_generate(cli, tmp_path, scales, s
 
     recipe = write(tmp_path, "img.yaml", ["task: image", "name: tiny-img", "data:", "  dataset: shapes",
                                           "  train_size: 64", "  val_size: 16", f"  tokenizer: {tok_dir}", "  eval_prompts: 10",
-                                          f"  scale_inputs: {inputs}",
+                                          f"  scale_inputs: {inputs}", f"  raster_scales: {raster}",
                                           "model:", "  n_layer: 1", "  n_head: 2", "  d_model: 32",
                                           "  pos_emb: learned"] + LOOP)
     out = tmp_path / "img"
@@ -50,6 +51,8 @@ def test_train_tokenizer_then_transformer_then_generate(cli, tmp_path, scales, s
     assert "Prompt adherence" in (out / "README.md").read_text()
     config = json.loads((out / "config.json").read_text())
     assert config["image"]["feature_dim"] == (8 if inputs == "features" else 0)  # the tokenizer's latent width
+    assert config["image"]["raster_scales"] == raster
+    assert config["transformer"]["block_sizes"] == ([1] * 21 + [64] if raster else [1, 4, 16, 64] if len(scales) > 1 else None)
     code, stdout, err = cli("image", "--model", out, "-p", "a red circle", "--seed", "0", "-o", tmp_path / "x.png")
     assert code == 0, err
     with Image.open(stdout.strip()) as im:
@@ -85,3 +88,16 @@ def test_feature_inputs_need_a_next_scale_tokenizer(cli, tmp_path):
                                           "model: {}"] + LOOP)
     code, _, err = cli("train", "image", "--recipe", recipe, "-o", tmp_path / "img", "-q")
     assert code != 0 and "needs a next-scale tokenizer" in err and not (tmp_path / "img").exists()
+
+
+@pytest.mark.parametrize("data, message", [(["  raster_scales: 4"], "fewer than the tokenizer's 4 scales"),
+                                           (["  raster_scales: 2", "  scale_inputs: features"], "needs code inputs")])
+def test_raster_scales_are_checked(cli, tmp_path, data, message):
+    tok_dir = tmp_path / "tok"
+    code, _, err = cli("train", "image-tokenizer", "--recipe", tokenizer_recipe(tmp_path, [1, 2, 4, 8]), "-o", tok_dir,
+                       "-q")
+    assert code == 0, err
+    recipe = write(tmp_path, "img.yaml", ["task: image", "name: x", "data:", "  dataset: shapes", "  train_size: 8",
+                                          "  val_size: 8", f"  tokenizer: {tok_dir}", *data, "model: {}"] + LOOP)
+    code, _, err = cli("train", "image", "--recipe", recipe, "-o", tmp_path / "img", "-q")
+    assert code != 0 and message in err and len(err.strip().splitlines()) <= 2 and not (tmp_path / "img").exists()

@@ -11,6 +11,12 @@ of scale k+1 are scale k's codes, nearest-upsampled to scale k+1's grid, or, wit
 ``feature_dim``, VAR's input: the tokenizer's running feature map after scale k,
 area-downsampled to scale k+1's grid (see ``MultiScaleQuantizer.next_input``). Blocks are
 bidirectional inside a scale and causal across scales (VAR's block-wise causal mask).
+
+With ``raster_scales`` = r > 1, the first r scales are not sampled in parallel but token by
+token, coarse to fine and in raster order inside each scale, like a next-token model: their
+inputs are BOS and those tokens shifted by one, and each of their tokens is a block of its own.
+Scale r reads scale r-1's upsampled codes as before. 0 and 1 both mean plain VAR (a 1x1 scale
+is one token either way).
 """
 
 from __future__ import annotations
@@ -33,6 +39,15 @@ class ImageLayout(DictConfig):
     # next-scale only: > 0 means scale k+1 reads the tokenizer's running feature map f_hat (VAR's
     # input, feature_dim = its latent width) instead of scale k's upsampled codes
     feature_dim: int = 0
+    # next-scale only: how many of the coarsest scales are sampled token by token (see above)
+    raster_scales: int = 0
+
+    def __post_init__(self) -> None:
+        if self.raster_scales and not 0 <= self.raster_scales < len(self.scales):
+            raise ValueError(f"raster_scales must be below the number of scales ({len(self.scales)}), "
+                             f"got {self.raster_scales}")
+        if self.raster_scales > 1 and self.feature_dim:
+            raise ValueError("raster_scales and feature inputs cannot be combined")
 
     @property
     def next_scale(self) -> bool:
@@ -63,12 +78,23 @@ class ImageLayout(DictConfig):
         return sum(s * s for s in self.scales)
 
     @property
+    def first_parallel(self) -> int:
+        """Index of the first scale sampled in parallel (0 for plain VAR)."""
+        return self.raster_scales if self.raster_scales > 1 else 0
+
+    @property
+    def num_raster(self) -> int:
+        """Image tokens sampled one at a time before the parallel scales (0 for plain VAR)."""
+        return sum(s * s for s in self.scales[:self.first_parallel])
+
+    @property
     def seq_len(self) -> int:
         return self.prefix_len + self.num_tokens
 
     def transformer_fields(self) -> dict:
         """The backbone settings this layout implies."""
-        blocks = {"block_sizes": [s * s for s in self.scales]} if self.next_scale else {}
+        sizes = [1] * self.num_raster + [s * s for s in self.scales[self.first_parallel:]]
+        blocks = {"block_sizes": sizes} if self.next_scale else {}
         feats = {"feature_dim": self.feature_dim} if self.feature_dim else {}
         return {"vocab_size": self.vocab_size, "max_seq_len": self.seq_len, "prefix_len": self.prefix_len,
                 **blocks, **feats}
@@ -97,7 +123,9 @@ class ImageLayout(DictConfig):
         if not self.next_scale:
             return torch.cat([bos, tokens[:, :-1]], dim=1)
         grids = [chunk.view(-1, s, s) for chunk, s in zip(self.split(tokens), self.scales)]
-        return torch.cat([bos] + [self.upsample(k, g) for k, g in enumerate(grids[:-1])], dim=1)
+        shifted = [tokens[:, :self.num_raster - 1]] if self.num_raster else []  # the raster part after BOS
+        ups = range(max(0, self.first_parallel - 1), len(grids) - 1)  # scales whose upsampled codes are inputs
+        return torch.cat([bos, *shifted] + [self.upsample(k, grids[k]) for k in ups], dim=1)
 
     def split(self, tokens: torch.Tensor) -> list[torch.Tensor]:
         """Flat image tokens (B, L) -> each scale's part, coarse first: [(B, s*s), ...]."""

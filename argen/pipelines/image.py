@@ -146,7 +146,8 @@ class ImagePipeline:
         grids = generate_scales(self.model, prefix, torch.full((b, 1), lay.bos, device=self.device), lay.scales,
                                 self._next_inputs(b), sampling, generators=gens,
                                 uncond_prefix=torch.tensor([lay.null_ids()] * b, device=self.device),
-                                vocab_limit=lay.codebook_size, forced=per_scale, use_cache=use_cache)
+                                vocab_limit=lay.codebook_size, forced=per_scale, use_cache=use_cache,
+                                raster=lay.first_parallel)
         return torch.cat([g.flatten(1) for g in grids], dim=1).cpu()
 
     def _next_inputs(self, b: int):

@@ -1,7 +1,7 @@
 """The next-scale loop (VAR, Tian et al. 2024): after the conditioning prefix, each step feeds
 one whole scale's inputs and samples all of the next scale's tokens in parallel, reading the
 earlier scales from the KV cache. The backbone's block-causal mask makes tokens of a scale
-see each other and every coarser scale.
+see each other and every coarser scale. Optionally the coarsest scales go token by token first.
 """
 
 from __future__ import annotations
@@ -46,14 +46,17 @@ def generate_scales(model: Callable[..., torch.Tensor], prefix: torch.Tensor, st
                     next_inputs: NextInputs, sampling: SamplingConfig | None = None, *,
                     generators: list[torch.Generator] | None = None, seed: int | None = None,
                     uncond_prefix: torch.Tensor | None = None, vocab_limit: int | None = None,
-                    forced: list[torch.Tensor] | None = None, use_cache: bool = True) -> list[torch.Tensor]:
+                    forced: list[torch.Tensor] | None = None, use_cache: bool = True,
+                    raster: int = 0) -> list[torch.Tensor]:
     """Sample one grid of codes per scale; returns ``[(B, s, s) for s in scales]``.
 
     ``prefix`` (B, P) are the conditioning ids and ``start`` (B, 1) the input that predicts the
     first scale. With ``uncond_prefix`` and ``sampling.guided`` (a guidance weight other than 1
     somewhere) the unconditional twins run in the same batch for classifier-free guidance (the
     schedule's progress is the scale index). ``forced[k]`` (B, s*s) keeps every entry that is not -1 instead of sampling it.
-    ``use_cache=False`` recomputes the whole sequence for every scale (the reference).
+    ``use_cache=False`` recomputes the whole sequence for every scale (the reference). With
+    ``raster`` > 1 the first ``raster`` scales are sampled one token at a time in raster order,
+    each token the input of the next (``ImageLayout.raster_scales``); the rest in parallel.
 
     ``model`` is any module called as ``model(inputs, cache=..., num_logits=...)`` with a
     ``new_cache(rows, capacity=...)``: the backbone Transformer, or VAR, whose scale inputs are
@@ -70,25 +73,40 @@ def generate_scales(model: Callable[..., torch.Tensor], prefix: torch.Tensor, st
     seq = torch.cat([rows, twin(start)], dim=1).to(device)  # (R, P + 1)
     cache = model.new_cache(rows.shape[0], capacity=prefix.shape[1] + sum(s * s for s in scales)) if use_cache else None
     logits = model(seq, cache=cache, num_logits=1)  # (R, 1, V)
-    grids = []
-    for k, s in enumerate(scales):
+
+    def pick(logits: torch.Tensor, k: int, at: slice) -> torch.Tensor:
+        """Tokens (B, n) for the positions ``at`` of scale k from their logits (R, n, V)."""
         if vocab_limit is not None:
             logits = logits[..., :vocab_limit]
-        logits = guide(logits, b, sampling, k / max(1, len(scales) - 1))  # (B, s*s, V)
-        if sampling.greedy:
-            tok = logits.argmax(-1)
-        else:
-            tok = sample(probs_from_logits(logits, sampling), generators)  # (B, s*s)
+        logits = guide(logits, b, sampling, k / max(1, len(scales) - 1))  # (B, n, V)
+        tok = logits.argmax(-1) if sampling.greedy else sample(probs_from_logits(logits, sampling), generators)
         if forced is not None:
-            f = forced[k].to(device)
+            f = forced[k][:, at].to(device)
             tok = torch.where(f >= 0, f, tok)
+        return tok
+
+    def feed(nxt: torch.Tensor) -> torch.Tensor:
+        """Logits (R, n, V) for the inputs ``nxt`` (R, n) or (R, n, C) that follow the sequence."""
+        nonlocal seq
+        if use_cache:
+            return model(nxt, cache=cache)
+        seq = extend(seq, nxt)
+        return model(seq, num_logits=nxt.shape[1])
+
+    grids = []
+    for k, s in enumerate(scales):
+        if k < raster:  # token by token: each sampled token is the next input, up to scale raster-1's last
+            toks = []
+            for i in range(s * s):
+                toks.append(pick(logits[:, -1:], k, slice(i, i + 1)))  # (B, 1)
+                if i < s * s - 1 or k < raster - 1:
+                    logits = feed(twin(toks[-1]))
+            tok = torch.cat(toks, dim=1)
+        else:
+            tok = pick(logits, k, slice(None))  # (B, s*s), in parallel
         grids.append(tok.view(b, s, s))
         if k == len(scales) - 1:
             break
-        nxt = twin(next_inputs(k, grids[-1]))  # (R, n_{k+1}) or (R, n_{k+1}, C)
-        if use_cache:
-            logits = model(nxt, cache=cache)
-        else:
-            seq = extend(seq, nxt)
-            logits = model(seq, num_logits=nxt.shape[1])
+        if k >= raster - 1:
+            logits = feed(twin(next_inputs(k, grids[-1])))  # scale k+1's inputs: (R, n_{k+1}) or (R, n_{k+1}, C)
     return grids
