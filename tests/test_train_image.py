@@ -93,7 +93,7 @@ def test_feature_inputs_need_a_next_scale_tokenizer(cli, tmp_path):
 
 @pytest.mark.parametrize("data, message", [(["  raster_scales: 4"], "number of scales (4)"),
                                            (["  raster_scales: 1"], "number of scales (1)"),
-                                           (["  raster_scales: 2", "  scale_inputs: features"], "needs code inputs")])
+                                           (["  raster_scales: 2", "  scale_inputs: features"], "cannot be combined")])
 def test_raster_scales_are_checked(cli, tmp_path, data, message):
     tok_dir = tmp_path / "tok"
     scales = [8] if "(1)" in message else [1, 2, 4, 8]

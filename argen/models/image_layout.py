@@ -44,8 +44,8 @@ class ImageLayout(DictConfig):
 
     def __post_init__(self) -> None:
         if self.raster_scales and not 0 <= self.raster_scales < len(self.scales):
-            raise ValueError(f"raster_scales must be below the number of scales ({len(self.scales)}), "
-                             f"got {self.raster_scales}")
+            raise ValueError(f"raster_scales {self.raster_scales} must be below the number of scales "
+                             f"({len(self.scales)})")
         if self.raster_scales > 1 and self.feature_dim:
             raise ValueError("raster_scales and feature inputs cannot be combined")
 

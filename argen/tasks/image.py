@@ -33,14 +33,14 @@ class ImageTask:
         if d.scale_inputs == "features" and len(c.scales) < 2:
             raise UsageError(f"data.scale_inputs: features needs a next-scale tokenizer; {d.tokenizer} has one scale",
                              hint="use scale_inputs: codes, or a tokenizer with several scales such as [1, 2, 4, 8]")
-        if d.raster_scales >= len(c.scales) or (d.raster_scales > 1 and d.scale_inputs == "features"):
-            raise UsageError(f"data.raster_scales: {d.raster_scales} must be below the tokenizer's number of scales "
-                             f"({len(c.scales)}) and needs code inputs",
-                             hint="lower raster_scales, or use scale_inputs: codes")
-        self.layout = ImageLayout(words=list(shapes.VOCABULARY), codebook_size=c.codebook_size,
-                                  scales=list(c.scales), dataset="shapes",
-                                  feature_dim=c.latent_dim if d.scale_inputs == "features" else 0,
-                                  raster_scales=d.raster_scales)
+        try:  # the layout checks raster_scales against the scales and the inputs
+            self.layout = ImageLayout(words=list(shapes.VOCABULARY), codebook_size=c.codebook_size,
+                                      scales=list(c.scales), dataset="shapes",
+                                      feature_dim=c.latent_dim if d.scale_inputs == "features" else 0,
+                                      raster_scales=d.raster_scales)
+        except ValueError as e:
+            raise UsageError(f"data: {e} (tokenizer {d.tokenizer})",
+                             hint="lower raster_scales, or use scale_inputs: codes") from None
         self.train = self._encode(*shapes.render(d.seed, "train", d.train_size)[:2])
         self.val = self._encode(*shapes.render(d.seed, "val", d.val_size)[:2])
 
