@@ -78,6 +78,9 @@ class MelodiesData(Strict):
     train_size: int = Field(20_000, ge=1)
     val_size: int = Field(200, ge=1)
     crop_seconds: float = Field(0.5, gt=0)  # audio-codec task: training crops
+    # audio-codec task: a trained codec folder whose encoder and codebooks are kept as they are
+    # while only its decoder trains on (its codes, and so a language model's tokens, stay valid)
+    decoder_finetune: str | None = None
     codec: str | None = None  # audio task: the trained codec's folder
     max_silence: float = Field(1.0, ge=0)  # audio task: up to this much silence after each melody
     eval_prompts: int = Field(100, ge=1)  # audio task: held-out prompts scored after training

@@ -15,7 +15,8 @@ import torch
 
 from argen.data import melodies
 from argen.data.melodies_analysis import analyse
-from argen.models.audio_codec import AudioCodec, CodecConfig, save_codec_dir
+from argen.errors import UsageError
+from argen.models.audio_codec import AudioCodec, CodecConfig, load_codec_dir, save_codec_dir
 from argen.recipes import TrainRecipe
 
 RESTART_EVERY = 50  # steps between dead-code restarts
@@ -84,7 +85,18 @@ class AudioCodecTask:
         return torch.from_numpy(out)
 
     def build_model(self, overrides: dict) -> AudioCodec:
-        return AudioCodec(CodecConfig(**overrides))
+        base = self.recipe.data.decoder_finetune
+        if not base:
+            self.cfg = CodecConfig(**overrides)
+            return AudioCodec(self.cfg)
+        model, _ = load_codec_dir(base)  # a clear error when the folder is missing or tampered with
+        theirs = model.cfg.to_dict()
+        for key, value in overrides.items():
+            if theirs.get(key) != (list(value) if isinstance(value, tuple) else value):
+                raise UsageError(f"model.{key} is {value!r} but the codec in {base} has {theirs.get(key)!r}",
+                                 hint="a decoder fine-tune keeps the codec's architecture: leave model: {} or copy its config")
+        self.cfg = model.cfg
+        return model.freeze_codes()
 
     def batch(self, batch_size: int, gen: torch.Generator) -> torch.Tensor:
         idx = torch.randint(0, len(self.train), (batch_size,), generator=gen).tolist()
@@ -92,15 +104,15 @@ class AudioCodecTask:
         return self._crops([self.train[i] for i in idx], gen) * gain
 
     def loss(self, model: AudioCodec, x: torch.Tensor) -> torch.Tensor:
-        warm = model.training and self.steps < AE_WARMUP
-        if model.training and self.steps == AE_WARMUP:  # the quantiser starts from the features
+        warm = model.training and self.steps < AE_WARMUP and not model.codes_frozen
+        if model.training and self.steps == AE_WARMUP and not model.codes_frozen:  # the quantiser starts from the features
             with torch.no_grad():
                 model.quantizer.init_from(model.encoder(model._pad(x)[:, None]).float())
         rec, commit = model(x, n_q=0 if warm else None)
         rec = rec.float()[:, : x.shape[1]]
         if model.training:
             self.steps += 1
-            if self.steps > AE_WARMUP and self.steps % RESTART_EVERY == 0:
+            if self.steps > AE_WARMUP and self.steps % RESTART_EVERY == 0 and not model.codes_frozen:
                 self.restarts += model.quantizer.restart_dead_codes()
         err = rec - x
         return stft_loss(rec, x) + err.abs().mean() + MSE_WEIGHT * err.pow(2).mean() + commit
@@ -112,12 +124,16 @@ class AudioCodecTask:
             return float(stft_loss(rec, x))
 
     def final_metrics(self, model: AudioCodec) -> dict:
-        snrs, notes_ok, notes, waves = [], 0, 0, 0
+        snrs, notes_ok, notes, waves, kept = [], 0, 0, 0, 0
         codes = set()
+        base = self.recipe.data.decoder_finetune
+        before = load_codec_dir(base)[0] if base else None
         for j, (_, clip, melody) in enumerate(self.val):
             rec = reconstruct(model, clip)
             snrs.append(si_snr(rec, clip))
-            codes.update(model.encode(torch.from_numpy(clip)[None])[0, 0].tolist())
+            mine = model.encode(torch.from_numpy(clip)[None])
+            codes.update(mine[0, 0].tolist())
+            kept += before is not None and torch.equal(mine, before.encode(torch.from_numpy(clip)[None]))
             if j < ANALYSED:
                 r = analyse(rec, melody)
                 notes_ok += sum(r["notes_ok"])
@@ -127,18 +143,21 @@ class AudioCodecTask:
         return {"si_snr": round(float(np.mean(snrs)), 2), "codes_used_first_codebook": len(codes),
                 "note_accuracy_on_reconstructions": round(notes_ok / max(1, notes), 4),
                 "wave_accuracy_on_reconstructions": round(waves / max(1, n_an), 4),
-                "val_clips": len(self.val), "train_clips": len(self.train), "restarts": self.restarts}
+                "val_clips": len(self.val), "train_clips": len(self.train), "restarts": self.restarts,
+                **({"decoder_finetune": base, "val_clips_with_unchanged_codes": kept} if base else {})}
 
     def save(self, out: Path, model: AudioCodec, training: dict) -> None:
         save_codec_dir(out, model, {"name": self.recipe.name, "training": training},
                        getattr(torch, self.recipe.train.save_dtype))
 
     def card(self, s: dict) -> str:
-        d = self.recipe.data
-        c = self.recipe.model
+        d, c = self.recipe.data, self.cfg
+        tuned = (f"- Decoder fine-tune of `{d.decoder_finetune}`: its encoder and codebooks are kept, so every clip keeps\n"
+                 f"  its codes ({s['val_clips_with_unchanged_codes']} of {s['val_clips']} validation melodies checked).\n"
+                 if d.decoder_finetune else "")
         return f"""- Data: the procedural melodies dataset (`argen/data/melodies.py`, seed {d.seed}):
   {s['train_clips']:,} training melodies (random {d.crop_seconds} s crops), {s['val_clips']} validation melodies.
-- Codec: {c.get('n_codebooks', 4)} codebooks of {c.get('codebook_size', 256)} codes at 50 frames/s, 16 kHz mono.
+{tuned}- Codec: {c.n_codebooks} codebooks of {c.codebook_size} codes at {c.frame_rate:g} frames/s, {c.sample_rate // 1000} kHz mono.
 - Score: reconstruction SI-SNR **{s['si_snr']} dB** on the whole validation melodies; the melody
   analyser finds {s['note_accuracy_on_reconstructions'] * 100:.1f}% of the notes and
   {s['wave_accuracy_on_reconstructions'] * 100:.1f}% of the waveforms in {ANALYSED} reconstructions.
