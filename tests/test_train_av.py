@@ -50,13 +50,13 @@ def test_decoder_finetune_trains_the_decoder_only_and_keeps_every_code(cli, tmp_
     model = ["model:", "  channels: [4, 8]", "  strides: [16, 20]", "  latent_dim: 8", "  n_codebooks: 2",
              "  codebook_size: 16"]
     base = tmp_path / "codec"
-    code, _, err = cli("train", "audio-codec", "--recipe", write(tmp_path, "c.yaml", ["task: audio-codec", "name: c",
-                                                                                     *data, *model] + LOOP), "-o", base, "-q")
+    recipe = write(tmp_path, "c.yaml", ["task: audio-codec", "name: c", *data, *model] + LOOP)
+    code, _, err = cli("train", "audio-codec", "--recipe", recipe, "-o", base, "-q")
     assert code == 0, err
     tuned = tmp_path / "tuned"
     recipe = write(tmp_path, "ft.yaml", ["task: audio-codec", "name: ft", *data, f"  decoder_finetune: {base}",
-                                         "model: {}", "train:", "  batch_size: 4", "  max_steps: 40", "  eval_every: 20",
-                                         "  eval_batches: 1", "  dtype: float32"])
+                                         "model: {}", "train:", "  batch_size: 4", "  max_steps: 40",
+                                         "  eval_every: 20", "  eval_batches: 1", "  dtype: float32"])
     code, _, err = cli("train", "audio-codec", "--recipe", recipe, "-o", tuned, "-q")
     assert code == 0, err
     before, after = load_file(base / "model.safetensors"), load_file(tuned / "model.safetensors")

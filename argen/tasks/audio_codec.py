@@ -94,7 +94,8 @@ class AudioCodecTask:
         for key, value in overrides.items():
             if theirs.get(key) != (list(value) if isinstance(value, tuple) else value):
                 raise UsageError(f"model.{key} is {value!r} but the codec in {base} has {theirs.get(key)!r}",
-                                 hint="a decoder fine-tune keeps the codec's architecture: leave model: {} or copy its config")
+                                 hint="a decoder fine-tune keeps the codec's architecture: "
+                                      "leave model: {} or copy its config")
         self.cfg = model.cfg
         return model.freeze_codes()
 
@@ -104,15 +105,16 @@ class AudioCodecTask:
         return self._crops([self.train[i] for i in idx], gen) * gain
 
     def loss(self, model: AudioCodec, x: torch.Tensor) -> torch.Tensor:
-        warm = model.training and self.steps < AE_WARMUP and not model.codes_frozen
-        if model.training and self.steps == AE_WARMUP and not model.codes_frozen:  # the quantiser starts from the features
+        first_stage = model.training and not model.codes_frozen
+        warm = first_stage and self.steps < AE_WARMUP
+        if first_stage and self.steps == AE_WARMUP:  # the quantiser starts from the features
             with torch.no_grad():
                 model.quantizer.init_from(model.encoder(model._pad(x)[:, None]).float())
         rec, commit = model(x, n_q=0 if warm else None)
         rec = rec.float()[:, : x.shape[1]]
         if model.training:
             self.steps += 1
-            if self.steps > AE_WARMUP and self.steps % RESTART_EVERY == 0 and not model.codes_frozen:
+            if first_stage and self.steps > AE_WARMUP and self.steps % RESTART_EVERY == 0:
                 self.restarts += model.quantizer.restart_dead_codes()
         err = rec - x
         return stft_loss(rec, x) + err.abs().mean() + MSE_WEIGHT * err.pow(2).mean() + commit
@@ -152,12 +154,13 @@ class AudioCodecTask:
 
     def card(self, s: dict) -> str:
         d, c = self.recipe.data, self.cfg
-        tuned = (f"- Decoder fine-tune of `{d.decoder_finetune}`: its encoder and codebooks are kept, so every clip keeps\n"
-                 f"  its codes ({s['val_clips_with_unchanged_codes']} of {s['val_clips']} validation melodies checked).\n"
-                 if d.decoder_finetune else "")
+        tuned = (f"- Decoder fine-tune of `{d.decoder_finetune}`: its encoder and codebooks are kept, so every clip\n"
+                 f"  keeps its codes ({s['val_clips_with_unchanged_codes']} of {s['val_clips']} validation melodies "
+                 "checked).\n" if d.decoder_finetune else "")
         return f"""- Data: the procedural melodies dataset (`argen/data/melodies.py`, seed {d.seed}):
   {s['train_clips']:,} training melodies (random {d.crop_seconds} s crops), {s['val_clips']} validation melodies.
-{tuned}- Codec: {c.n_codebooks} codebooks of {c.codebook_size} codes at {c.frame_rate:g} frames/s, {c.sample_rate // 1000} kHz mono.
+{tuned}- Codec: {c.n_codebooks} codebooks of {c.codebook_size} codes at {c.frame_rate:g} frames/s,
+  {c.sample_rate // 1000} kHz mono.
 - Score: reconstruction SI-SNR **{s['si_snr']} dB** on the whole validation melodies; the melody
   analyser finds {s['note_accuracy_on_reconstructions'] * 100:.1f}% of the notes and
   {s['wave_accuracy_on_reconstructions'] * 100:.1f}% of the waveforms in {ANALYSED} reconstructions.
