@@ -92,7 +92,7 @@ class AudioCodecTask:
         model, _ = load_codec_dir(base)  # a clear error when the folder is missing or tampered with
         theirs = model.cfg.to_dict()
         for key, value in overrides.items():
-            if theirs.get(key) != (list(value) if isinstance(value, tuple) else value):
+            if theirs.get(key) != value:  # YAML lists compare equal to the config's lists
                 raise UsageError(f"model.{key} is {value!r} but the codec in {base} has {theirs.get(key)!r}",
                                  hint="a decoder fine-tune keeps the codec's architecture: "
                                       "leave model: {} or copy its config")
