@@ -41,6 +41,9 @@ class ShapesData(Strict):
     # image task, next-scale tokenizers: how many of the coarsest scales are sampled token by token
     # (raster order, each token read by the next) before the rest go in parallel; 0 is plain VAR
     raster_scales: int = Field(0, ge=0)
+    # image-tokenizer task: a trained tokenizer folder whose encoder and quantiser are kept as they
+    # are while only its decoder trains on (its codes, and so an image model's tokens, stay valid)
+    decoder_finetune: str | None = None
 
 
 class CrystalData(Strict):

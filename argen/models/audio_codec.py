@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from argen.models.config import DictConfig
+from argen.models.frozen_codes import FreezableCodes
 
 
 def apply_delay(codes: torch.Tensor, pad_id: int) -> torch.Tensor:
@@ -222,7 +223,7 @@ class ResidualVQ(nn.Module):
         return z.permute(0, 2, 1)
 
 
-class AudioCodec(nn.Module):
+class AudioCodec(FreezableCodes):
     """Mono waveforms (B, T) at ``sample_rate`` <-> codes (B, K, ceil(T / hop))."""
 
     def __init__(self, cfg: CodecConfig) -> None:
@@ -231,22 +232,6 @@ class AudioCodec(nn.Module):
         self.encoder = Encoder(cfg)
         self.quantizer = ResidualVQ(cfg)
         self.decoder = Decoder(cfg)
-        self.codes_frozen = False
-
-    def freeze_codes(self) -> "AudioCodec":
-        """Keep the encoder and the codebooks as they are (no gradients, no EMA updates, no code
-        restarts, in training mode too), so that only the decoder learns and every clip keeps
-        its codes: a language model trained on this codec's tokens stays valid."""
-        self.codes_frozen = True
-        self.encoder.requires_grad_(False)
-        return self.train(self.training)
-
-    def train(self, mode: bool = True) -> "AudioCodec":
-        super().train(mode)
-        if self.codes_frozen:
-            self.encoder.eval()
-            self.quantizer.eval()
-        return self
 
     def _pad(self, wav: torch.Tensor) -> torch.Tensor:
         hop = self.cfg.hop

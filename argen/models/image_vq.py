@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from argen.models.config import DictConfig
+from argen.models.frozen_codes import FreezableCodes
 
 
 @dataclass
@@ -213,7 +214,7 @@ class MultiScaleQuantizer(nn.Module):
         return f + (f_hat - f).detach(), loss, indices
 
 
-class ImageTokenizer(nn.Module):
+class ImageTokenizer(FreezableCodes):
     """Images (B, 3, H, W) in [-1, 1] <-> token ids (B, L), L = sum of scale**2, coarse first."""
 
     def __init__(self, cfg: VQConfig) -> None:

@@ -15,9 +15,9 @@ import torch
 
 from argen.data import melodies
 from argen.data.melodies_analysis import analyse
-from argen.errors import UsageError
 from argen.models.audio_codec import AudioCodec, CodecConfig, load_codec_dir, save_codec_dir
 from argen.recipes import TrainRecipe
+from argen.tasks.finetune import load_for_decoder_finetune
 
 RESTART_EVERY = 50  # steps between dead-code restarts
 AE_WARMUP = 300  # steps as a plain autoencoder before the quantiser starts
@@ -89,15 +89,9 @@ class AudioCodecTask:
         if not base:
             self.cfg = CodecConfig(**overrides)
             return AudioCodec(self.cfg)
-        model, _ = load_codec_dir(base)  # a clear error when the folder is missing or tampered with
-        theirs = model.cfg.to_dict()
-        for key, value in overrides.items():
-            if theirs.get(key) != value:  # YAML lists compare equal to the config's lists
-                raise UsageError(f"model.{key} is {value!r} but the codec in {base} has {theirs.get(key)!r}",
-                                 hint="a decoder fine-tune keeps the codec's architecture: "
-                                      "leave model: {} or copy its config")
+        model = load_for_decoder_finetune(base, load_codec_dir, overrides, "codec")
         self.cfg = model.cfg
-        return model.freeze_codes()
+        return model
 
     def batch(self, batch_size: int, gen: torch.Generator) -> torch.Tensor:
         idx = torch.randint(0, len(self.train), (batch_size,), generator=gen).tolist()

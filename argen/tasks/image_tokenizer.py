@@ -9,8 +9,9 @@ import torch
 
 from argen.data import shapes
 from argen.data.shapes_analysis import score
-from argen.models.image_vq import ImageTokenizer, VQConfig, save_tokenizer_dir, to_uint8, to_unit
+from argen.models.image_vq import ImageTokenizer, VQConfig, load_tokenizer_dir, save_tokenizer_dir, to_uint8, to_unit
 from argen.recipes import TrainRecipe
+from argen.tasks.finetune import load_for_decoder_finetune
 
 RESTART_EVERY = 50  # steps between dead-code restarts
 FOREGROUND_WEIGHT = 10.0
@@ -41,6 +42,9 @@ class ImageTokenizerTask:
         self.restarts = 0
 
     def build_model(self, overrides: dict) -> ImageTokenizer:
+        base = self.recipe.data.decoder_finetune
+        if base:
+            return load_for_decoder_finetune(base, load_tokenizer_dir, overrides, "tokenizer")
         return ImageTokenizer(VQConfig(**overrides))
 
     def batch(self, batch_size: int, gen: torch.Generator) -> torch.Tensor:
@@ -48,9 +52,14 @@ class ImageTokenizerTask:
         return to_unit(self.train[idx.numpy()])
 
     def loss(self, model: ImageTokenizer, x: torch.Tensor) -> torch.Tensor:
-        rec, vq_loss = model(x)
+        if model.codes_frozen:  # the decoder reads exactly the codes that inference reads (float32)
+            with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
+                f_hat = model.quantizer.dequantize(model.split(model.encode(x)))
+            rec, vq_loss = model.decoder(f_hat), x.new_zeros(())
+        else:
+            rec, vq_loss = model(x)
         rec = rec.float()
-        if model.training:
+        if model.training and not model.codes_frozen:
             self.steps += 1
             if self.steps % RESTART_EVERY == 0:
                 self.restarts += model.quantizer.restart_dead_codes()
@@ -70,11 +79,17 @@ class ImageTokenizerTask:
         rec = reconstruct(model, self.val)
         tokens = torch.cat([model.encode(to_unit(self.val[i:i + 100])) for i in range(0, len(self.val), 100)])
         hits = [score(s, r)["all"] for s, r in zip(self.val_scenes[:ANALYSED], rec[:ANALYSED])]
+        base, tuned = self.recipe.data.decoder_finetune, {}
+        if base:  # the codes an image model was trained on must all still be there
+            before = load_tokenizer_dir(base)[0]
+            theirs = torch.cat([before.encode(to_unit(self.val[i:i + 100])) for i in range(0, len(self.val), 100)])
+            tuned = {"decoder_finetune": base, "val_images_with_unchanged_codes": int((theirs == tokens).all(1).sum())}
         return {"val_loss": round(float(np.mean((rec / 127.5 - self.val / 127.5) ** 2)), 5),
                 "psnr": round(psnr(rec, self.val), 2),
                 "codes_used": int(tokens.unique().numel()),
                 "analyser_on_reconstructions": round(sum(hits) / len(hits), 4),
-                "val_images": len(self.val), "train_images": len(self.train)}
+                "val_images": len(self.val), "train_images": len(self.train), "restarts": self.restarts,
+                **tuned}
 
     def save(self, out: Path, model: ImageTokenizer, training: dict) -> None:
         save_tokenizer_dir(out, model, {"name": self.recipe.name, "training": training},
@@ -82,9 +97,12 @@ class ImageTokenizerTask:
 
     def card(self, s: dict) -> str:
         d = self.recipe.data
+        tuned = (f"- Decoder fine-tune of `{d.decoder_finetune}`: its encoder and codebooks are kept, so every image\n"
+                 f"  keeps its codes ({s['val_images_with_unchanged_codes']} of {s['val_images']} validation images "
+                 "checked).\n" if d.decoder_finetune else "")
         return f"""- Data: the procedural shapes dataset (`argen/data/shapes.py`, seed {d.seed}):
   {s['train_images']:,} training images, {s['val_images']:,} validation images.
-- Score: reconstruction PSNR **{s['psnr']} dB** on the validation images; {s['codes_used']} of the
+{tuned}- Score: reconstruction PSNR **{s['psnr']} dB** on the validation images; {s['codes_used']} of the
   codebook's codes in use; the deterministic shapes analyser reads
   {s['analyser_on_reconstructions'] * 100:.1f}% of {ANALYSED} reconstructions fully correctly.
 """
