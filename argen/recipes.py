@@ -102,6 +102,9 @@ class BouncingData(Strict):
     clip_frames: int = Field(24, ge=2)
     frames: int = Field(16, ge=2)
     codec: str | None = None
+    # video task: the loss weight of latent positions that show some of an object, against the
+    # black background's 1 (about a quarter of the positions show an object)
+    foreground_weight: float = Field(1.0, ge=1.0)
 
 
 class TrainLoop(Strict):

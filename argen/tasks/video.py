@@ -6,6 +6,8 @@ Every later block gets its own flow-matching time, uniform in (0, 1), and the lo
 velocity error on those blocks (Diffusion Forcing's independent per-block noise; with the
 block-causal mask a block only ever reads the blocks before it). Sometimes the first frames of
 the first noisy block are clean too: generation continues a clip that ends mid-block that way.
+With ``data.foreground_weight`` above 1, latent positions that show some of an object count that
+much more than the black background in the loss.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from argen.data import bouncing
 from argen.models.checkpoint import copy_folder, save_folder
@@ -35,6 +38,15 @@ def encode_clips(codec, clips: np.ndarray, batch: int = 16) -> torch.Tensor:
     return torch.cat([codec.encode(to_unit(clips[i:i + batch])) for i in range(0, len(clips), batch)])
 
 
+def foreground(clips: np.ndarray, size: int) -> torch.Tensor:
+    """Which latent positions (size x size per frame) show some of an object: uint8 clips
+    (N, F, H, W, 3) -> bool (N, F, size, size). Objects are anything brighter than the black
+    background, anti-aliased edges included."""
+    lit = torch.from_numpy(clips.max(axis=-1) > 8).float()  # (N, F, H, W)
+    n, f, h, w = lit.shape
+    return (F.adaptive_max_pool2d(lit.view(n * f, 1, h, w), size) > 0).view(n, f, size, size)
+
+
 class VideoTask:
     modality = "video"
 
@@ -46,10 +58,13 @@ class VideoTask:
         self.vocab = CaptionVocab()
         captions, clips, _ = render_clips(d.seed, "train", d.train_size, d.clip_frames)
         self.train = encode_clips(self.codec, clips)  # (N, Fc, C, h, w)
+        self.fg_weight = d.foreground_weight
+        self.train_fg = foreground(clips, self.train.shape[-1])  # (N, Fc, h, w)
         self.train_text = self.vocab.encode_batch(captions)
         # 16 frames at least: the evaluation predicts 8 from 8
         val_caps, self.val_clips, self.val_movers = render_clips(d.seed, "val", d.val_size, max(d.frames, 16))
         self.val = encode_clips(self.codec, self.val_clips)[:, :d.frames]
+        self.val_fg = foreground(self.val_clips[:, :d.frames], self.val.shape[-1])
         self.val_text = self.vocab.encode_batch(val_caps)
         self.frames = d.frames
 
@@ -62,8 +77,9 @@ class VideoTask:
         self.block_frames = cfg.block_frames
         return VideoDiT(cfg)
 
-    def make_batch(self, latents: torch.Tensor, text: torch.Tensor, gen: torch.Generator):
-        """Noisy sequences from clean latent windows (B, F, C, h, w): (text, x_t, t, v target, loss mask)."""
+    def make_batch(self, latents: torch.Tensor, text: torch.Tensor, gen: torch.Generator, fg: torch.Tensor):
+        """Noisy sequences from clean latent windows (B, F, C, h, w) and their object masks
+        (B, F, h, w): (text, x_t, t, v target, loss weight (B, F, h, w), 0 on unscored frames)."""
         b, f = latents.shape[:2]
         fb = self.block_frames
         nb = f // fb
@@ -83,19 +99,22 @@ class VideoTask:
         drop = torch.rand(b, generator=gen) < CAPTION_DROP
         text = text.masked_fill(drop[:, None], 0)
         mask = ~(is_ctx | is_known)  # (B, F): frames the loss scores
-        return text, x_t, t, eps - latents, mask
+        weight = (1 + (self.fg_weight - 1) * fg.float()) * mask[:, :, None, None]
+        return text, x_t, t, eps - latents, weight
 
     def batch(self, batch_size: int, gen: torch.Generator):
         idx = torch.randint(0, len(self.train), (batch_size,), generator=gen)
         start = torch.randint(0, self.train.shape[1] - self.frames + 1, (batch_size,), generator=gen)
-        windows = torch.stack([self.train[i, s:s + self.frames] for i, s in zip(idx.tolist(), start.tolist())])
-        return self.make_batch(windows, self.train_text[idx], gen)
+        pick = [(i, slice(s, s + self.frames)) for i, s in zip(idx.tolist(), start.tolist())]
+        windows = torch.stack([self.train[i, sl] for i, sl in pick])
+        fg = torch.stack([self.train_fg[i, sl] for i, sl in pick])
+        return self.make_batch(windows, self.train_text[idx], gen, fg)
 
     def loss(self, model: VideoDiT, batch) -> torch.Tensor:
-        text, x_t, t, target, mask = batch
+        text, x_t, t, target, weight = batch
         pred = model(text, x_t, t).float()
-        err = (pred - target).pow(2).mean(dim=(2, 3, 4))  # (B, F)
-        return (err * mask).sum() / mask.sum().clamp(min=1)
+        err = (pred - target).pow(2).mean(dim=2)  # (B, F, h, w)
+        return (err * weight).sum() / weight.sum().clamp(min=1e-6)
 
     def quick_val_loss(self, model: VideoDiT, batches: int, batch_size: int, dtype: torch.dtype) -> float:
         gen = torch.Generator().manual_seed(0)
@@ -103,7 +122,8 @@ class VideoTask:
         for i in range(batches):
             sl = slice(i * batch_size % len(self.val), i * batch_size % len(self.val) + batch_size)
             with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
-                losses.append(self.loss(model, self.make_batch(self.val[sl], self.val_text[sl], gen)).item())
+                batch = self.make_batch(self.val[sl], self.val_text[sl], gen, self.val_fg[sl])
+                losses.append(self.loss(model, batch).item())
         return float(np.mean(losses))
 
     def final_metrics(self, model: VideoDiT) -> dict:
