@@ -166,7 +166,10 @@ def resolve(name_or_path: str, modality: str | None = None) -> ModelRef:
         return ModelRef(path=folder, name=name_or_path, bundled=True, sha256=weights, files=dict(hashes))
     root = bundled_dir()
     verify(root, name_or_path, entry)
-    weights = next((f.sha256 for f in entry.files if f.file.endswith(".safetensors")), None)
+    tops = [f for f in entry.files if f.file.endswith(".safetensors")]
+    # the model's own file, not a codec's or tokenizer's in a subfolder
+    tops.sort(key=lambda f: f.file.count("/") - entry.path.count("/"))
+    weights = tops[0].sha256 if tops else None
     return ModelRef(path=root / entry.path, name=name_or_path, bundled=True, sha256=weights,
                     files={f.file: f.sha256 for f in entry.files})
 

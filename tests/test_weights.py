@@ -26,6 +26,13 @@ def test_every_registered_file_matches_its_sha256():
             load_transformer(root / entry.path)
 
 
+def test_a_models_digest_is_its_own_weight_file_not_its_codecs():
+    root = weights.bundled_dir()
+    for name in ("bouncing-video", "melodies-audio", "shapes-next-scale"):  # each has a codec or tokenizer
+        ref = weights.resolve(name)
+        assert ref.sha256 == weights.sha256_file(root / name / "model.safetensors"), name
+
+
 def test_each_modality_default_exists():
     assert weights.default_model("text") == "shakespeare-char"
     assert weights.default_model("video") == "bouncing-video"
