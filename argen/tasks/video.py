@@ -142,10 +142,13 @@ class VideoTask:
 
     def card(self, s: dict) -> str:
         d = self.recipe.data
+        weighted = (f"- Loss: the velocity error at latent positions that show some of an object weighs\n"
+                    f"  {d.foreground_weight:g}, on the black background 1 (`data.foreground_weight`).\n"
+                    if d.foreground_weight != 1 else "")
         return f"""- Data: the procedural bouncing-objects dataset (`argen/data/bouncing.py`, seed {d.seed}):
   {s['train_clips']:,} training clips of {d.clip_frames} frames (random {d.frames}-frame windows),
   encoded by the frame codec in `codec/` (trained by `recipes/train/video-codec-bouncing.yaml`).
-- Score on {s['clips']} validation clips, predicting 8 frames from 8 ({EVAL_STEPS} flow-Euler steps):
+{weighted}- Score on {s['clips']} validation clips, predicting 8 frames from 8 ({EVAL_STEPS} flow-Euler steps):
   PSNR **{s['psnr']:.2f} dB** against the true continuation, copy-the-last-frame baseline
   {s['baseline_psnr']:.2f} dB ({s['psnr'] - s['baseline_psnr']:+.2f} dB); SSIM {s['ssim']:.3f} (baseline
   {s['baseline_ssim']:.3f}).
