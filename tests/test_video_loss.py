@@ -41,12 +41,12 @@ def test_object_positions_weigh_more_and_context_frames_not_at_all(weight):
     off[:, 2:4, 5] = 1
     assert torch.all(on == weight) and torch.all(off == 1)
 
-    class Echo(torch.nn.Module):  # predicts zero velocity everywhere
+    class Still(torch.nn.Module):  # predicts zero velocity everywhere
         def forward(self, text, x, t):
             return torch.zeros_like(x)
 
     err = target.pow(2).mean(dim=2)  # (B, F, h, w)
     want = (err * w).sum() / w.sum()
-    assert torch.allclose(task.loss(Echo(), (text, x_t, t, target, w)), want)
+    assert torch.allclose(task.loss(Still(), (text, x_t, t, target, w)), want)
     if weight == 1.0:  # the plain loss: the mean over the scored frames
         assert torch.allclose(want, err.mean(dim=(2, 3))[scored].mean())
