@@ -17,7 +17,7 @@ from argen.data import melodies
 from argen.data.melodies_analysis import analyse
 from argen.models.audio_codec import AudioCodec, CodecConfig, load_codec_dir, save_codec_dir
 from argen.recipes import TrainRecipe
-from argen.tasks.finetune import load_for_decoder_finetune
+from argen.tasks.finetune import card_line, load_for_decoder_finetune
 
 RESTART_EVERY = 50  # steps between dead-code restarts
 AE_WARMUP = 300  # steps as a plain autoencoder before the quantiser starts
@@ -148,9 +148,7 @@ class AudioCodecTask:
 
     def card(self, s: dict) -> str:
         d, c = self.recipe.data, self.cfg
-        tuned = (f"- Decoder fine-tune of `{d.decoder_finetune}`: its encoder and codebooks are kept, so every clip\n"
-                 f"  keeps its codes ({s['val_clips_with_unchanged_codes']} of {s['val_clips']} validation melodies "
-                 "checked).\n" if d.decoder_finetune else "")
+        tuned = card_line(d.decoder_finetune, s.get("val_clips_with_unchanged_codes"), s["val_clips"], "melodies")
         return f"""- Data: the procedural melodies dataset (`argen/data/melodies.py`, seed {d.seed}):
   {s['train_clips']:,} training melodies (random {d.crop_seconds} s crops), {s['val_clips']} validation melodies.
 {tuned}- Codec: {c.n_codebooks} codebooks of {c.codebook_size} codes at {c.frame_rate:g} frames/s,

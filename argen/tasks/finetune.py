@@ -20,3 +20,12 @@ def load_for_decoder_finetune(base: str, load: Callable, overrides: dict, what: 
                              hint=f"a decoder fine-tune keeps the {what}'s architecture: "
                                   "leave model: {} or copy its config")
     return model.freeze_codes()
+
+
+def card_line(base: str | None, kept: int | None, total: int, items: str) -> str:
+    """The model card's line for a decoder fine-tune of ``base`` (empty for a first stage): how
+    many of ``total`` validation ``items`` kept their codes."""
+    if not base:
+        return ""
+    return (f"- Decoder fine-tune of `{base}`: its encoder and codebooks are kept, so every input\n"
+            f"  keeps its codes ({kept} of {total} validation {items} checked).\n")

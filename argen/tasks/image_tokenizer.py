@@ -11,7 +11,7 @@ from argen.data import shapes
 from argen.data.shapes_analysis import score
 from argen.models.image_vq import ImageTokenizer, VQConfig, load_tokenizer_dir, save_tokenizer_dir, to_uint8, to_unit
 from argen.recipes import TrainRecipe
-from argen.tasks.finetune import load_for_decoder_finetune
+from argen.tasks.finetune import card_line, load_for_decoder_finetune
 
 RESTART_EVERY = 50  # steps between dead-code restarts
 FOREGROUND_WEIGHT = 10.0
@@ -97,9 +97,7 @@ class ImageTokenizerTask:
 
     def card(self, s: dict) -> str:
         d = self.recipe.data
-        tuned = (f"- Decoder fine-tune of `{d.decoder_finetune}`: its encoder and codebooks are kept, so every image\n"
-                 f"  keeps its codes ({s['val_images_with_unchanged_codes']} of {s['val_images']} validation images "
-                 "checked).\n" if d.decoder_finetune else "")
+        tuned = card_line(d.decoder_finetune, s.get("val_images_with_unchanged_codes"), s["val_images"], "images")
         return f"""- Data: the procedural shapes dataset (`argen/data/shapes.py`, seed {d.seed}):
   {s['train_images']:,} training images, {s['val_images']:,} validation images.
 {tuned}- Score: reconstruction PSNR **{s['psnr']} dB** on the validation images; {s['codes_used']} of the
