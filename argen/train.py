@@ -6,6 +6,7 @@ plus cosine schedule, bf16 autocast, gradient clipping, best-checkpoint keeping)
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -38,6 +39,15 @@ def make_optimizer(model: nn.Module, t) -> torch.optim.Optimizer:
     rest = [p for n, p in model.named_parameters() if not decayed(n, p)]
     groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": rest, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=t.lr, betas=(t.beta1, t.beta2))
+
+
+def attention_kernel(choice: str):
+    """A context for one training step: SDPA's own choice, or its composite "math" kernel."""
+    if choice == "math":
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        return sdpa_kernel(SDPBackend.MATH)
+    return contextlib.nullcontext()
 
 
 def log(msg: str) -> None:
@@ -80,7 +90,7 @@ def train(recipe: TrainRecipe, out: Path, recipe_path: str = "", quiet: bool = F
         for group in opt.param_groups:
             group["lr"] = lr_at(step, t)
         batch = task.batch(t.batch_size, gen)
-        with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+        with attention_kernel(t.attention), torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
             loss = task.loss(model, batch)
         loss.backward()
         if t.grad_clip:

@@ -40,8 +40,9 @@ def test_train_tokenizer_then_transformer_then_generate(cli, tmp_path, scales, s
     recipe = write(tmp_path, "img.yaml", ["task: image", "name: tiny-img", "data:", "  dataset: shapes",
                                           "  train_size: 64", "  val_size: 16", f"  tokenizer: {tok_dir}", "  eval_prompts: 10",
                                           f"  scale_inputs: {inputs}", f"  raster_scales: {raster}",
+                                          f"  parallel_share: {0.5 if raster else 1}",
                                           "model:", "  n_layer: 1", "  n_head: 2", "  d_model: 32",
-                                          "  pos_emb: learned"] + LOOP)
+                                          "  pos_emb: learned"] + LOOP + (["  attention: math"] if raster else []))
     out = tmp_path / "img"
     code, _, err = cli("train", "image", "--recipe", recipe, "-o", out, "-q")
     assert code == 0, err

@@ -41,6 +41,10 @@ class ImageTask:
         except ValueError as e:
             raise UsageError(f"data: {e} (tokenizer {d.tokenizer})",
                              hint="lower raster_scales, or use scale_inputs: codes") from None
+        if d.parallel_share < 1 and not self.layout.num_raster:
+            raise UsageError(f"data.parallel_share {d.parallel_share} needs raster_scales above 1 "
+                             f"(scales sampled token by token); this layout samples every scale in parallel",
+                             hint="set raster_scales, or leave parallel_share at 1")
         self.train = self._encode(*shapes.render(d.seed, "train", d.train_size)[:2])
         self.val = self._encode(*shapes.render(d.seed, "val", d.val_size)[:2])
 
@@ -63,20 +67,38 @@ class ImageTask:
         return captions, tokens[pick]
 
     def loss(self, model: Transformer, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """Training loss: mean cross-entropy over the image tokens. With ``data.parallel_share`` < 1
+        only that share of the batch runs its parallel scales; the rest stop after the raster part
+        (whose logits the parallel scales cannot change), and every predicted token weighs the same."""
         captions, tokens = batch
+        full = max(1, round(len(tokens) * self.recipe.data.parallel_share))
+        if full == len(tokens):
+            return self.token_loss(model, captions, tokens)
+        n_raster = self.layout.num_raster
+        whole = self.token_loss(model, captions[:full], tokens[:full], reduction="sum")
+        raster = self.token_loss(model, captions[full:], tokens[full:, :n_raster], reduction="sum")
+        return (whole + raster) / (tokens[:full].numel() + tokens[full:, :n_raster].numel())
+
+    def token_loss(self, model: Transformer, captions: torch.Tensor, tokens: torch.Tensor,
+                   reduction: str = "mean") -> torch.Tensor:
+        """Cross-entropy of image tokens (B, L) after their captions; L may stop after the raster
+        part (``layout.num_raster``), the inputs then stop there too."""
         lay = self.layout
+        n = tokens.shape[1]
         if lay.feature_dim:  # ids (B, P + 1): caption and BOS; then features (B, L - 1, C)
             x = (torch.cat([captions, tokens.new_full((len(tokens), 1), lay.bos)], dim=1),
                  self.tokenizer.scale_inputs(tokens))
         else:
-            x = torch.cat([captions, lay.inputs(tokens)], dim=1)  # (B, P + L)
-        logits = model(x)[:, lay.prefix_len:, : lay.codebook_size]  # (B, L, K)
-        return F.cross_entropy(logits.float().flatten(0, 1), tokens.flatten())
+            full = tokens if n == lay.num_tokens else torch.cat(
+                [tokens, tokens.new_zeros(len(tokens), lay.num_tokens - n)], dim=1)  # inputs past n are cut off below
+            x = torch.cat([captions, lay.inputs(full)[:, :n]], dim=1)  # (B, P + n)
+        logits = model(x)[:, lay.prefix_len:, : lay.codebook_size]  # (B, n, K)
+        return F.cross_entropy(logits.float().flatten(0, 1), tokens.flatten(), reduction=reduction)
 
     @torch.no_grad()
     def _val_loss(self, model: Transformer, n: int, batch_size: int = 100) -> float:
         ids, tokens = self.val
-        losses = [self.loss(model, (ids[i:i + batch_size], tokens[i:i + batch_size])).item() * len(ids[i:i + batch_size])
+        losses = [self.token_loss(model, ids[i:i + batch_size], tokens[i:i + batch_size]).item() * len(ids[i:i + batch_size])
                   for i in range(0, n, batch_size)]
         return sum(losses) / n
 
