@@ -130,7 +130,8 @@ class TrainLoop(Strict):
     seed: int = 1337
     threads: int | None = Field(None, ge=1)
     # attention kernel for training steps: "auto" lets SDPA choose; "math" forces the composite
-    # kernel, which measured 10-15% faster than the CPU flash kernel with a block mask
+    # kernel, which measured 10-15% faster than the CPU flash kernel on the next-scale image recipe
+    # (no faster on the video recipe)
     attention: Literal["auto", "math"] = "auto"
 
 

@@ -48,6 +48,7 @@ def test_raster_scales_layout():
     assert x[0, :21].tolist() == [lay.bos] + list(range(20))  # BOS, then the raster tokens shifted by one
     four = torch.arange(5, 21).view(4, 4)  # the 4x4 scale's codes
     assert x[0, 21:].view(8, 8).tolist() == four.repeat_interleave(2, 0).repeat_interleave(2, 1).tolist()
+    assert torch.equal(lay.inputs(tokens[:, :21]), x[:, :21])  # the raster part alone reads the same inputs
     # raster_scales 1 is plain VAR: a 1x1 scale is one token either way
     one = ImageLayout(words=list(VOCABULARY), codebook_size=100, scales=[1, 2, 4, 8], raster_scales=1)
     var = ImageLayout(words=list(VOCABULARY), codebook_size=100, scales=[1, 2, 4, 8])

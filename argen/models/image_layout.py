@@ -115,12 +115,14 @@ class ImageLayout(DictConfig):
 
     def inputs(self, tokens: torch.Tensor) -> torch.Tensor:
         """Teacher-forcing inputs (B, L) for image tokens (B, L): BOS, then the shifted tokens
-        (raster) or each scale's upsampled codes (next-scale). Feature models (``feature_dim``)
-        read BOS, then the tokenizer's ``scale_inputs``, which this layout cannot build."""
+        (raster) or each scale's upsampled codes (next-scale). ``tokens`` may also stop after the
+        token-by-token part (L = ``num_raster``): its inputs are then BOS and the shifted tokens.
+        Feature models (``feature_dim``) read BOS, then the tokenizer's ``scale_inputs``, which
+        this layout cannot build."""
         if self.feature_dim:
             raise ValueError("a feature model's scale inputs come from its tokenizer (ImageTokenizer.scale_inputs)")
         bos = torch.full_like(tokens[:, :1], self.bos)
-        if not self.next_scale:
+        if not self.next_scale or tokens.shape[1] == self.num_raster:
             return torch.cat([bos, tokens[:, :-1]], dim=1)
         grids = [chunk.view(-1, s, s) for chunk, s in zip(self.split(tokens), self.scales)]
         shifted = [tokens[:, :self.num_raster - 1]] if self.num_raster else []  # the raster part after BOS

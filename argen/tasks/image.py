@@ -89,9 +89,7 @@ class ImageTask:
             x = (torch.cat([captions, tokens.new_full((len(tokens), 1), lay.bos)], dim=1),
                  self.tokenizer.scale_inputs(tokens))
         else:
-            full = tokens if n == lay.num_tokens else torch.cat(
-                [tokens, tokens.new_zeros(len(tokens), lay.num_tokens - n)], dim=1)  # inputs past n are cut off below
-            x = torch.cat([captions, lay.inputs(full)[:, :n]], dim=1)  # (B, P + n)
+            x = torch.cat([captions, lay.inputs(tokens)], dim=1)  # (B, P + n)
         logits = model(x)[:, lay.prefix_len:, : lay.codebook_size]  # (B, n, K)
         return F.cross_entropy(logits.float().flatten(0, 1), tokens.flatten(), reduction=reduction)
 
