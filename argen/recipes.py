@@ -109,6 +109,9 @@ class BouncingData(Strict):
     # video task: the loss weight of latent positions that show some of an object, against the
     # black background's 1 (about a quarter of the positions show an object)
     foreground_weight: float = Field(1.0, ge=1.0)
+    # video task, with foreground_weight: share the extra weight out per object, from the objects'
+    # geometry, so that each object's positions together weigh the same whatever its size
+    object_balance: bool = False
 
 
 class TrainLoop(Strict):

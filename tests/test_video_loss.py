@@ -50,3 +50,53 @@ def test_object_positions_weigh_more_and_context_frames_not_at_all(weight):
     assert torch.allclose(task.loss(Still(), (text, x_t, t, target, w)), want)
     if weight == 1.0:  # the plain loss: the mean over the scored frames
         assert torch.allclose(want, err.mean(dim=(2, 3))[scored].mean())
+
+
+def test_object_cells_follow_each_shape():
+    from argen.data.bouncing import Clip, Mover, object_cells
+
+    # centre (9.5, 9.5), radius 3, cells of 4 px: columns and rows 1 to 3 are within reach
+    circle = Clip([Mover("red", "circle", 3.0, (9.5, 9.5), (0.0, 0.0))])
+    square = Clip([Mover("red", "square", 3.0, (9.5, 9.5), (0.0, 0.0))])
+    c, s = object_cells(circle, 1, 8, rim=0)[0, 0], object_cells(square, 1, 8, rim=0)[0, 0]
+    assert np.argwhere(s).tolist() == [[r, k] for r in (1, 2, 3) for k in (1, 2, 3)]
+    # the corner cell (3, 3) starts 2.5 px away on both axes: sqrt(12.5) > 3 misses the disc
+    assert c.sum() == 8 and not c[3, 3] and c[1, 3] and c[3, 1] and c[1, 1]
+
+
+def test_object_cells_cover_every_lit_cell_of_rendered_clips():
+    from argen.data import bouncing
+
+    for i in range(6):
+        _, frames, clip = bouncing.sample(0, i, "train", 6)
+        lit = foreground(frames[None], 8)[0].numpy()  # (F, 8, 8)
+        cells = bouncing.object_cells(clip, 6, 8).any(axis=0)
+        assert not (lit & ~cells).any()  # the geometry reaches every cell the renderer lit
+        assert (cells & ~lit).sum() <= 0.1 * cells.sum()  # and little beyond (faint edges stay dark)
+
+
+def test_balanced_foreground_gives_every_object_the_same_weight():
+    from argen.data.bouncing import Clip, Mover
+    from argen.tasks.video import balanced_foreground
+
+    clip = Clip([Mover("red", "circle", 3.0, (6.0, 6.0), (0.0, 0.0)),  # small, top left
+                 Mover("blue", "square", 6.0, (24.0, 24.0), (0.0, 0.0))])  # large, bottom right
+    maps, ref = balanced_foreground([clip], 2, 8)
+    assert maps.shape == (1, 2, 8, 8)
+    small, large = maps[0, 0, :4, :4], maps[0, 0, 4:, 4:]
+    assert torch.isclose(small.sum(), torch.tensor(ref)) and torch.isclose(large.sum(), torch.tensor(ref))
+    assert small.max() > large.max()  # the small object's positions weigh more, each
+    assert maps[0, 0, :4, 4:].sum() == 0 and maps[0, 0, 4:, :4].sum() == 0  # the background adds nothing
+    again, same = balanced_foreground([clip], 2, 8, ref=2 * ref)
+    assert same == 2 * ref and torch.allclose(again, 2 * maps)  # a given ref (the validation's) is used as is
+
+
+def test_object_balance_needs_a_foreground_weight(tmp_path):
+    from argen.errors import UsageError
+    from argen.recipes import load_train_recipe
+
+    p = tmp_path / "v.yaml"
+    p.write_text("task: video\nname: v\ndata:\n  dataset: bouncing\n  codec: nowhere\n  object_balance: true\n"
+                 "model: {}\n")
+    with pytest.raises(UsageError, match="object_balance shares out foreground_weight, which is 1"):
+        VideoTask(load_train_recipe(p))

@@ -104,6 +104,25 @@ def render(clip: Clip, frames: int, size: int = SIZE) -> np.ndarray:
     return out
 
 
+def object_cells(clip: Clip, frames: int, grid: int, size: int = SIZE, rim: float = 1 / SUPERSAMPLE) -> np.ndarray:
+    """Which cells of a ``grid`` x ``grid`` partition of each frame every object overlaps, from its
+    geometry (centre, radius, shape): bool (objects, frames, grid, grid), rows then columns. The
+    shape is grown by ``rim`` px (one supersampled pixel): :func:`render` draws with inclusive
+    edges, so its anti-aliased border reaches that far past the radius."""
+    cell = size / grid
+    lo = np.arange(grid) * cell
+    hi = lo + cell
+    out = np.zeros((len(clip.movers), frames, grid, grid), dtype=bool)
+    for k, m in enumerate(clip.movers):
+        centre = m.positions(frames, size)  # (T, 2): x, y
+        # per axis, the distance from the centre to the nearest point of each cell (0 inside it)
+        near = [np.maximum(0, np.maximum(lo[None] - centre[:, a:a + 1], centre[:, a:a + 1] - hi[None])) for a in (0, 1)]
+        dx, dy = near[0][:, None, :], near[1][:, :, None]  # (T, 1, grid), (T, grid, 1)
+        r = m.radius + rim
+        out[k] = dx ** 2 + dy ** 2 < r ** 2 if m.shape == "circle" else (dx < r) & (dy < r)
+    return out
+
+
 def sample(seed: int, i: int, split: str = "train", frames: int = 32, size: int = SIZE) -> tuple[str, np.ndarray, Clip]:
     """Clip ``i`` of ``split`` ("train" or "val"): (caption, frames (T, H, W, 3) uint8, clip)."""
     salt = {"train": 0, "val": 1}[split]

@@ -7,7 +7,8 @@ velocity error on those blocks (Diffusion Forcing's independent per-block noise;
 block-causal mask a block only ever reads the blocks before it). Sometimes the first frames of
 the first noisy block are clean too: generation continues a clip that ends mid-block that way.
 With ``data.foreground_weight`` above 1, latent positions that show some of an object count that
-much more than the black background in the loss.
+much more than the black background in the loss; with ``data.object_balance`` that extra weight is
+shared out per object, so a small object counts as much as a large one.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from argen.data import bouncing
+from argen.errors import UsageError
 from argen.models.checkpoint import copy_folder, save_folder
 from argen.models.video_codec import load_codec_dir, to_unit
 from argen.models.video_dit import VideoDiT, VideoModelConfig
@@ -47,24 +49,46 @@ def foreground(clips: np.ndarray, size: int) -> torch.Tensor:
     return (F.adaptive_max_pool2d(lit.view(n * f, 1, h, w), size) > 0).view(n, f, size, size)
 
 
+def balanced_foreground(clips: list, frames: int, size: int, ref: float | None = None) -> tuple[torch.Tensor, float]:
+    """Foreground maps in which every object weighs the same whatever its size: float (N, F, size,
+    size) for clip descriptions (:class:`argen.data.bouncing.Clip`). An object that overlaps A
+    latent positions in a frame adds ref / A to each of them, ``ref`` being the mean A over every
+    object and frame (computed here unless given), so an object of average size weighs about as it
+    does in :func:`foreground`'s plain map. Returns (maps, ref)."""
+    cells = [bouncing.object_cells(c, frames, size) for c in clips]  # each (K, F, size, size)
+    areas = [c.sum(axis=(2, 3), keepdims=True) for c in cells]  # (K, F, 1, 1)
+    if ref is None:
+        ref = float(np.mean(np.concatenate([a[a > 0] for a in areas])))
+    maps = np.stack([(c * ref / np.maximum(a, 1)).sum(axis=0) for c, a in zip(cells, areas)])
+    return torch.from_numpy(maps).float(), ref
+
+
 class VideoTask:
     modality = "video"
 
     def __init__(self, recipe: TrainRecipe) -> None:
         self.recipe = recipe
         d = recipe.data
+        if d.object_balance and d.foreground_weight == 1:
+            raise UsageError("data.object_balance shares out foreground_weight, which is 1 (no extra weight)",
+                             hint="set foreground_weight above 1, e.g. 5, or leave object_balance out")
         self.codec_dir = Path(d.codec)
         self.codec, _ = load_codec_dir(self.codec_dir)
         self.vocab = CaptionVocab()
-        captions, clips, _ = render_clips(d.seed, "train", d.train_size, d.clip_frames)
+        captions, clips, movers = render_clips(d.seed, "train", d.train_size, d.clip_frames)
         self.train = encode_clips(self.codec, clips)  # (N, Fc, C, h, w)
         self.fg_weight = d.foreground_weight
-        self.train_fg = foreground(clips, self.train.shape[-1])  # (N, Fc, h, w)
+        size = self.train.shape[-1]
         self.train_text = self.vocab.encode_batch(captions)
         # 16 frames at least: the evaluation predicts 8 from 8
         val_caps, self.val_clips, self.val_movers = render_clips(d.seed, "val", d.val_size, max(d.frames, 16))
         self.val = encode_clips(self.codec, self.val_clips)[:, :d.frames]
-        self.val_fg = foreground(self.val_clips[:, :d.frames], self.val.shape[-1])
+        if d.object_balance:  # (N, F, h, w) float: each object's positions share the same weight
+            self.train_fg, ref = balanced_foreground(movers, d.clip_frames, size)
+            self.val_fg = balanced_foreground(self.val_movers, self.val_clips.shape[1], size, ref)[0][:, :d.frames]
+        else:  # (N, F, h, w) bool: positions that show some of an object
+            self.train_fg = foreground(clips, size)
+            self.val_fg = foreground(self.val_clips[:, :d.frames], size)
         self.val_text = self.vocab.encode_batch(val_caps)
         self.frames = d.frames
 
@@ -78,8 +102,9 @@ class VideoTask:
         return VideoDiT(cfg)
 
     def make_batch(self, latents: torch.Tensor, text: torch.Tensor, gen: torch.Generator, fg: torch.Tensor):
-        """Noisy sequences from clean latent windows (B, F, C, h, w) and their object masks
-        (B, F, h, w): (text, x_t, t, v target, loss weight (B, F, h, w), 0 on unscored frames)."""
+        """Noisy sequences from clean latent windows (B, F, C, h, w) and their object maps
+        (B, F, h, w; bool, or float with ``data.object_balance``): (text, x_t, t, v target, loss
+        weight (B, F, h, w), 0 on unscored frames)."""
         b, f = latents.shape[:2]
         fb = self.block_frames
         nb = f // fb
@@ -145,6 +170,9 @@ class VideoTask:
         weighted = (f"- Loss: the velocity error at latent positions that show some of an object weighs\n"
                     f"  {d.foreground_weight:g}, on the black background 1 (`data.foreground_weight`).\n"
                     if d.foreground_weight != 1 else "")
+        if d.foreground_weight != 1 and d.object_balance:
+            weighted += ("  The extra weight is shared out per object (`data.object_balance`): a small object's\n"
+                         "  positions weigh more, so every object counts the same.\n")
         return f"""- Data: the procedural bouncing-objects dataset (`argen/data/bouncing.py`, seed {d.seed}):
   {s['train_clips']:,} training clips of {d.clip_frames} frames (random {d.frames}-frame windows),
   encoded by the frame codec in `codec/` (trained by `recipes/train/video-codec-bouncing.yaml`).
