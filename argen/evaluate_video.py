@@ -66,10 +66,10 @@ EVAL_SEED = 2024  # held-out clips: none of them is a training clip
 
 
 @torch.no_grad()
-def objects_kept(model, codec, clips: np.ndarray, text: torch.Tensor, movers: list, context: int = 8,
-                 generate: int = 32, steps: int = 20, seed: int = 0, batch: int = 16, cfg_scale: float = 1.0) -> float:
-    """Share of clips whose ``generate`` frames, continued from ``context`` frames and the
-    caption, keep every object's colour and no other (segmentation)."""
+def clips_kept(model, codec, clips: np.ndarray, text: torch.Tensor, movers: list, context: int = 8,
+               generate: int = 32, steps: int = 20, seed: int = 0, batch: int = 16, cfg_scale: float = 1.0) -> list[bool]:
+    """For each clip: do its ``generate`` frames, continued from ``context`` frames and the
+    caption, keep every object's colour and no other (segmentation)?"""
     from argen.data.bouncing_analysis import keeps_objects
 
     kept = []
@@ -79,7 +79,22 @@ def objects_kept(model, codec, clips: np.ndarray, text: torch.Tensor, movers: li
                      generator=torch.Generator().manual_seed(seed + i))
         made = to_uint8(codec.decode(lat))
         kept += [keeps_objects(m, {o.color for o in c.movers}) for m, c in zip(made, movers[i:i + batch])]
-    return float(np.mean(kept))
+    return kept
+
+
+def objects_kept(*args, **kwargs) -> float:
+    """Share of clips that keep their objects (:func:`clips_kept`)."""
+    return float(np.mean(clips_kept(*args, **kwargs)))
+
+
+def kept_by_count(kept: list[bool], movers: list) -> dict[int, list[int]]:
+    """``{number of objects: [clips kept, clips]}``: where the lost objects are."""
+    out: dict[int, list[int]] = {}
+    for k, c in zip(kept, movers):
+        row = out.setdefault(len(c.movers), [0, 0])
+        row[0] += int(k)
+        row[1] += 1
+    return dict(sorted(out.items()))
 
 
 def video_report(pipe, n: int = 64, seed: int = EVAL_SEED, steps: int = 20, cfg: float | None = None) -> dict:
@@ -92,7 +107,9 @@ def video_report(pipe, n: int = 64, seed: int = EVAL_SEED, steps: int = 20, cfg:
     text = pipe.vocab.encode_batch([c for c, _, _ in rows]).to(pipe.device)
     cfg = pipe.cfg_default if cfg is None else cfg
     report = predict_scores(pipe.model, pipe.codec, clips, text, steps=steps, seed=seed, cfg_scale=cfg)
-    report["objects_kept"] = objects_kept(pipe.model, pipe.codec, clips, text, [c for _, _, c in rows], steps=steps,
-                                          seed=seed, cfg_scale=cfg)
+    movers = [c for _, _, c in rows]
+    kept = clips_kept(pipe.model, pipe.codec, clips, text, movers, steps=steps, seed=seed, cfg_scale=cfg)
+    report["objects_kept"] = float(np.mean(kept))
+    report["objects_kept_by_count"] = kept_by_count(kept, movers)
     report["generated_frames"] = 32
     return {"seed": seed, "steps": steps, "cfg": cfg, **report}

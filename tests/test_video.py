@@ -189,6 +189,18 @@ def test_eval_video_reports_psnr_against_the_baseline(model_dir, capsys):
     report = json.loads(capsys.readouterr().out)
     assert len(report["psnr_per_frame"]) == 8 and len(report["baseline_psnr_per_frame"]) == 8
     assert report["baseline_psnr"] > 10 and 0.0 <= report["objects_kept"] <= 1.0
+    by_count = report["objects_kept_by_count"]  # JSON keys are strings
+    assert sum(b for _, b in by_count.values()) == 2 and all(k in {"1", "2", "3"} for k in by_count)
+    assert sum(a for a, _ in by_count.values()) / 2 == report["objects_kept"]
+
+
+def test_kept_by_count_groups_clips_by_their_number_of_objects():
+    from types import SimpleNamespace
+
+    from argen.evaluate_video import kept_by_count
+
+    movers = [SimpleNamespace(movers=[0] * n) for n in (3, 1, 2, 3, 1)]
+    assert kept_by_count([True, True, False, False, False], movers) == {1: [1, 2], 2: [0, 1], 3: [1, 2]}
 
 
 def test_batch_recipe_video_jobs(model_dir, tmp_path):

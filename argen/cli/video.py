@@ -90,3 +90,5 @@ def evaluate_video(model: str | None, n: int, cfg: float | None, device: str, qu
         print(f"{i:5d} {p:7.2f} {bp:9.2f} {s:6.3f} {bs:9.3f}")
     print(f"{'mean':>5s} {report['psnr']:7.2f} {report['baseline_psnr']:9.2f} {report['ssim']:6.3f} {report['baseline_ssim']:9.3f}")
     print(f"objects kept over {report['generated_frames']} generated frames: {report['objects_kept'] * 100:.1f}% of clips")
+    counts = report["objects_kept_by_count"].items()
+    print("  by number of objects: " + ", ".join(f"{k}: {a} of {b} clips" for k, (a, b) in counts))
