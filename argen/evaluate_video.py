@@ -82,11 +82,6 @@ def clips_kept(model, codec, clips: np.ndarray, text: torch.Tensor, movers: list
     return kept
 
 
-def objects_kept(*args, **kwargs) -> float:
-    """Share of clips that keep their objects (:func:`clips_kept`)."""
-    return float(np.mean(clips_kept(*args, **kwargs)))
-
-
 def kept_by_count(kept: list[bool], movers: list) -> dict[int, list[int]]:
     """``{number of objects: [clips kept, clips]}``: where the lost objects are."""
     out: dict[int, list[int]] = {}
@@ -98,7 +93,7 @@ def kept_by_count(kept: list[bool], movers: list) -> dict[int, list[int]]:
 
 
 def video_report(pipe, n: int = 64, seed: int = EVAL_SEED, steps: int = 20, cfg: float | None = None) -> dict:
-    """`argen eval video`: :func:`predict_scores` (8 from 8) and :func:`objects_kept` (32
+    """`argen eval video`: :func:`predict_scores` (8 from 8) and :func:`clips_kept` (32
     frames) on ``n`` held-out clips of the bouncing dataset."""
     from argen.data import bouncing
 
