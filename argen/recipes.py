@@ -7,10 +7,11 @@ Errors name the file, the line and the key, e.g.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, ValidationInfo,
+                      field_validator)
 
 from argen.errors import ArgenError
 
@@ -112,6 +113,21 @@ class BouncingData(Strict):
     # video task, with foreground_weight: share the extra weight out per object, from the objects'
     # geometry, so that each object's positions together weigh the same whatever its size
     object_balance: bool = False
+    # video task: how training sequences read their context. diffusion-forcing: one copy of the
+    # window, leading blocks clean and every later block at its own noise level (so most blocks read
+    # noisy blocks before them); clean-copy: the clean window then the noisy one, every noisy block
+    # reading the clean blocks before it, as in generation (ACDiT's skip-causal mask; twice the tokens)
+    layout: Literal["diffusion-forcing", "clean-copy"] = "diffusion-forcing"
+    # video task: how often training draws clips with one, two and three objects (relative weights;
+    # unset: every clip equally, about a third each)
+    object_weights: tuple[float, float, float] | None = None
+
+    @field_validator("object_weights")
+    @classmethod
+    def _weights_draw_something(cls, v: tuple[float, float, float] | None) -> tuple[float, float, float] | None:
+        if v is not None and (min(v) < 0 or sum(v) <= 0):
+            raise ValueError("object_weights are three weights >= 0, not all 0, e.g. [1, 2, 3]")
+        return v
 
 
 class TrainLoop(Strict):
@@ -138,13 +154,29 @@ class TrainLoop(Strict):
     attention: Literal["auto", "math"] = "auto"
 
 
+def _dataset_of(v: Any) -> str:
+    """Which data section a recipe's ``data`` is: its ``dataset``, or a text corpus without one."""
+    return str((v.get("dataset") if isinstance(v, dict) else getattr(v, "dataset", None)) or "text")
+
+
+# the data section by its ``dataset`` key, so that a bad value is reported against that dataset's
+# own fields (tags are "dataset=..." so that error locations can drop them)
+DataSection = Annotated[Union[
+    Annotated[TextData, Tag("dataset=text")], Annotated[ShapesData, Tag("dataset=shapes")],
+    Annotated[CrystalData, Tag("dataset=crystal-csv")], Annotated[Shapes3DData, Tag("dataset=shapes3d")],
+    Annotated[MelodiesData, Tag("dataset=melodies")], Annotated[BouncingData, Tag("dataset=bouncing")],
+], Discriminator(lambda v: f"dataset={_dataset_of(v)}", custom_error_type="dataset",
+                 custom_error_message="data.dataset must be shapes, crystal-csv, shapes3d, melodies or bouncing "
+                                      "(or left out, with data.path, for a text corpus)")]
+
+
 class TrainRecipe(Strict):
     """A training recipe: which task, which data, which model config, how long."""
 
     task: Literal["text", "image-tokenizer", "image", "crystal", "mesh", "audio-codec", "audio", "video-codec", "video"]
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     description: str = ""
-    data: TextData | ShapesData | CrystalData | Shapes3DData | MelodiesData | BouncingData
+    data: DataSection
     model: dict[str, Any]
     train: TrainLoop = TrainLoop()
     sampling: dict[str, float] | None = None  # image: the model's default cfg_scale / temperature (config.json)
@@ -248,7 +280,7 @@ def validate(model: type[BaseModel], data: Any, node: yaml.Node | None, path: st
     except ValidationError as e:
         # an unknown key usually explains a missing one (a typo), so it is reported first
         err = sorted(e.errors(), key=lambda x: x["type"] != "extra_forbidden")[0]
-        loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and x.startswith("function-")))
+        loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and x.startswith(("function-", "dataset="))))
         key = ".".join(str(x) for x in loc) or "(top level)"
         line = _line_of(node, loc)
         where = f"{path}:{line}" if line else str(path)

@@ -54,7 +54,8 @@ def test_train_video_codec_then_transformer_then_generate(cli, tmp_path):
     assert len(cfg["latent_std"]) == 4 and all(s > 0 for s in cfg["latent_std"])  # measured, not the defaults
 
     recipe = write(tmp_path, "video.yaml", ["task: video", "name: tiny-video", *data, f"  codec: {codec_dir}",
-                                            "  foreground_weight: 4", "  object_balance: true", "model:", "  backbone: {n_layer: 1, n_head: 2, d_model: 32}"] + LOOP)
+                                            "  foreground_weight: 4", "  object_balance: true", "  layout: clean-copy",
+                                            "  object_weights: [1, 0, 1]", "model:", "  backbone: {n_layer: 1, n_head: 2, d_model: 32}"] + LOOP)
     out = tmp_path / "video"
     code, _, err = cli("train", "video", "--recipe", recipe, "-o", out, "-q")
     assert code == 0, err
@@ -62,6 +63,7 @@ def test_train_video_codec_then_transformer_then_generate(cli, tmp_path):
     assert len(log["psnr_per_frame"]) == 8 and np.isfinite(log["baseline_psnr"])
     card = (out / "README.md").read_text()
     assert "show some of an object weighs\n  4, on the black background 1" in card and "shared out per object" in card
+    assert "`data.layout: clean-copy`" in card and "two 0%" in card  # two-object clips weigh 0
     code, stdout, err = cli("video", "--model", out, "-p", "a red circle", "--frames", "4", "--steps", "2",
                             "-o", tmp_path / "v.mp4")
     assert code == 0, err

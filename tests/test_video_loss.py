@@ -100,3 +100,97 @@ def test_object_balance_needs_a_foreground_weight(tmp_path):
                  "model: {}\n")
     with pytest.raises(UsageError, match="object_balance shares out foreground_weight, which is 1"):
         VideoTask(load_train_recipe(p))
+
+
+def tiny_dit():
+    from argen.models.video_dit import VideoDiT, VideoModelConfig
+
+    torch.manual_seed(0)
+    model = VideoDiT(VideoModelConfig(backbone={"n_layer": 2, "n_head": 2, "d_model": 32}, max_frames=16)).eval()
+    for p in model.parameters():  # the head starts at zero: give every weight a value
+        torch.nn.init.normal_(p, std=0.1)
+    return model
+
+
+def test_clean_copy_pass_equals_denoising_each_block_after_its_clean_context():
+    model = tiny_dit()
+    b, f, fb = 2, 8, 2
+    g = torch.Generator().manual_seed(3)
+    text = torch.randint(1, 10, (b, 12), generator=g)
+    clean, noisy = torch.randn(b, f, 4, 8, 8, generator=g), torch.randn(b, f, 4, 8, 8, generator=g)
+    t0 = torch.full((b, f), 0.05)  # lightly noised context
+    t = torch.rand(b, f // fb, generator=g).repeat_interleave(fb, dim=1)
+    with torch.no_grad():
+        got = model.forward_clean_copy(text, clean, t0, noisy, t)
+        for k in range(0, f, fb):  # what generation computes: clean blocks before k, then noisy block k
+            seq = torch.cat([clean[:, :k], noisy[:, k:k + fb]], dim=1)
+            times = torch.cat([t0[:, :k], t[:, k:k + fb]], dim=1)
+            want = model(text, seq, times)[:, k:]
+            assert torch.allclose(got[:, k:k + fb], want, atol=1e-5), k
+    mask = model.clean_copy_mask(f)[0, 0]
+    p, n = 12, f * 16
+    assert mask.shape == (p + 2 * n, p + 2 * n)
+    assert not mask[p + n:, p + n:].logical_and(~torch.block_diag(*[torch.ones(fb * 16, fb * 16)] * (f // fb)).bool()).any()
+    assert not mask[:p + n, p + n:].any()  # nothing clean reads a noisy token
+
+
+def test_clean_copy_batch_scores_every_block_after_its_clean_context():
+    b, f, c, h = 64, 8, 4, 8
+    latents = torch.randn(b, f, c, h, h, generator=torch.Generator().manual_seed(0))
+    fg = torch.zeros(b, f, h, h, dtype=torch.bool)
+    fg[:, :, 1, 1] = True
+    task = task_with(5.0)
+    text, x_t, t, target, w, clean, t0 = task.make_clean_copy_batch(
+        latents, torch.ones(b, 12, dtype=torch.long), torch.Generator().manual_seed(1), fg)
+    known = t == 0  # first frames of every block given clean in some sequences
+    assert known.any() and torch.all(w[known] == 0) and torch.all(w[~known][:, 1, 1] == 5)
+    assert torch.all(known[:, 1::2] == 0)  # a 2-frame block has at most its first frame known
+    assert torch.equal(known[:, 0::2].any(dim=1), known[:, 0::2].all(dim=1))  # the same in every block of a sequence
+    # the noisy frames share their block's time; the clean copy is the latents, lightly noised in some sequences
+    scored = ~known[:, 0]
+    assert torch.equal(t[scored, 0::2], t[scored, 1::2])
+    level = t0[:, 0]
+    assert torch.all(t0 == level[:, None]) and (level == 0).any() and (level > 0).any() and level.max() <= 0.1
+    assert torch.equal(clean[level == 0], latents[level == 0])
+    assert torch.allclose(x_t, (1 - t[..., None, None, None]) * latents + t[..., None, None, None] * (target + latents),
+                          atol=1e-5)
+
+    class Still(torch.nn.Module):  # predicts zero velocity; only the clean-copy pass may be called
+        def forward_clean_copy(self, text, x0, t0, x, t):
+            assert x0 is clean and x is x_t
+            return torch.zeros_like(x)
+
+    want = (target.pow(2).mean(dim=2) * w).sum() / w.sum()
+    assert torch.allclose(task.loss(Still(), (text, x_t, t, target, w, clean, t0)), want)
+
+
+def test_clips_are_drawn_by_their_number_of_objects():
+    from argen.data.bouncing import Clip, Mover
+    from argen.tasks.video import clip_weights
+
+    mover = Mover("red", "circle", 3.0, (9.0, 9.0), (1.0, 0.0))
+    clips = [Clip([mover] * (1 + i % 3)) for i in range(30)]  # 10 clips of each count
+    p = clip_weights(clips, (1, 2, 3))
+    draws = torch.multinomial(p, 60_000, replacement=True, generator=torch.Generator().manual_seed(0))
+    counts = torch.bincount(torch.tensor([len(clips[i].movers) for i in draws.tolist()]), minlength=4)[1:]
+    assert torch.allclose(counts / 60_000, torch.tensor([1 / 6, 2 / 6, 3 / 6]), atol=0.01)
+
+
+@pytest.mark.parametrize("line, message", [
+    ("  object_weights: [1, -2, 3]", "object_weights are three weights >= 0"),
+    ("  object_weights: [0, 0, 0]", "object_weights are three weights >= 0"),
+    ("  object_weights: [1, 2]", "data.object_weights"),
+    ("  dataset: bogus", ":4: data: data.dataset must be shapes, crystal-csv, shapes3d, melodies or bouncing"),
+    ("  layout: interleaved", ":6: data.layout: Input should be 'diffusion-forcing' or 'clean-copy'"),
+    ("  frames: 1", ":6: data.frames: Input should be greater than or equal to 2$"),  # this dataset's fields only
+])
+def test_bad_video_data_options(tmp_path, line, message):
+    from argen.errors import ArgenError
+    from argen.recipes import load_train_recipe
+
+    p = tmp_path / "v.yaml"
+    p.write_text(f"task: video\nname: v\ndata:\n  dataset: bouncing\n  codec: nowhere\n{line}\nmodel: {{}}\n")
+    if "bogus" in line:
+        p.write_text(f"task: video\nname: v\ndata:\n{line}\nmodel: {{}}\n")
+    with pytest.raises(ArgenError, match=message):
+        load_train_recipe(p)

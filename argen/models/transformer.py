@@ -224,7 +224,10 @@ class Transformer(nn.Module):
 
     def forward(self, idx: torch.Tensor | None, pos: torch.Tensor | None = None, cache: KVCache | None = None,
                 prefix: torch.Tensor | None = None, num_logits: int | None = None,
-                embeds: torch.Tensor | None = None, head: bool = True) -> torch.Tensor:
+                embeds: torch.Tensor | None = None, head: bool = True,
+                attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``attn_mask`` (B, 1, T, T) bool, without a cache, replaces the mask derived from positions
+        (a layout the positions cannot express, e.g. a clean copy of a noisy sequence)."""
         c = self.cfg
         h = self.embed_inputs(idx) if embeds is None else embeds  # (B, T, C): ids and/or features, or vectors (latents)
         if prefix is not None:
@@ -240,7 +243,11 @@ class Transformer(nn.Module):
         h = self.drop(h)
         rope = self.rope(pos, h.dtype)
         slots = None
-        if cache is not None:
+        if attn_mask is not None:
+            if cache is not None:
+                raise ValueError("attn_mask is for uncached passes")
+            mask = attn_mask
+        elif cache is not None:
             slots = cache.reserve(pos)
             if t == 1 and c.causal and not cache.static and not cache.padded:
                 mask = "none"  # one new token after unpadded keys may read them all

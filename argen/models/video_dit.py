@@ -126,6 +126,36 @@ class VideoDiT(nn.Module):
         out = self.backbone(None, pos=pos, embeds=h, head=False)
         return self.velocity(out[:, self.cfg.prompt_len:], f)
 
+    def clean_copy_mask(self, frames: int, device=None) -> torch.Tensor:
+        """The attention mask (1, 1, T, T) of :meth:`forward_clean_copy`'s sequence (caption, clean
+        frames, noisy frames): the caption and clean blocks read as in :meth:`forward`; noisy block
+        k reads the caption, the clean blocks before k and itself, never another noisy block
+        (ACDiT's skip-causal attention mask)."""
+        p, n = self.cfg.prompt_len, frames * self.cfg.tokens_per_frame
+        ids = self.backbone.block_ids(torch.arange(p + n, device=device))  # caption 0, then blocks 1..
+        q = torch.cat([ids, ids[p:]])  # block of every query (and key): caption, clean copy, noisy copy
+        noisy = torch.arange(p + 2 * n, device=device) >= p + n
+        clean_key = ~noisy[None, :] & (q[None, :] <= q[:, None]) & ~(noisy[:, None] & (q[None, :] == q[:, None]))
+        noisy_key = noisy[None, :] & noisy[:, None] & (q[None, :] == q[:, None])
+        return (clean_key | noisy_key)[None, None]
+
+    def forward_clean_copy(self, text: torch.Tensor, x0: torch.Tensor, t0: torch.Tensor, x: torch.Tensor,
+                           t: torch.Tensor) -> torch.Tensor:
+        """Every block denoised at once, each reading clean blocks before it, as generation does.
+
+        The sequence is the caption, the clean frames x0 (B, F, C, H, W) at times t0 (B, F; 0, or
+        the light context noise) and the noisy frames x at times t, each noisy frame at its clean
+        twin's position (the same RoPE), under :meth:`clean_copy_mask`. Twice :meth:`forward`'s
+        tokens, and every noisy block gets the context it has in generation, where :meth:`forward`
+        gives a block noisy blocks before it. Returns the velocity for x (B, F, C, H, W).
+        """
+        b, f = x.shape[:2]
+        h = torch.cat([self.embed_prompt(text), self.embed_frames(x0, t0), self.embed_frames(x, t)], dim=1)
+        pos = torch.arange(self.cfg.prompt_len + f * self.cfg.tokens_per_frame, device=h.device)
+        pos = torch.cat([pos, pos[self.cfg.prompt_len:]]).expand(b, -1)
+        out = self.backbone(None, pos=pos, embeds=h, head=False, attn_mask=self.clean_copy_mask(f, h.device))
+        return self.velocity(out[:, self.cfg.prompt_len + f * self.cfg.tokens_per_frame:], f)
+
     def new_cache(self, batch: int, context_frames: int) -> KVCache:
         """A cache for the caption plus ``context_frames`` frames plus the block being denoised."""
         tpf, fb = self.cfg.tokens_per_frame, self.cfg.block_frames

@@ -63,6 +63,14 @@ def balanced_foreground(clips: list, frames: int, size: int, ref: float | None =
     return torch.from_numpy(maps).float(), ref
 
 
+def clip_weights(clips: list, per_count) -> torch.Tensor:
+    """How often training draws each clip (:class:`argen.data.bouncing.Clip`): a clip with k
+    objects weighs ``per_count[k - 1]``. Float64 (N,), for ``torch.multinomial``. The dataset
+    draws one to three objects uniformly, so the counts come out in about these proportions."""
+    counts = torch.tensor([len(c.movers) for c in clips]) - 1  # 0, 1, 2
+    return torch.tensor(per_count, dtype=torch.float64)[counts]
+
+
 class VideoTask:
     modality = "video"
 
@@ -91,6 +99,11 @@ class VideoTask:
             self.val_fg = foreground(self.val_clips[:, :d.frames], size)
         self.val_text = self.vocab.encode_batch(val_caps)
         self.frames = d.frames
+        self.batch_maker = self.make_clean_copy_batch if d.layout == "clean-copy" else self.make_batch
+        self.clip_p = None if d.object_weights is None else clip_weights(movers, d.object_weights)
+        if self.clip_p is not None:  # the share of training sequences with one, two and three objects
+            counts = torch.tensor([len(c.movers) for c in movers]) - 1
+            self.count_shares = (torch.bincount(counts, self.clip_p, minlength=3) / self.clip_p.sum()).tolist()
 
     def build_model(self, overrides: dict) -> VideoDiT:
         c = self.codec.cfg
@@ -127,17 +140,43 @@ class VideoTask:
         weight = (1 + (self.fg_weight - 1) * fg.float()) * mask[:, :, None, None]
         return text, x_t, t, eps - latents, weight
 
+    def make_clean_copy_batch(self, latents: torch.Tensor, text: torch.Tensor, gen: torch.Generator, fg: torch.Tensor):
+        """:meth:`make_batch` for ``data.layout: clean-copy``: every block is noised at its own time
+        and scored, each reading the clean blocks before it (lightly noised in half the sequences,
+        as ``--cond-noise`` does), as in generation. Returns make_batch's tuple plus the clean
+        frames and their times."""
+        b, f = latents.shape[:2]
+        fb = self.block_frames
+        t = torch.rand(b, f // fb, generator=gen).repeat_interleave(fb, dim=1)  # (B, F): one time per block
+        ctx_level = torch.rand(b, 1, generator=gen) * COND_NOISE_MAX * (torch.rand(b, 1, generator=gen) < 0.5)
+        c = ctx_level[:, :, None, None, None]
+        clean = (1 - c) * latents + c * torch.randn(latents.shape, generator=gen)
+        # sometimes every block starts with known (clean) frames: a clip that ends mid-block
+        known = torch.randint(0, fb, (b,), generator=gen) * (torch.rand(b, generator=gen) < 0.25)
+        is_known = (torch.arange(f) % fb)[None] < known[:, None]  # (B, F)
+        t = torch.where(is_known, torch.zeros_like(t), t)
+        eps = torch.randn(latents.shape, generator=gen)
+        tt = t[:, :, None, None, None]
+        x_t = (1 - tt) * latents + tt * eps
+        drop = torch.rand(b, generator=gen) < CAPTION_DROP
+        text = text.masked_fill(drop[:, None], 0)
+        weight = (1 + (self.fg_weight - 1) * fg.float()) * ~is_known[:, :, None, None]
+        return text, x_t, t, eps - latents, weight, clean, ctx_level.expand(b, f)
+
     def batch(self, batch_size: int, gen: torch.Generator):
-        idx = torch.randint(0, len(self.train), (batch_size,), generator=gen)
+        if self.clip_p is None:
+            idx = torch.randint(0, len(self.train), (batch_size,), generator=gen)
+        else:
+            idx = torch.multinomial(self.clip_p, batch_size, replacement=True, generator=gen)
         start = torch.randint(0, self.train.shape[1] - self.frames + 1, (batch_size,), generator=gen)
         pick = [(i, slice(s, s + self.frames)) for i, s in zip(idx.tolist(), start.tolist())]
         windows = torch.stack([self.train[i, sl] for i, sl in pick])
         fg = torch.stack([self.train_fg[i, sl] for i, sl in pick])
-        return self.make_batch(windows, self.train_text[idx], gen, fg)
+        return self.batch_maker(windows, self.train_text[idx], gen, fg)
 
     def loss(self, model: VideoDiT, batch) -> torch.Tensor:
-        text, x_t, t, target, weight = batch
-        pred = model(text, x_t, t).float()
+        text, x_t, t, target, weight, *clean = batch  # clean frames and times: the clean-copy layout
+        pred = (model.forward_clean_copy(text, *clean, x_t, t) if clean else model(text, x_t, t)).float()
         err = (pred - target).pow(2).mean(dim=2)  # (B, F, h, w)
         return (err * weight).sum() / weight.sum().clamp(min=1e-6)
 
@@ -147,7 +186,7 @@ class VideoTask:
         for i in range(batches):
             sl = slice(i * batch_size % len(self.val), i * batch_size % len(self.val) + batch_size)
             with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
-                batch = self.make_batch(self.val[sl], self.val_text[sl], gen, self.val_fg[sl])
+                batch = self.batch_maker(self.val[sl], self.val_text[sl], gen, self.val_fg[sl])
                 losses.append(self.loss(model, batch).item())
         return float(np.mean(losses))
 
@@ -173,6 +212,13 @@ class VideoTask:
         if d.foreground_weight != 1 and d.object_balance:
             weighted += ("  The extra weight is shared out per object (`data.object_balance`): a small object's\n"
                          "  positions weigh more, so every object counts the same.\n")
+        if d.layout == "clean-copy":
+            weighted += ("- Layout (`data.layout: clean-copy`): each sequence is the clean window then the noisy\n"
+                         "  one; every noisy block is scored, reading the clean blocks before it, as in generation.\n")
+        if d.object_weights is not None:
+            shares = self.count_shares
+            weighted += (f"- Clips drawn by number of objects (`data.object_weights`): one {shares[0]:.0%}, two "
+                         f"{shares[1]:.0%}, three {shares[2]:.0%} of the training sequences.\n")
         return f"""- Data: the procedural bouncing-objects dataset (`argen/data/bouncing.py`, seed {d.seed}):
   {s['train_clips']:,} training clips of {d.clip_frames} frames (random {d.frames}-frame windows),
   encoded by the frame codec in `codec/` (trained by `recipes/train/video-codec-bouncing.yaml`).
