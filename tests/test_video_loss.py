@@ -170,7 +170,8 @@ def test_clips_are_drawn_by_their_number_of_objects():
 
     mover = Mover("red", "circle", 3.0, (9.0, 9.0), (1.0, 0.0))
     clips = [Clip([mover] * (1 + i % 3)) for i in range(30)]  # 10 clips of each count
-    p = clip_weights(clips, (1, 2, 3))
+    p, shares = clip_weights(clips, (1, 2, 3))
+    assert shares == pytest.approx([1 / 6, 2 / 6, 3 / 6])
     draws = torch.multinomial(p, 60_000, replacement=True, generator=torch.Generator().manual_seed(0))
     counts = torch.bincount(torch.tensor([len(clips[i].movers) for i in draws.tolist()]), minlength=4)[1:]
     assert torch.allclose(counts / 60_000, torch.tensor([1 / 6, 2 / 6, 3 / 6]), atol=0.01)

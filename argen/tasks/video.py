@@ -6,6 +6,10 @@ Every later block gets its own flow-matching time, uniform in (0, 1), and the lo
 velocity error on those blocks (Diffusion Forcing's independent per-block noise; with the
 block-causal mask a block only ever reads the blocks before it). Sometimes the first frames of
 the first noisy block are clean too: generation continues a clip that ends mid-block that way.
+With ``data.layout: clean-copy`` a sequence is instead the clean window followed by a noisy copy:
+every noisy block is scored and reads only the clean blocks before it (ACDiT's skip-causal mask),
+the context it has in generation, for twice the tokens. ``data.object_weights`` draws clips by
+their number of objects.
 With ``data.foreground_weight`` above 1, latent positions that show some of an object count that
 much more than the black background in the loss; with ``data.object_balance`` that extra weight is
 shared out per object, so a small object counts as much as a large one.
@@ -63,12 +67,14 @@ def balanced_foreground(clips: list, frames: int, size: int, ref: float | None =
     return torch.from_numpy(maps).float(), ref
 
 
-def clip_weights(clips: list, per_count) -> torch.Tensor:
+def clip_weights(clips: list, per_count) -> tuple[torch.Tensor, list[float]]:
     """How often training draws each clip (:class:`argen.data.bouncing.Clip`): a clip with k
-    objects weighs ``per_count[k - 1]``. Float64 (N,), for ``torch.multinomial``. The dataset
-    draws one to three objects uniformly, so the counts come out in about these proportions."""
+    objects weighs ``per_count[k - 1]``. Returns the weights, float64 (N,) for
+    ``torch.multinomial``, and the resulting shares of clips with one, two and three objects
+    (the dataset draws one to three uniformly, so about ``per_count``'s proportions)."""
     counts = torch.tensor([len(c.movers) for c in clips]) - 1  # 0, 1, 2
-    return torch.tensor(per_count, dtype=torch.float64)[counts]
+    p = torch.tensor(per_count, dtype=torch.float64)[counts]
+    return p, (torch.bincount(counts, p, minlength=3) / p.sum()).tolist()
 
 
 class VideoTask:
@@ -100,10 +106,9 @@ class VideoTask:
         self.val_text = self.vocab.encode_batch(val_caps)
         self.frames = d.frames
         self.batch_maker = self.make_clean_copy_batch if d.layout == "clean-copy" else self.make_batch
-        self.clip_p = None if d.object_weights is None else clip_weights(movers, d.object_weights)
-        if self.clip_p is not None:  # the share of training sequences with one, two and three objects
-            counts = torch.tensor([len(c.movers) for c in movers]) - 1
-            self.count_shares = (torch.bincount(counts, self.clip_p, minlength=3) / self.clip_p.sum()).tolist()
+        self.clip_p = None  # every clip equally likely, or by its number of objects:
+        if d.object_weights is not None:
+            self.clip_p, self.count_shares = clip_weights(movers, d.object_weights)
 
     def build_model(self, overrides: dict) -> VideoDiT:
         c = self.codec.cfg
@@ -131,13 +136,18 @@ class VideoTask:
         first = n_ctx * fb
         is_known = (torch.arange(f)[None] >= first[:, None]) & (torch.arange(f)[None] < (first + known)[:, None])
         t = torch.where(is_known, torch.zeros_like(t), t)
+        return self.noised(latents, text, t, ~(is_ctx | is_known), fg, gen)
+
+    def noised(self, latents: torch.Tensor, text: torch.Tensor, t: torch.Tensor, scored: torch.Tensor,
+               fg: torch.Tensor, gen: torch.Generator):
+        """The rest of a batch, given the frames' times t (B, F) and which frames the loss scores
+        (B, F): (text with some captions dropped, x_t, t, v target, loss weight (B, F, h, w))."""
         eps = torch.randn(latents.shape, generator=gen)
         tt = t[:, :, None, None, None]
         x_t = (1 - tt) * latents + tt * eps
-        drop = torch.rand(b, generator=gen) < CAPTION_DROP
+        drop = torch.rand(latents.shape[0], generator=gen) < CAPTION_DROP
         text = text.masked_fill(drop[:, None], 0)
-        mask = ~(is_ctx | is_known)  # (B, F): frames the loss scores
-        weight = (1 + (self.fg_weight - 1) * fg.float()) * mask[:, :, None, None]
+        weight = (1 + (self.fg_weight - 1) * fg.float()) * scored[:, :, None, None]
         return text, x_t, t, eps - latents, weight
 
     def make_clean_copy_batch(self, latents: torch.Tensor, text: torch.Tensor, gen: torch.Generator, fg: torch.Tensor):
@@ -155,13 +165,7 @@ class VideoTask:
         known = torch.randint(0, fb, (b,), generator=gen) * (torch.rand(b, generator=gen) < 0.25)
         is_known = (torch.arange(f) % fb)[None] < known[:, None]  # (B, F)
         t = torch.where(is_known, torch.zeros_like(t), t)
-        eps = torch.randn(latents.shape, generator=gen)
-        tt = t[:, :, None, None, None]
-        x_t = (1 - tt) * latents + tt * eps
-        drop = torch.rand(b, generator=gen) < CAPTION_DROP
-        text = text.masked_fill(drop[:, None], 0)
-        weight = (1 + (self.fg_weight - 1) * fg.float()) * ~is_known[:, :, None, None]
-        return text, x_t, t, eps - latents, weight, clean, ctx_level.expand(b, f)
+        return *self.noised(latents, text, t, ~is_known, fg, gen), clean, ctx_level.expand(b, f)
 
     def batch(self, batch_size: int, gen: torch.Generator):
         if self.clip_p is None:
