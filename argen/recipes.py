@@ -116,7 +116,8 @@ class BouncingData(Strict):
     # video task: how training sequences read their context. diffusion-forcing: one copy of the
     # window, leading blocks clean and every later block at its own noise level (so most blocks read
     # noisy blocks before them); clean-copy: the clean window then the noisy one, every noisy block
-    # reading the clean blocks before it, as in generation (ACDiT's skip-causal mask; twice the tokens)
+    # reading the clean blocks before it, as in generation (ACDiT's skip-causal mask; twice the tokens).
+    # On the bouncing recipe clean-copy predicted 8 frames better but lost more objects over 32 (README)
     layout: Literal["diffusion-forcing", "clean-copy"] = "diffusion-forcing"
     # video task: how often training draws clips with one, two and three objects (relative weights;
     # unset: every clip equally, about a third each)
