@@ -190,8 +190,7 @@ def test_bad_video_data_options(tmp_path, line, message):
     from argen.recipes import load_train_recipe
 
     p = tmp_path / "v.yaml"
-    p.write_text(f"task: video\nname: v\ndata:\n  dataset: bouncing\n  codec: nowhere\n{line}\nmodel: {{}}\n")
-    if "bogus" in line:
-        p.write_text(f"task: video\nname: v\ndata:\n{line}\nmodel: {{}}\n")
+    dataset = "" if "dataset:" in line else "  dataset: bouncing\n  codec: nowhere\n"
+    p.write_text(f"task: video\nname: v\ndata:\n{dataset}{line}\nmodel: {{}}\n")
     with pytest.raises(ArgenError, match=message):
         load_train_recipe(p)
