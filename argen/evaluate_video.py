@@ -40,17 +40,18 @@ def ssim_frames(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 @torch.no_grad()
 def predict_scores(model, codec, clips: np.ndarray, text: torch.Tensor, context: int = 8, predict: int = 8,
                    steps: int = 20, scheduler: str = "flow-euler", seed: int = 0, batch: int = 16,
-                   cfg_scale: float = 1.0) -> dict:
+                   cfg_scale: float = 1.0, window: int | None = None) -> dict:
     """From the first ``context`` frames of each clip (N, >= context + predict, H, W, 3) predict
     the next ``predict``; PSNR/SSIM per predicted frame and averaged, next to the baseline that
-    repeats the last context frame."""
+    repeats the last context frame. ``window``: frames the KV cache keeps (default ``context``;
+    a model trained on shorter windows reads only the latest of them)."""
     truth = clips[:, context:context + predict]
     made = []
     for i in range(0, len(clips), batch):
         ctx = codec.encode(to_unit(clips[i:i + batch, :context]))
         gen = torch.Generator().manual_seed(seed + i)
         lat = extend(model, text[i:i + batch], ctx, predict, steps=steps, scheduler=scheduler, cfg_scale=cfg_scale,
-                     context_frames=context, generator=gen)
+                     context_frames=window or context, generator=gen)
         made.append(to_uint8(codec.decode(lat)))
     made = np.concatenate(made)
     base = np.repeat(clips[:, context - 1:context], predict, axis=1)
@@ -67,15 +68,17 @@ EVAL_SEED = 2024  # held-out clips: none of them is a training clip
 
 @torch.no_grad()
 def clips_kept(model, codec, clips: np.ndarray, text: torch.Tensor, movers: list, context: int = 8,
-               generate: int = 32, steps: int = 20, seed: int = 0, batch: int = 16, cfg_scale: float = 1.0) -> list[bool]:
+               generate: int = 32, steps: int = 20, seed: int = 0, batch: int = 16, cfg_scale: float = 1.0,
+               window: int = 16) -> list[bool]:
     """For each clip: do its ``generate`` frames, continued from ``context`` frames and the
-    caption, keep every object's colour and no other (segmentation)?"""
+    caption, keep every object's colour and no other (segmentation)? ``window``: frames the KV
+    cache keeps."""
     from argen.data.bouncing_analysis import keeps_objects
 
     kept = []
     for i in range(0, len(clips), batch):
         ctx = codec.encode(to_unit(clips[i:i + batch, :context]))
-        lat = extend(model, text[i:i + batch], ctx, generate, steps=steps, context_frames=16, cfg_scale=cfg_scale,
+        lat = extend(model, text[i:i + batch], ctx, generate, steps=steps, context_frames=window, cfg_scale=cfg_scale,
                      generator=torch.Generator().manual_seed(seed + i))
         made = to_uint8(codec.decode(lat))
         kept += [keeps_objects(m, {o.color for o in c.movers}) for m, c in zip(made, movers[i:i + batch])]
@@ -101,10 +104,13 @@ def video_report(pipe, n: int = 64, seed: int = EVAL_SEED, steps: int = 20, cfg:
     clips = np.stack([f for _, f, _ in rows])
     text = pipe.vocab.encode_batch([c for c, _, _ in rows]).to(pipe.device)
     cfg = pipe.cfg_default if cfg is None else cfg
-    report = predict_scores(pipe.model, pipe.codec, clips, text, steps=steps, seed=seed, cfg_scale=cfg)
+    window = pipe.context_default  # the frames the model's sampling keeps: at most 8 here (the clip's)
+    report = predict_scores(pipe.model, pipe.codec, clips, text, steps=steps, seed=seed, cfg_scale=cfg,
+                            window=min(window, 8))
     movers = [c for _, _, c in rows]
-    kept = clips_kept(pipe.model, pipe.codec, clips, text, movers, steps=steps, seed=seed, cfg_scale=cfg)
+    kept = clips_kept(pipe.model, pipe.codec, clips, text, movers, steps=steps, seed=seed, cfg_scale=cfg,
+                      window=window)
     report["objects_kept"] = float(np.mean(kept))
     report["objects_kept_by_count"] = kept_by_count(kept, movers)
     report["generated_frames"] = 32
-    return {"seed": seed, "steps": steps, "cfg": cfg, **report}
+    return {"seed": seed, "steps": steps, "cfg": cfg, "context": window, **report}

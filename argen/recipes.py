@@ -180,7 +180,7 @@ class TrainRecipe(Strict):
     data: DataSection
     model: dict[str, Any]
     train: TrainLoop = TrainLoop()
-    sampling: dict[str, float] | None = None  # image: the model's default cfg_scale / temperature (config.json)
+    sampling: dict[str, float] | None = None  # the model's sampling defaults (config.json): image cfg_scale / temperature, video cfg_scale / context
     output: str | None = None
 
     @field_validator("data")
@@ -348,7 +348,7 @@ class VideoParams(Strict):
     frames: int = Field(32, ge=1, le=10_000)
     steps: int = Field(20, ge=1, le=1000)
     scheduler: Literal["flow-euler", "ddim"] = "flow-euler"
-    context: int = Field(16, ge=1)
+    context: int | None = Field(None, ge=1)  # None: the model's default
     sink: int = Field(0, ge=0)
     cond_noise: float = Field(0.0, ge=0, lt=1)
 

@@ -104,6 +104,27 @@ def test_pipeline_is_deterministic(model_dir):
     assert a.metadata["seed"] == 4 and a.metadata["scheduler"] == "flow-euler"
 
 
+def test_the_model_config_sets_the_default_context(model_dir, tmp_path, capsys):
+    import json
+    import shutil
+
+    from argen.pipelines.video import VideoPipeline, VideoRequest
+
+    short = tmp_path / "short-window"
+    shutil.copytree(model_dir, short)
+    cfg = json.loads((short / "config.json").read_text())
+    (short / "config.json").write_text(json.dumps({**cfg, "sampling": {"context": 4}}))
+    pipe = VideoPipeline.from_pretrained(str(short), device="cpu")
+    default = pipe(VideoRequest("a red circle", frames=12, steps=2, seed=4))
+    four = pipe(VideoRequest("a red circle", frames=12, steps=2, seed=4, context=4))
+    sixteen = pipe(VideoRequest("a red circle", frames=12, steps=2, seed=4, context=16))
+    assert default.metadata["context"] == 4 and np.array_equal(default.frames, four.frames)
+    assert not np.array_equal(default.frames, sixteen.frames)  # past 6 frames the 4-frame window slides
+    assert main(["video", "--model", str(short), "--prompt", "a red circle", "--sink", "4",
+                 "-o", str(tmp_path / "x.mp4")]) == 2
+    assert "--sink must be in [0, --context), got 4 with a 4-frame context" in capsys.readouterr().err
+
+
 def test_cli_generates_an_mp4_with_metadata(model_dir, tmp_path, capsys):
     out = tmp_path / "v.mp4"
     assert main(["video", "--model", str(model_dir), "--prompt", "a red circle and a blue square", "--frames", "6",

@@ -22,6 +22,7 @@ from argen.models.video_text import CaptionVocab
 from argen.samplers.block_diffusion import SCHEDULERS, context_frames_used, extend
 
 MAX_FRAMES = 10_000
+DEFAULT_CONTEXT = 16  # frames kept in the KV cache when neither the request nor the model's config says
 
 
 @dataclass
@@ -32,7 +33,7 @@ class VideoRequest:
     frames: int = 32  # new frames to generate
     steps: int = 20
     scheduler: str = "flow-euler"
-    context: int = 16  # frames kept in the KV cache
+    context: int | None = None  # frames kept in the KV cache; None: the model's default (config.json "sampling")
     sink: int = 0  # first frames always kept
     cond_noise: float = 0.0
     cfg: float | None = None  # guidance on the caption; None: the model's default (config.json "sampling")
@@ -45,8 +46,8 @@ class VideoRequest:
             (1 <= self.frames <= MAX_FRAMES, f"--frames must be in [1, {MAX_FRAMES}], got {self.frames}", "e.g. --frames 32"),
             (1 <= self.steps <= 1000, f"--steps must be in [1, 1000], got {self.steps}", "e.g. --steps 20"),
             (self.scheduler in SCHEDULERS, f"unknown --scheduler {self.scheduler!r}", f"use one of: {', '.join(SCHEDULERS)}"),
-            (self.context >= 1, f"--context must be at least 1 frame, got {self.context}", "e.g. --context 16"),
-            (0 <= self.sink < self.context, f"--sink must be in [0, --context), got {self.sink}", "e.g. --sink 2"),
+            (self.context is None or self.context >= 1, f"--context must be at least 1 frame, got {self.context}", "e.g. --context 16"),
+            (0 <= self.sink < (self.context or MAX_FRAMES), f"--sink must be in [0, --context), got {self.sink}", "e.g. --sink 2"),
             (0.0 <= self.cond_noise < 1.0, f"--cond-noise must be in [0, 1), got {self.cond_noise}", "e.g. --cond-noise 0.05"),
             (self.cfg is None or 0.0 <= self.cfg <= 50.0, f"--cfg must be in [0, 50], got {self.cfg}", "e.g. --cfg 2 (1 disables)"),
         ]
@@ -79,6 +80,7 @@ class VideoPipeline:
         self.model, self.codec, self.vocab, self.fps, self.ref = model, codec, vocab, fps, ref
         self.device = torch.device(device)
         self.cfg_default = float((sampling or {}).get("cfg_scale", 1.0))
+        self.context_default = int((sampling or {}).get("context", DEFAULT_CONTEXT))  # frames its sampling keeps
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | None = None, device: str = "auto") -> "VideoPipeline":
@@ -102,6 +104,10 @@ class VideoPipeline:
     def __call__(self, req: VideoRequest, on_progress: Callable[[int, float, float], None] | None = None) -> VideoOutput:
         """Generate; ``on_progress(frames done, codec seconds, denoise seconds)`` after each block."""
         fb = self.model.cfg.block_frames
+        n_ctx = self.context_default if req.context is None else req.context
+        if req.sink >= n_ctx:
+            raise UsageError(f"--sink must be in [0, --context), got {req.sink} with a {n_ctx}-frame context",
+                             hint="e.g. --sink 2")
         if req.block_frames is not None and req.block_frames != fb:
             raise UsageError(f"--block-frames {req.block_frames}: this model was trained with {fb}-frame blocks",
                              hint=f"leave it out or pass --block-frames {fb}")
@@ -113,7 +119,7 @@ class VideoPipeline:
         t0 = time.perf_counter()
         context = None
         if req.clip is not None and len(req.clip):
-            used = context_frames_used(len(req.clip), fb, req.context, req.sink)  # a long clip: only its window
+            used = context_frames_used(len(req.clip), fb, n_ctx, req.sink)  # a long clip: only its window
             context = self.codec.encode(to_unit(req.clip[used][None]).to(self.device))  # (1, T, C, h, w)
         codec_s = time.perf_counter() - t0
         # 3. block diffusion through the KV cache
@@ -126,7 +132,7 @@ class VideoPipeline:
                 on_progress(done, codec_s, time.perf_counter() - t1)
 
         latents = extend(self.model, text, context, req.frames, steps=req.steps, scheduler=req.scheduler,
-                         context_frames=req.context, sink_frames=req.sink, cond_noise=req.cond_noise,
+                         context_frames=n_ctx, sink_frames=req.sink, cond_noise=req.cond_noise,
                          cfg_scale=cfg, generator=gen, on_block=progress)
         denoise_s = time.perf_counter() - t1
         # 4. latents -> frames
@@ -137,6 +143,6 @@ class VideoPipeline:
         frames = new if (req.only_new or req.clip is None) else np.concatenate([req.clip, new])
         meta = build_metadata(modality="video", model=self.name, model_sha256=weights.digest(self.ref) if self.ref else None,
                               prompt=req.prompt, extend=req.clip_name, seed=req.seed, frames=req.frames,
-                              steps=req.steps, scheduler=req.scheduler, context=req.context, sink=req.sink,
+                              steps=req.steps, scheduler=req.scheduler, context=n_ctx, sink=req.sink,
                               cond_noise=req.cond_noise, cfg=cfg, block_frames=fb, fps=self.fps, only_new=req.only_new or None)
         return VideoOutput(frames, len(new), self.fps, req.seed, codec_s, denoise_s, meta)
