@@ -153,6 +153,9 @@ class TrainLoop(Strict):
     # kernel, which measured 10-15% faster than the CPU flash kernel on the next-scale image recipe
     # (no faster on the video recipe)
     attention: Literal["auto", "math"] = "auto"
+    # fine-tuning: a model (registered name, checked against its sha256, or a folder) whose
+    # model.safetensors starts the training; its tensors must fit the recipe's model: section
+    init: str | None = None
 
 
 def _dataset_of(v: Any) -> str:

@@ -56,6 +56,26 @@ def test_a_time_stop_evaluates_and_keeps_the_last_step(cli, tmp_path, monkeypatc
     assert log["summary"]["best_step"] == steps  # on a corpus this easy the last step is the best
 
 
+def test_init_continues_from_a_trained_model_and_refuses_one_that_does_not_fit(cli, tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(CORPUS)
+    first = tmp_path / "first"
+    assert cli("train", "text", "--recipe", write_recipe(tmp_path, corpus), "-o", first)[0] == 0
+    before = json.loads((first / "train_log.json").read_text())
+    code, _, err = cli("train", "text", "--recipe", write_recipe(tmp_path, corpus, max_steps=20, init=first),
+                       "-o", tmp_path / "second")
+    assert code == 0, err
+    after = json.loads((tmp_path / "second" / "train_log.json").read_text())
+    # the same validation batches, so step 0 of the continued run scores the first run's best weights
+    assert after["history"][0]["val_loss"] == pytest.approx(before["summary"]["best_val_loss"], abs=1e-4)
+    assert after["history"][0]["val_loss"] < before["history"][0]["val_loss"] - 1.0
+    assert after["summary"]["init"] == str(first) and f"from {first}" in (tmp_path / "second" / "README.md").read_text()
+    wider = write_recipe(tmp_path, corpus, max_steps=20, init=first).read_text().replace("d_model: 32", "d_model: 48")
+    (tmp_path / "wider.yaml").write_text(wider)
+    code, _, err = cli("train", "text", "--recipe", tmp_path / "wider.yaml", "-o", tmp_path / "third")
+    assert code == 1 and err.startswith("Error: train.init") and "shape" in err and not (tmp_path / "third").exists()
+
+
 def test_task_must_match_recipe(cli, tmp_path):
     recipe = write_recipe(tmp_path, tmp_path / "c.txt")
     code, _, err = cli("train", "image", "--recipe", recipe)
