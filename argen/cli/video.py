@@ -21,7 +21,7 @@ def video(
     frames: Annotated[int, typer.Option("--frames", help="New frames to generate.")] = 32,
     steps: Annotated[int, typer.Option("--steps", help="Denoising steps per block.")] = 20,
     scheduler: Annotated[str, typer.Option("--scheduler", metavar="flow-euler|ddim", help="diffusers scheduler for each block.")] = "flow-euler",
-    context: Annotated[Optional[int], typer.Option("--context", help="Frames kept in the KV cache (older ones slide out; default: the model's, see `argen models`).")] = None,
+    context: Annotated[Optional[int], typer.Option("--context", help="Frames kept in the KV cache (older ones slide out; default: the model's config.json, else 16).")] = None,
     sink: Annotated[int, typer.Option("--sink", help="First frames always kept in the cache (attention sink).")] = 0,
     cond_noise: Annotated[float, typer.Option("--cond-noise", help="Light noise on context frames (flow time in [0, 1)).")] = 0.0,
     cfg: opt.Cfg = None,
