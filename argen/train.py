@@ -17,7 +17,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from argen.errors import ArgenError
 from argen.io.atomic import write_text_atomic
 from argen.recipes import TrainRecipe
 from argen.tasks import make_task
@@ -55,21 +54,13 @@ def init_state(name_or_path: str, model: nn.Module) -> dict[str, torch.Tensor]:
     """``train.init``: the weights of a trained model, in ``model``'s dtypes; a tensor that does
     not fit the recipe's model is a one-line error naming it."""
     from argen import weights
-    from argen.models.checkpoint import read_safetensors
+    from argen.models.checkpoint import check_state, read_safetensors
 
     ref = weights.resolve(name_or_path)  # a registered name is checked against its sha256
     state = read_safetensors(ref.path / "model.safetensors")
     own = model.state_dict()
-    hint = "train.init must be trained with this recipe's model: section"
-    missing, extra = sorted(own.keys() - state.keys()), sorted(state.keys() - own.keys())
-    if missing or extra:
-        key = (missing or extra)[0]
-        raise ArgenError(f"train.init {name_or_path}: {'no tensor' if missing else 'unexpected tensor'} {key!r} "
-                         f"({len(missing)} missing, {len(extra)} unexpected)", hint=hint)
-    for k, v in own.items():
-        if state[k].shape != v.shape:
-            raise ArgenError(f"train.init {name_or_path}: {k} has shape {tuple(state[k].shape)}, "
-                             f"the recipe's model {tuple(v.shape)}", hint=hint)
+    check_state(state, {k: v.shape for k, v in own.items()}, f"train.init {name_or_path}", "recipe's model",
+                hint="train.init must be trained with this recipe's model: section")
     return {k: state[k].to(v.dtype) for k, v in own.items()}
 
 
@@ -127,8 +118,9 @@ def train(recipe: TrainRecipe, out: Path, recipe_path: str = "", quiet: bool = F
     model.load_state_dict({k: v.to(store).to(v.dtype) if v.is_floating_point() else v for k, v in best_state.items()})
     model.eval()
     metrics = task.final_metrics(model)
-    summary = {"recipe": recipe_path, **({"init": t.init} if t.init else {}), "steps": step, "best_step": best_step, "minutes": round(minutes, 1),
-               "threads": torch.get_num_threads(), "params": num_params(model), "best_val_loss": round(best, 4), **metrics}
+    summary = {"recipe": recipe_path, **({"init": t.init} if t.init else {}), "steps": step, "best_step": best_step,
+               "minutes": round(minutes, 1), "threads": torch.get_num_threads(), "params": num_params(model),
+               "best_val_loss": round(best, 4), **metrics}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     task.save(out, model, summary)

@@ -137,6 +137,20 @@ def save_model_dir(out: Path, model: Transformer, modality: str, extra: dict[str
     save_folder(out, state, {"modality": modality, "transformer": model.cfg.to_dict(), **(extra or {})}, dtype)
 
 
+def check_state(state: dict[str, torch.Tensor], expected: dict[str, torch.Size], source: str, against: str,
+                hint: str) -> None:
+    """A one-line ArgenError unless ``state`` holds exactly ``expected``'s keys, each at its shape;
+    ``against``: what ``expected`` comes from, for the message ("config", "model", ...)."""
+    missing, unexpected = sorted(expected.keys() - state.keys()), sorted(state.keys() - expected.keys())
+    if missing or unexpected:
+        raise ArgenError(f"{source}: weights do not match the {against} (missing {missing[:3]}, unexpected "
+                         f"{unexpected[:3]})", hint=hint)
+    for k, v in state.items():
+        if v.shape != expected[k]:
+            raise ArgenError(f"{source}: {k} has shape {tuple(v.shape)}, the {against} expects {tuple(expected[k])}",
+                             hint=hint)
+
+
 def build_model(cfg: TransformerConfig, state: dict[str, torch.Tensor], source: str) -> Transformer:
     """Instantiate a Transformer and load ``state`` strictly (every key present, none extra)."""
     with torch.device("meta"):
@@ -144,17 +158,9 @@ def build_model(cfg: TransformerConfig, state: dict[str, torch.Tensor], source: 
     model = model.to_empty(device="cpu")
     if cfg.tie_embeddings:
         state = {k: v for k, v in state.items() if k != "lm_head.weight"}
-    expected = set(model.state_dict()) - ({"lm_head.weight"} if cfg.tie_embeddings else set())
-    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
-    if missing or unexpected:
-        raise ArgenError(f"{source}: weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})",
-                         hint="the config.json and weight files come from different models")
-    shapes = {k: v.shape for k, v in model.state_dict().items()}
-    for k, v in state.items():
-        want = shapes[k]
-        if v.shape != want:
-            raise ArgenError(f"{source}: {k} has shape {tuple(v.shape)}, config implies {tuple(want)}",
-                             hint="the config.json and weight files come from different models")
+    tied = {"lm_head.weight"} if cfg.tie_embeddings else set()
+    check_state(state, {k: v.shape for k, v in model.state_dict().items() if k not in tied}, source, "config",
+                hint="the config.json and weight files come from different models")
     model.load_state_dict(state, strict=False, assign=True)
     if cfg.tie_embeddings:
         model.lm_head.weight = model.embed.weight

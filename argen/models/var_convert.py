@@ -23,7 +23,7 @@ from torch import nn
 from argen import __version__
 from argen.errors import ArgenError
 from argen.io.atomic import atomic_path
-from argen.models.checkpoint import read_json, read_safetensors, read_torch_file, write_safetensors
+from argen.models.checkpoint import check_state, read_json, read_safetensors, read_torch_file, write_safetensors
 from argen.models.var import VAR, VARConfig
 from argen.models.var_vqvae import VQVAE, VQVAEConfig
 from argen.weights import sha256_file
@@ -64,15 +64,8 @@ def build_strict(make: Callable[[], M], state: dict[str, torch.Tensor], source: 
     matching (an ArgenError, not a traceback, when the file is another model)."""
     with torch.device("meta"):
         model = make()
-    expected = {k: v.shape for k, v in model.state_dict().items()}
-    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise ArgenError(f"{source}: weights do not match the model (missing {missing[:3]}, unexpected {unexpected[:3]})",
-                         hint="the files come from different models or releases")
-    for k, v in state.items():
-        if v.shape != expected[k]:
-            raise ArgenError(f"{source}: {k} has shape {tuple(v.shape)}, the model expects {tuple(expected[k])}",
-                             hint="the files come from different models or releases")
+    check_state(state, {k: v.shape for k, v in model.state_dict().items()}, source, "model",
+                hint="the files come from different models or releases")
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()},
                           strict=True, assign=True)
     return model.eval()

@@ -197,9 +197,9 @@ class VideoTask:
     def final_metrics(self, model: VideoDiT) -> dict:
         from argen.evaluate_video import predict_scores
 
-        window = int((self.recipe.sampling or {}).get("context", 8))  # as the saved model will be sampled
+        window = min(int((self.recipe.sampling or {}).get("context", 8)), 8)  # as the saved model is sampled
         scores = predict_scores(model, self.codec, self.val_clips[:EVAL_CLIPS], self.val_text[:EVAL_CLIPS],
-                                steps=EVAL_STEPS, window=min(window, 8))
+                                steps=EVAL_STEPS, window=window)
         return {**scores, "val_clips": len(self.val), "train_clips": len(self.train)}
 
     def save(self, out: Path, model: VideoDiT, training: dict) -> None:
