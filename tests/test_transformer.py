@@ -122,3 +122,35 @@ def test_uneven_blocks_follow_the_listed_sizes():
     mask = m.attention_mask(pos, pos)[0, 0]
     assert mask[3, 6] and not mask[3, 7] and mask[22, 3] and mask[7, 0]
 
+
+
+def test_expand_runs_gives_each_token_its_vector():
+    from argen.models.transformer import expand_runs
+
+    v = torch.randn(2, 4, 3)
+    got = expand_runs(v, ((1, 5), (3, 2)))  # vector 0 for 5 tokens, then vectors 1, 2, 3 for 2 each
+    index = torch.tensor([0] * 5 + [1, 1, 2, 2, 3, 3])
+    assert torch.equal(got, v[:, index])
+
+
+def test_adaln_blocks_start_as_the_identity_and_then_follow_their_conditioning():
+    cfg = TransformerConfig(vocab_size=50, n_layer=2, n_head=2, d_model=16, adaln=True)
+    m = Transformer(cfg).eval()
+    h = torch.randn(2, 6, 16)
+    runs = ((1, 2), (2, 2))  # a prefix vector for two tokens, then two vectors for two tokens each
+    cond = torch.randn(2, 3, 16)
+    with torch.no_grad():
+        out = m(None, embeds=h, head=False, mod=(cond, runs))
+        assert torch.allclose(out, m.norm(h), atol=1e-6)  # adaLN-Zero: every branch gated off
+        for name, p in m.named_parameters():
+            if ".ada." in name:
+                torch.nn.init.normal_(p, std=0.1)
+        a = m(None, embeds=h, head=False, mod=(cond, runs))
+        other = cond.clone()
+        other[:, 2] += 1.0  # change the vector of the last two tokens only
+        b = m(None, embeds=h, head=False, mod=(other, runs))
+    assert not torch.allclose(a, m.norm(h), atol=1e-3)
+    assert torch.allclose(a[:, :4], b[:, :4], atol=1e-6)  # causal: earlier tokens cannot see it
+    assert not torch.allclose(a[:, 4:], b[:, 4:], atol=1e-3)
+    with pytest.raises(ValueError, match="adaLN models need mod"):
+        m(None, embeds=h, head=False)

@@ -102,18 +102,20 @@ def test_object_balance_needs_a_foreground_weight(tmp_path):
         VideoTask(load_train_recipe(p))
 
 
-def tiny_dit():
+def tiny_dit(adaln: bool = False):
     from argen.models.video_dit import VideoDiT, VideoModelConfig
 
     torch.manual_seed(0)
-    model = VideoDiT(VideoModelConfig(backbone={"n_layer": 2, "n_head": 2, "d_model": 32}, max_frames=16)).eval()
+    model = VideoDiT(VideoModelConfig(backbone={"n_layer": 2, "n_head": 2, "d_model": 32, "adaln": adaln},
+                                      max_frames=16)).eval()
     for p in model.parameters():  # the head starts at zero: give every weight a value
         torch.nn.init.normal_(p, std=0.1)
     return model
 
 
-def test_clean_copy_pass_equals_denoising_each_block_after_its_clean_context():
-    model = tiny_dit()
+@pytest.mark.parametrize("adaln", [False, True])
+def test_clean_copy_pass_equals_denoising_each_block_after_its_clean_context(adaln):
+    model = tiny_dit(adaln)
     b, f, fb = 2, 8, 2
     g = torch.Generator().manual_seed(3)
     text = torch.randint(1, 10, (b, 12), generator=g)

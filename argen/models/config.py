@@ -70,6 +70,10 @@ class TransformerConfig(DictConfig):
     block_size: int = 1  # 1: causal; >1: bidirectional inside blocks, causal across them
     block_sizes: list[int] | None = None  # uneven blocks (e.g. VAR scales 1, 4, 16, 64); repeats the last
     dropout: float = 0.0
+    # adaLN-Zero (DiT): every block scales and shifts its two norms and gates its two branches by
+    # a linear map of a per-token conditioning vector (a diffusion model's noise time), the map
+    # zero at initialisation; the caller passes the vectors (see Transformer.forward's ``mod``)
+    adaln: bool = False
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes (tokenizer, origin)
 
     def __post_init__(self) -> None:

@@ -28,6 +28,16 @@ def rope_freqs(cfg: TransformerConfig) -> torch.Tensor | None:
     return rope_inv_freq(cfg.head_dim // 2 if cfg.rope_grid else cfg.head_dim, cfg.rope_theta, cfg.rope_scaling)
 
 
+def expand_runs(v: torch.Tensor, runs: tuple[tuple[int, int], ...]) -> torch.Tensor:
+    """Vectors (B, U, C) -> one per token (B, T, C): ``runs`` ((n, k), ...) say that the next n
+    vectors are each held by k consecutive tokens (an expand, whose backward is a sum)."""
+    out, i = [], 0
+    for n, k in runs:
+        out.append(v[:, i:i + n, None].expand(-1, -1, k, -1).flatten(1, 2))
+        i += n
+    return torch.cat(out, dim=1) if len(out) > 1 else out[0]
+
+
 class RMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float) -> None:
         super().__init__()
@@ -98,10 +108,18 @@ class Block(nn.Module):
         self.mlp_norm = make_norm(cfg)
         self.mlp = MLP(cfg)
         self.drop = nn.Dropout(cfg.dropout)
+        self.ada = nn.Linear(cfg.d_model, 6 * cfg.d_model) if cfg.adaln else None
 
-    def forward(self, x, rope, mask, cache, slots):
-        x = x + self.drop(self.attn(self.attn_norm(x), rope, mask, cache, slots))
-        return x + self.drop(self.mlp(self.mlp_norm(x)))
+    def forward(self, x, rope, mask, cache, slots, mod=None):
+        if mod is None:
+            x = x + self.drop(self.attn(self.attn_norm(x), rope, mask, cache, slots))
+            return x + self.drop(self.mlp(self.mlp_norm(x)))
+        cond, runs = mod  # (B, U, C) distinct vectors, and the tokens holding each (see expand_runs)
+        shift1, scale1, gate1, shift2, scale2, gate2 = expand_runs(self.ada(cond), runs).chunk(6, dim=-1)
+        h = self.attn_norm(x) * (1 + scale1) + shift1
+        x = x + gate1 * self.drop(self.attn(h, rope, mask, cache, slots))
+        h = self.mlp_norm(x) * (1 + scale2) + shift2
+        return x + gate2 * self.drop(self.mlp(h))
 
 
 class Transformer(nn.Module):
@@ -137,6 +155,8 @@ class Transformer(nn.Module):
             if name.endswith(("o_proj.weight", "down_proj.weight")):
                 # residual branches start small so the stream's variance stays ~1 with depth
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
+            elif ".ada." in name:
+                nn.init.zeros_(p)  # adaLN-Zero: every block starts as the identity
 
     @staticmethod
     def _init_weights(m: nn.Module) -> None:
@@ -225,9 +245,14 @@ class Transformer(nn.Module):
     def forward(self, idx: torch.Tensor | None, pos: torch.Tensor | None = None, cache: KVCache | None = None,
                 prefix: torch.Tensor | None = None, num_logits: int | None = None,
                 embeds: torch.Tensor | None = None, head: bool = True,
-                attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+                attn_mask: torch.Tensor | None = None,
+                mod: tuple[torch.Tensor, tuple[tuple[int, int], ...]] | None = None) -> torch.Tensor:
         """``attn_mask`` (B, 1, T, T) bool, without a cache, replaces the mask derived from positions
-        (a layout the positions cannot express, e.g. a clean copy of a noisy sequence)."""
+        (a layout the positions cannot express, e.g. a clean copy of a noisy sequence). ``mod``, for
+        ``cfg.adaln``: conditioning vectors (B, U, C) and the runs of tokens (prefix included)
+        that hold them, as :func:`expand_runs` reads them."""
+        if (mod is not None) != self.cfg.adaln:
+            raise ValueError("adaLN models need mod (conditioning vectors), others take none")
         c = self.cfg
         h = self.embed_inputs(idx) if embeds is None else embeds  # (B, T, C): ids and/or features, or vectors (latents)
         if prefix is not None:
@@ -258,7 +283,7 @@ class Transformer(nn.Module):
         else:
             mask = self.attention_mask(pos, pos)
         for block in self.layers:
-            h = block(h, rope, mask, cache, slots)
+            h = block(h, rope, mask, cache, slots, mod)
         if num_logits is not None:
             h = h[:, -num_logits:]
         h = self.norm(h)

@@ -7,7 +7,9 @@ time ``t`` (0 clean, 1 pure noise), added to its tokens through a sinusoidal emb
 sequence can hold clean context blocks and a noisy block being denoised. The backbone is the
 engine's :class:`~argen.models.transformer.Transformer` (RoPE over token positions, so the KV
 cache can slide); this module adds the patch embedding, a learned position inside the frame,
-the time embedding and the velocity head.
+the time embedding and the velocity head. With ``backbone.adaln`` the times also modulate every
+block (DiT's adaLN-Zero: per-frame scale, shift and gate, the caption a learned vector of its
+own) and the head's input, where otherwise they only enter through the tokens.
 
 Flow matching (rectified flow): ``x_t = (1 - t) x0 + t eps``, the model predicts
 ``v = eps - x0`` (the convention of diffusers' ``FlowMatchEulerDiscreteScheduler``).
@@ -23,7 +25,7 @@ from torch import nn
 
 from argen.models.config import DictConfig, TransformerConfig
 from argen.models.kv_cache import KVCache
-from argen.models.transformer import Transformer
+from argen.models.transformer import Transformer, expand_runs
 
 
 @dataclass
@@ -75,6 +77,11 @@ class VideoDiT(nn.Module):
         self.head = nn.Linear(d, cfg.patch_dim)
         nn.init.zeros_(self.head.weight)  # start by predicting zero velocity
         nn.init.zeros_(self.head.bias)
+        if self.backbone.cfg.adaln:  # adaLN-Zero: the caption's conditioning vector, and the head's modulation
+            self.prompt_mod = nn.Parameter(torch.zeros(d))
+            self.final_ada = nn.Linear(d, 2 * d)
+            nn.init.zeros_(self.final_ada.weight)
+            nn.init.zeros_(self.final_ada.bias)
 
     # --- layout -----------------------------------------------------------------------------
     def patchify(self, x: torch.Tensor) -> torch.Tensor:
@@ -103,15 +110,40 @@ class VideoDiT(nn.Module):
         b, f = x.shape[:2]
         h = self.patch_in(self.patchify(x))  # (B, F*tpf, d)
         h = h.view(b, f, self.cfg.tokens_per_frame, -1) + self.frame_pos
-        h = h + self.time_mlp(time_embedding(t, 128))[:, :, None, :]  # (B, F, 1, d)
+        h = h + self.time_cond(t)[:, :, None, :]  # (B, F, 1, d)
         return h.reshape(b, f * self.cfg.tokens_per_frame, -1)
+
+    def time_cond(self, t: torch.Tensor) -> torch.Tensor:
+        """Per-frame times (B, F) -> their conditioning vectors (B, F, d)."""
+        return self.time_mlp(time_embedding(t, 128))
+
+    def modulation(self, b: int, prompt: bool, *times: torch.Tensor) -> tuple[torch.Tensor, tuple] | None:
+        """The backbone's adaLN conditioning (None without adaLN) for a pass over the caption (when
+        ``prompt``) then runs of frames at times (B, F) each: one vector per frame, shared by its
+        tokens, and one learned vector for the caption."""
+        if not self.backbone.cfg.adaln:
+            return None
+        rows, runs = [], []
+        if prompt:
+            rows.append(self.prompt_mod.expand(b, 1, -1))
+            runs.append((1, self.cfg.prompt_len))
+        for t in times:
+            rows.append(self.time_cond(t))
+            runs.append((t.shape[1], self.cfg.tokens_per_frame))
+        return nn.functional.silu(torch.cat([r.float() for r in rows], dim=1)), tuple(runs)
 
     def embed_prompt(self, text: torch.Tensor) -> torch.Tensor:
         """Caption word ids (B, prompt_len) -> (B, prompt_len, d)."""
         return self.backbone.embed(text)
 
-    def velocity(self, hidden: torch.Tensor, frames: int) -> torch.Tensor:
-        return self.unpatchify(self.head(hidden), frames)
+    def velocity(self, hidden: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Final hidden states of frames at times t (B, F) -> velocity (B, F, C, H, W); with adaLN the
+        times scale and shift them first (DiT's final layer)."""
+        if self.backbone.cfg.adaln:
+            mod = self.final_ada(nn.functional.silu(self.time_cond(t)))  # (B, F, 2d)
+            shift, scale = expand_runs(mod, ((t.shape[1], self.cfg.tokens_per_frame),)).chunk(2, dim=-1)
+            hidden = hidden * (1 + scale) + shift
+        return self.unpatchify(self.head(hidden), t.shape[1])
 
     # --- passes -------------------------------------------------------------------------------
     def forward(self, text: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -120,11 +152,10 @@ class VideoDiT(nn.Module):
         text (B, P) ids; x (B, F, C, H, W) latents (noisy where t > 0); t (B, F) times, equal
         within each block. Returns the velocity prediction (B, F, C, H, W).
         """
-        f = x.shape[1]
         h = torch.cat([self.embed_prompt(text), self.embed_frames(x, t)], dim=1)
         pos = torch.arange(h.shape[1], device=h.device).expand(h.shape[0], -1)
-        out = self.backbone(None, pos=pos, embeds=h, head=False)
-        return self.velocity(out[:, self.cfg.prompt_len:], f)
+        out = self.backbone(None, pos=pos, embeds=h, head=False, mod=self.modulation(x.shape[0], True, t))
+        return self.velocity(out[:, self.cfg.prompt_len:], t)
 
     def clean_copy_mask(self, frames: int, device=None) -> torch.Tensor:
         """The attention mask (1, 1, T, T) of :meth:`forward_clean_copy`'s sequence (caption, clean
@@ -153,8 +184,9 @@ class VideoDiT(nn.Module):
         h = torch.cat([self.embed_prompt(text), self.embed_frames(x0, t0), self.embed_frames(x, t)], dim=1)
         pos = torch.arange(self.cfg.prompt_len + f * self.cfg.tokens_per_frame, device=h.device)
         pos = torch.cat([pos, pos[self.cfg.prompt_len:]]).expand(b, -1)
-        out = self.backbone(None, pos=pos, embeds=h, head=False, attn_mask=self.clean_copy_mask(f, h.device))
-        return self.velocity(out[:, self.cfg.prompt_len + f * self.cfg.tokens_per_frame:], f)
+        out = self.backbone(None, pos=pos, embeds=h, head=False, attn_mask=self.clean_copy_mask(f, h.device),
+                            mod=self.modulation(b, True, t0, t))
+        return self.velocity(out[:, self.cfg.prompt_len + f * self.cfg.tokens_per_frame:], t)
 
     def new_cache(self, batch: int, context_frames: int) -> KVCache:
         """A cache for the caption plus ``context_frames`` frames plus the block being denoised."""
@@ -166,7 +198,7 @@ class VideoDiT(nn.Module):
         """Write the caption (B, P) into an empty cache."""
         b = text.shape[0]
         pos = torch.arange(self.cfg.prompt_len, device=text.device).expand(b, -1)
-        self.backbone(None, pos=pos, cache=cache, embeds=self.embed_prompt(text), head=False)
+        self.backbone(None, pos=pos, cache=cache, embeds=self.embed_prompt(text), head=False, mod=self.modulation(b, True))
 
     def cached_block(self, x: torch.Tensor, t: torch.Tensor, cache: KVCache, pos: torch.Tensor,
                      commit: bool) -> torch.Tensor:
@@ -177,10 +209,11 @@ class VideoDiT(nn.Module):
         Returns the velocity (B, Fb, C, H, W).
         """
         length = cache.length
-        out = self.backbone(None, pos=pos, cache=cache, embeds=self.embed_frames(x, t), head=False)
+        out = self.backbone(None, pos=pos, cache=cache, embeds=self.embed_frames(x, t), head=False,
+                            mod=self.modulation(x.shape[0], False, t))
         if not commit:
             cache.truncate(length)
-        return self.velocity(out, x.shape[1])
+        return self.velocity(out, t)
 
 
 def load_video_dir(path) -> tuple[VideoDiT, dict]:
