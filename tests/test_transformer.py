@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from argen.models.config import TransformerConfig
+from argen.models.rope import apply_rope
 from argen.models.transformer import Transformer
 from conftest import tiny_model
 
@@ -154,3 +155,25 @@ def test_adaln_blocks_start_as_the_identity_and_then_follow_their_conditioning()
     assert not torch.allclose(a[:, 4:], b[:, 4:], atol=1e-3)
     with pytest.raises(ValueError, match="adaLN models need mod"):
         m(None, embeds=h, head=False)
+
+
+def test_3d_rope_scores_depend_on_frame_and_grid_offsets_only():
+    start, width = 3, 4  # three caption tokens, then frames of a 4 x 4 token grid
+    model = Transformer(TransformerConfig(vocab_size=8, n_layer=1, n_head=2, d_model=32, rope_grid=width,
+                                          rope_frame=width * width, rope_grid_start=start))
+    q, k = torch.randn(1, 1, 1, 16), torch.randn(1, 1, 1, 16)
+
+    def at(f, r, c):
+        return torch.tensor([[start + (f * width + r) * width + c]])
+
+    def score(pa, pb):
+        return (apply_rope(q, *model.rope(pa, torch.float32)) * apply_rope(k, *model.rope(pb, torch.float32))).sum()
+
+    same = score(at(3, 2, 1), at(1, 1, 3))
+    assert torch.allclose(same, score(at(5, 3, 1), at(3, 2, 3)), atol=1e-5)  # offset (2, 1, -2) again
+    for other in [at(2, 1, 3), at(1, 2, 3), at(1, 1, 2)]:  # another frame, row or column
+        assert not torch.allclose(same, score(at(3, 2, 1), other), atol=1e-3)
+    # a caption token sits at time p, row and column 0: the first frame is the next time step
+    assert torch.allclose(score(at(0, 0, 0), torch.tensor([[start - 1]])), score(at(1, 0, 0), at(0, 0, 0)), atol=1e-5)
+    with pytest.raises(ValueError, match="3D RoPE"):
+        TransformerConfig(n_head=2, d_model=32, rope_frame=16)

@@ -47,6 +47,9 @@ class TransformerConfig(DictConfig):
     rope_grid: int | None = None
     rope_grid_start: int = 0
     rope_cond: Literal["identity", "zero"] = "identity"
+    # 3D RoPE over (time, row, column) for video: tokens per frame, with rope_grid its width and
+    # rope_grid_start the first frame token (see rope.rope_video_cos_sin); None: off.
+    rope_frame: int | None = None
     norm: Literal["rmsnorm", "layernorm"] = "rmsnorm"
     norm_eps: float = 1e-5
     mlp: Literal["swiglu", "gelu", "gelu_tanh"] = "swiglu"
@@ -98,6 +101,9 @@ class TransformerConfig(DictConfig):
             raise ValueError("block_sizes must be a non-empty list of positive sizes")
         if self.rope_grid is not None and (self.rope_grid < 1 or self.head_dim % 4):
             raise ValueError("2D RoPE needs rope_grid >= 1 and head_dim divisible by 4")
+        if self.rope_frame is not None and (self.rope_grid is None or self.rope_frame % self.rope_grid
+                                            or self.head_dim % 8):
+            raise ValueError("3D RoPE needs rope_grid, rope_frame a multiple of it and head_dim divisible by 8")
 
     @property
     def causal(self) -> bool:

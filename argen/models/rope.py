@@ -77,3 +77,35 @@ def rope_grid_cos_sin(pos: torch.Tensor, inv_freq: torch.Tensor, width: int, sta
         outside = (pos < start)[:, None, :, None]  # (B, 1, T, 1)
         cos, sin = cos.masked_fill(outside, 0.0), sin.masked_fill(outside, 0.0)
     return cos.to(dtype), sin.to(dtype)
+
+
+def rope_video_freqs(head_dim: int, theta: float) -> torch.Tensor:
+    """Inverse frequencies for :func:`rope_video_cos_sin`: (3 * head_dim // 8,), the time axis's
+    ``head_dim // 4`` (the 1D frequencies of a head half as wide) then the ``head_dim // 8`` that
+    rows and columns share (those of a head a quarter as wide)."""
+    return torch.cat([rope_inv_freq(head_dim // 2, theta), rope_inv_freq(head_dim // 4, theta)])
+
+
+def rope_video_cos_sin(pos: torch.Tensor, inv_freq: torch.Tensor, frame_tokens: int, width: int, start: int,
+                       dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """3D RoPE over (time, row, column), as video transformers use (the axial split of Qwen2-VL's
+    M-RoPE): cos and sin, each ``(B, 1, T, head_dim)``, for 1D sequence positions ``pos`` (B, T).
+
+    Position ``p >= start`` is frame ``(p - start) // frame_tokens`` at time ``start + frame``,
+    its grid cell ``divmod((p - start) % frame_tokens, width)``; a position below ``start`` (a
+    caption token) is time ``p``, row and column 0. Half of the rotary pairs turn with time, a
+    quarter each with row and column (``inv_freq`` from :func:`rope_video_freqs`). So a query and
+    a key score by their (frame, row, column) offsets, and a shift of whole frames turns only the
+    time pairs: a sliding cache re-indexes its keys as with 1D RoPE.
+    """
+    n_time = 2 * inv_freq.shape[0] // 3
+    rel = pos - start
+    inside = rel >= 0
+    cell = torch.where(inside, rel % frame_tokens, torch.zeros_like(rel))
+    time = torch.where(inside, start + torch.div(rel, frame_tokens, rounding_mode="floor"), pos)
+    row, col = torch.div(cell, width, rounding_mode="floor"), cell % width
+    f_t, f_s = inv_freq[:n_time], inv_freq[n_time:]
+    ang = torch.cat([time.to(torch.float32)[..., None] * f_t, row.to(torch.float32)[..., None] * f_s,
+                     col.to(torch.float32)[..., None] * f_s], dim=-1)  # (B, T, hd/2)
+    ang = torch.cat([ang, ang], dim=-1)[:, None]  # (B, 1, T, hd)
+    return ang.cos().to(dtype), ang.sin().to(dtype)

@@ -17,14 +17,17 @@ from torch import nn
 
 from argen.models.config import TransformerConfig
 from argen.models.kv_cache import KVCache
-from argen.models.rope import apply_rope, rope_cos_sin, rope_grid_cos_sin, rope_inv_freq
+from argen.models.rope import (apply_rope, rope_cos_sin, rope_grid_cos_sin, rope_inv_freq, rope_video_cos_sin,
+                               rope_video_freqs)
 
 
 def rope_freqs(cfg: TransformerConfig) -> torch.Tensor | None:
     """The model's RoPE inverse frequencies: (head_dim // 2,), or (head_dim // 4,) per grid axis
-    with 2D RoPE; None without RoPE."""
+    with 2D RoPE; (3 * head_dim // 8,) with 3D RoPE; None without RoPE."""
     if cfg.pos_emb != "rope":
         return None
+    if cfg.rope_frame:
+        return rope_video_freqs(cfg.head_dim, cfg.rope_theta)
     return rope_inv_freq(cfg.head_dim // 2 if cfg.rope_grid else cfg.head_dim, cfg.rope_theta, cfg.rope_scaling)
 
 
@@ -211,10 +214,13 @@ class Transformer(nn.Module):
         return self.embed_ids(inputs)
 
     def rope(self, pos: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """cos, sin (B, 1, T, head_dim) for positions (B, T): 1D, or 2D over ``cfg.rope_grid``."""
+        """cos, sin (B, 1, T, head_dim) for positions (B, T): 1D, 2D over ``cfg.rope_grid`` or
+        3D over frames of ``cfg.rope_frame`` tokens."""
         c = self.cfg
         if self.inv_freq is None:
             return None
+        if c.rope_frame:
+            return rope_video_cos_sin(pos, self.inv_freq, c.rope_frame, c.rope_grid, c.rope_grid_start, dtype)
         if c.rope_grid:
             return rope_grid_cos_sin(pos, self.inv_freq, c.rope_grid, c.rope_grid_start, c.rope_cond, dtype)
         return rope_cos_sin(pos, self.inv_freq, dtype)

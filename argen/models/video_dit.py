@@ -38,6 +38,9 @@ class VideoModelConfig(DictConfig):
     text_vocab: int = 32  # caption word ids (0: padding)
     max_frames: int = 64  # frames one training sequence or recompute reference may hold
     backbone: dict = field(default_factory=lambda: {"n_layer": 4, "n_head": 4, "d_model": 192})
+    # "1d": RoPE over token positions (the caption, then frame after frame); "3d": over each frame
+    # token's (time, row, column), so attention scores see frame and grid offsets directly
+    rope: str = "1d"
 
     @property
     def tokens_per_frame(self) -> int:
@@ -52,8 +55,13 @@ class VideoModelConfig(DictConfig):
         return self.latent_channels * self.patch**2
 
     def backbone_config(self) -> TransformerConfig:
+        if self.rope not in ("1d", "3d"):
+            raise ValueError(f"video rope must be '1d' or '3d', not {self.rope!r}")
+        grid = {"rope_grid": self.latent_size // self.patch, "rope_frame": self.tokens_per_frame,
+                "rope_grid_start": self.prompt_len} if self.rope == "3d" else {}
         return TransformerConfig(vocab_size=self.text_vocab, prefix_len=self.prompt_len, block_size=self.tokens_per_block,
-                                 max_seq_len=self.prompt_len + self.max_frames * self.tokens_per_frame, **self.backbone)
+                                 max_seq_len=self.prompt_len + self.max_frames * self.tokens_per_frame, **grid,
+                                 **self.backbone)
 
 
 def time_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:

@@ -139,7 +139,8 @@ def extend(model, text: torch.Tensor, context: torch.Tensor | None, new_frames: 
     def make_room() -> None:
         nonlocal slot
         if use_cache and cache.length + blk > cache.capacity:
-            cache.evict(blk, cfg.prompt_len + sink_blocks * blk, model.backbone.inv_freq)
+            bb = model.backbone
+            cache.evict(blk, cfg.prompt_len + sink_blocks * blk, bb.inv_freq, bb.rope if bb.cfg.rope_frame else None)
             slot -= 1
 
     def window() -> torch.Tensor:
