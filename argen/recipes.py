@@ -156,6 +156,9 @@ class TrainLoop(Strict):
     # fine-tuning: a model (registered name, checked against its sha256, or a folder) whose
     # model.safetensors starts the training; its tensors must fit the recipe's model: section
     init: str | None = None
+    # an exponential moving average of the weights with this decay (e.g. 0.999) is what is
+    # evaluated, kept and saved, as diffusion models are usually sampled (DDPM, DiT); None: off
+    ema: float | None = Field(None, gt=0, lt=1)
 
 
 def _dataset_of(v: Any) -> str:

@@ -1,7 +1,8 @@
 """One trainer for every modality, driven by a recipe (see :mod:`argen.recipes`).
 
 A task supplies the model config, training batches and an evaluation; the loop (AdamW, warmup
-plus cosine schedule, bf16 autocast, gradient clipping, best-checkpoint keeping) is shared.
+plus cosine schedule, bf16 autocast, gradient clipping, an optional moving average of the weights,
+best-checkpoint keeping) is shared.
 """
 
 from __future__ import annotations
@@ -64,6 +65,29 @@ def init_state(name_or_path: str, model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: state[k].to(v.dtype) for k, v in own.items()}
 
 
+class WeightAverage:
+    """An exponential moving average of a model's floating-point weights (``train.ema``), kept in
+    float32. Update ``n`` uses decay ``min(decay, (1 + n) / (10 + n))``, so the first updates are
+    not held near the random initialisation (the warm-up of TensorFlow's ExponentialMovingAverage)."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.updates = 0
+        self.shadow = {k: v.detach().float().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for k, v in model.state_dict().items():
+            if k in self.shadow:
+                self.shadow[k].lerp_(v.float(), 1 - d)
+
+    def state(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        """The model's state dict with the averaged weights, in the model's dtypes."""
+        return {k: self.shadow[k].to(v.dtype) if k in self.shadow else v.clone() for k, v in model.state_dict().items()}
+
+
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -80,6 +104,7 @@ def train(recipe: TrainRecipe, out: Path, recipe_path: str = "", quiet: bool = F
         model.load_state_dict(init_state(t.init, model))
     opt = make_optimizer(model, t)
     dtype = getattr(torch, t.dtype)
+    ema = WeightAverage(model, t.ema) if t.ema else None
     gen = torch.Generator().manual_seed(t.seed)
     history, best, best_state, best_step = [], float("inf"), None, 0
     start = time.time()
@@ -92,15 +117,23 @@ def train(recipe: TrainRecipe, out: Path, recipe_path: str = "", quiet: bool = F
         if step % t.eval_every == 0 or last:
             model.eval()
             with torch.no_grad():
-                val = task.quick_val_loss(model, t.eval_batches, t.batch_size, dtype)
-            model.train()
+                val = raw_val = task.quick_val_loss(model, t.eval_batches, t.batch_size, dtype)
+                if ema:  # the averaged weights are the ones scored and kept
+                    raw_state = copy.deepcopy(model.state_dict())
+                    model.load_state_dict(ema.state(model))
+                    val = task.quick_val_loss(model, t.eval_batches, t.batch_size, dtype)
             minutes = (time.time() - start) / 60
-            history.append({"step": step, "val_loss": round(val, 4), "minutes": round(minutes, 2)})
+            history.append({"step": step, "val_loss": round(val, 4), **({"raw_val_loss": round(raw_val, 4)} if ema else {}),
+                            "minutes": round(minutes, 2)})
             if not quiet:
-                log(f"step {step:5d}  val {val:.4f}  lr {lr_at(step, t):.2e}  {minutes:.1f} min")
+                raw_note = f" (raw weights {raw_val:.4f})" if ema else ""
+                log(f"step {step:5d}  val {val:.4f}{raw_note}  lr {lr_at(step, t):.2e}  {minutes:.1f} min")
             if val < best:
                 best, best_step = val, step
                 best_state = copy.deepcopy(model.state_dict())
+            if ema:
+                model.load_state_dict(raw_state)
+            model.train()
         if last:
             break
         for group in opt.param_groups:
@@ -113,12 +146,15 @@ def train(recipe: TrainRecipe, out: Path, recipe_path: str = "", quiet: bool = F
             torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
         opt.step()
         opt.zero_grad(set_to_none=True)
+        if ema:
+            ema.update(model)
     minutes = (time.time() - start) / 60
     store = getattr(torch, t.save_dtype)  # score the weights as they will be stored
     model.load_state_dict({k: v.to(store).to(v.dtype) if v.is_floating_point() else v for k, v in best_state.items()})
     model.eval()
     metrics = task.final_metrics(model)
-    summary = {"recipe": recipe_path, **({"init": t.init} if t.init else {}), "steps": step, "best_step": best_step,
+    summary = {"recipe": recipe_path, **({"init": t.init} if t.init else {}), **({"ema": t.ema} if t.ema else {}),
+               "steps": step, "best_step": best_step,
                "minutes": round(minutes, 1), "threads": torch.get_num_threads(), "params": num_params(model),
                "best_val_loss": round(best, 4), **metrics}
     out = Path(out)
@@ -127,6 +163,10 @@ def train(recipe: TrainRecipe, out: Path, recipe_path: str = "", quiet: bool = F
     write_text_atomic(out / "train_log.json", json.dumps({"summary": summary, "history": history}, indent=1) + "\n")
     write_text_atomic(out / "README.md", model_card(recipe, summary, recipe_path, task.card(summary)))
     return summary
+
+
+def ema_note(s: dict) -> str:
+    return f", the moving average of the weights (decay {s['ema']})" if s.get("ema") else ""
 
 
 def num_params(model: nn.Module) -> int:
@@ -140,7 +180,7 @@ def model_card(recipe: TrainRecipe, s: dict, recipe_path: str, task_lines: str) 
 
 - Architecture: {s['params'] / 1e6:.2f}M parameters; config in config.json.
 - Trained by: `argen train {recipe.task} --recipe {recipe_path}` ({s['steps']} steps{', from ' + s['init'] if s.get('init') else ''},
-  {s['minutes']} minutes on {s['threads']} CPU thread{'s' if s['threads'] != 1 else ''}; best checkpoint at step {s['best_step']}).
+  {s['minutes']} minutes on {s['threads']} CPU thread{'s' if s['threads'] != 1 else ''}; best checkpoint at step {s['best_step']}{ema_note(s)}).
 {task_lines.rstrip()}
 - Licence: weights trained by the argen authors; data licence as stated in the data's README.
 """

@@ -101,3 +101,37 @@ def test_broken_yaml_is_one_line(tmp_path):
     p.write_text("task: text\n  name: [oops\n")
     with pytest.raises(ArgenError, match="invalid YAML"):
         load_train_recipe(p)
+
+
+def test_weight_average_follows_its_formula():
+    import torch
+
+    from argen.train import WeightAverage
+
+    model = torch.nn.Linear(2, 1)
+    start = model.weight.detach().clone()
+    avg = WeightAverage(model, decay=0.5)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    avg.update(model)  # decay min(0.5, 2 / 11): the first update moves most of the way
+    expect = start + (1 - 2 / 11) * (1.0 - start)
+    assert torch.allclose(avg.state(model)["weight"], expect)
+    for _ in range(30):
+        avg.update(model)
+    assert torch.allclose(avg.state(model)["weight"], torch.ones(1, 2), atol=1e-6)
+
+
+def test_ema_weights_are_scored_kept_and_saved(cli, tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(CORPUS)
+    out = tmp_path / "model"
+    code, _, err = cli("train", "text", "--recipe", write_recipe(tmp_path, corpus, ema=0.9), "-o", out)
+    assert code == 0, err
+    log = json.loads((out / "train_log.json").read_text())
+    best = next(h for h in log["history"] if h["step"] == log["summary"]["best_step"])
+    assert best["val_loss"] == log["summary"]["best_val_loss"]
+    assert abs(best["raw_val_loss"] - best["val_loss"]) > 1e-3  # the average is not the raw weights
+    code, stdout, err = cli("eval", "text", "--model", out, "--data", corpus, "--json")
+    assert code == 0, err
+    assert abs(json.loads(stdout)["val_loss"] - log["summary"]["val_loss"]) < 1e-3  # what was saved is what scored
+    assert log["summary"]["ema"] == 0.9 and "moving average of the weights (decay 0.9)" in (out / "README.md").read_text()
