@@ -79,7 +79,7 @@ def test_evicted_cache_equals_recomputing_the_window():
     with torch.no_grad():
         cache = m.new_cache(2, 14)
         m(x[:, :10], cache=cache)
-        shift = cache.evict(4, 0, m.inv_freq)
+        shift = cache.evict(4, 0, m.rope)
         assert shift.tolist() == [4, 4]
         out = m(x[:, 10:], pos=torch.arange(6, 10).expand(2, 4), cache=cache)
         ref = m(x[:, 4:])[:, -4:]
@@ -92,7 +92,7 @@ def test_attention_sink_keeps_first_tokens():
     with torch.no_grad():
         cache = m.new_cache(1, 12)
         m(x[:, :10], cache=cache)
-        cache.evict(3, 2, m.inv_freq)  # keep 0,1 then 5..9
+        cache.evict(3, 2, m.rope)  # keep 0,1 then 5..9
         out = m(x[:, 10:], cache=cache, pos=torch.tensor([[7, 8]]))
         kept = torch.cat([x[:, :2], x[:, 5:]], 1)
         ref = m(kept)[:, -2:]

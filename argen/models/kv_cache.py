@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import torch
 
-from argen.models.rope import apply_rope, rope_cos_sin
+from argen.models.rope import apply_rope
 
 
 class KVCache:
@@ -66,40 +66,32 @@ class KVCache:
             if length == 0:
                 self.padded = False
 
-    def evict(self, n_drop: int, n_sink: int, inv_freq: torch.Tensor | None,
-              rope_at: Callable[[torch.Tensor, torch.dtype], tuple[torch.Tensor, torch.Tensor]] | None = None,
-              ) -> torch.Tensor:
+    def evict(self, n_drop: int, n_sink: int,
+              rope_at: Callable[[torch.Tensor, torch.dtype], tuple[torch.Tensor, torch.Tensor] | None]) -> torch.Tensor:
         """Drop ``n_drop`` slots after the first ``n_sink`` and slide the rest down.
 
-        Each row's moved keys are re-rotated back by the number of real (non-padding) tokens it
-        lost, so its positions stay contiguous (the sliding-window / attention-sink cache).
-        ``inv_freq`` is the model's RoPE frequencies; a model without RoPE cannot be slid. With
-        ``rope_at`` (positions, dtype -> cos, sin, e.g. :meth:`Transformer.rope`) a key is turned
-        back by its old position's angles and on by its new one's, for RoPE that is not 1D.
+        Each row's moved keys are re-indexed back by the number of real (non-padding) tokens it
+        lost, so its positions stay contiguous (the sliding-window / attention-sink cache): a key
+        is turned back by its old position's RoPE angles and on by its new one's, which holds for
+        any RoPE layout (1D, or 3D over frames). ``rope_at`` (positions, dtype -> cos, sin, or None
+        without RoPE) is the model's :meth:`Transformer.rope`; a model without RoPE cannot be slid.
         Returns that per-row shift (B,): the caller lowers its next positions by it.
         """
-        if inv_freq is None:
-            raise ValueError("only a RoPE model's cache can slide (learned positions are absolute)")
         start, end = n_sink + n_drop, self.length
         if n_drop <= 0 or start > end:
             raise ValueError(f"cannot drop {n_drop} slots after {n_sink} sink slots from {end} used")
         n_move = end - start
         shift = (self.pos[:, n_sink:start] >= 0).sum(dim=1)  # (B,) real tokens dropped per row
+        old = self.pos[:, start:end].clamp(min=0)  # padded slots stay unreadable whatever they hold
+        before, after = rope_at(old, torch.float32), rope_at((old - shift[:, None]).clamp(min=0), torch.float32)
+        if before is None:
+            raise ValueError("only a RoPE model's cache can slide (learned positions are absolute)")
         dst = slice(n_sink, n_sink + n_move)
-        offsets = (-shift)[:, None].expand(self.batch, n_move)  # (B, n_move)
-        if rope_at is not None:
-            old = self.pos[:, start:end].clamp(min=0)  # padded slots stay unreadable whatever they hold
-            (old_cos, old_sin), (new_cos, new_sin) = (rope_at(old, torch.float32),
-                                                      rope_at((old - shift[:, None]).clamp(min=0), torch.float32))
         for layer in range(len(self.k)):
             self.v[layer][:, :, dst] = self.v[layer][:, :, start:end].clone()
             moved = self.k[layer][:, :, start:end]
-            if rope_at is None:
-                cos, sin = rope_cos_sin(offsets, inv_freq.to(moved.device), moved.dtype)
-                self.k[layer][:, :, dst] = apply_rope(moved, cos, sin)
-            else:
-                back = apply_rope(moved.float(), old_cos, -old_sin)
-                self.k[layer][:, :, dst] = apply_rope(back, new_cos, new_sin).to(moved.dtype)
+            back = apply_rope(moved.float(), before[0], -before[1])
+            self.k[layer][:, :, dst] = apply_rope(back, *after).to(moved.dtype)
         moved_pos = self.pos[:, start:end]
         self.pos[:, dst] = torch.where(moved_pos >= 0, moved_pos - shift[:, None], moved_pos)
         self.pos[:, n_sink + n_move :] = -1

@@ -139,8 +139,7 @@ def extend(model, text: torch.Tensor, context: torch.Tensor | None, new_frames: 
     def make_room() -> None:
         nonlocal slot
         if use_cache and cache.length + blk > cache.capacity:
-            bb = model.backbone
-            cache.evict(blk, cfg.prompt_len + sink_blocks * blk, bb.inv_freq, bb.rope if bb.cfg.rope_frame else None)
+            cache.evict(blk, cfg.prompt_len + sink_blocks * blk, model.backbone.rope)
             slot -= 1
 
     def window() -> torch.Tensor:

@@ -143,7 +143,7 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int,
             history = torch.cat([history, tok[:, None]], dim=1)
         if use_cache:
             if cache.length == cache.capacity:  # only reachable with a window
-                next_pos = next_pos - cache.evict(max(1, capacity // 4), 0, model.inv_freq)[:, None]
+                next_pos = next_pos - cache.evict(max(1, capacity // 4), 0, model.rope)[:, None]
             logits = step_fn(model, tok[:, None], next_pos, cache)
         else:
             idx = torch.cat([idx, tok[:, None]], dim=1)

@@ -53,7 +53,7 @@ class ModelDrafter:
         excess = common + (len(context) - self.offset - common + k) - cap  # slots short for feed + drafts
         if 0 < excess <= common:  # slide: drop the oldest cached tokens
             n_drop = min(common, max(excess, cap // 4))
-            self.cache.evict(n_drop, 0, self.model.inv_freq)
+            self.cache.evict(n_drop, 0, self.model.rope)
             self.cached, self.offset = self.cached[n_drop:], self.offset + n_drop
             common -= n_drop
         elif excess > common:  # even an empty cache is too small: restart from the window's tail
@@ -150,7 +150,7 @@ def speculative_generate(target: Transformer, prompt: list[int], max_new_tokens:
         budget = max_new_tokens - len(out)
         drafts, qs = drafter.propose(context, min(k, budget - 1), generator) if budget > 1 else ([], None)
         if cache.length + 1 + len(drafts) > capacity:  # only reachable with a window
-            cache.evict(max(cache.length + 1 + len(drafts) - capacity, capacity // 4), 0, target.inv_freq)
+            cache.evict(max(cache.length + 1 + len(drafts) - capacity, capacity // 4), 0, target.rope)
         base = cache.length  # context[:-1] is cached (or its window); feed the last token and the drafts
         feed = torch.tensor([[context[-1]] + drafts], device=device)
         logits = target(feed, cache=cache)[0]  # (1 + n, V)
