@@ -96,7 +96,7 @@ def rope_video_cos_sin(pos: torch.Tensor, inv_freq: torch.Tensor, frame_tokens: 
     caption token) is time ``p``, row and column 0. Half of the rotary pairs turn with time, a
     quarter each with row and column (``inv_freq`` from :func:`rope_video_freqs`). So a query and
     a key score by their (frame, row, column) offsets, and a shift of whole frames turns only the
-    time pairs: a sliding cache re-indexes its keys as with 1D RoPE.
+    time pairs, so a sliding cache keeps the grid angles (:meth:`KVCache.evict`).
     """
     n_time = 2 * inv_freq.shape[0] // 3
     rel = pos - start

@@ -7,9 +7,10 @@ time ``t`` (0 clean, 1 pure noise), added to its tokens through a sinusoidal emb
 sequence can hold clean context blocks and a noisy block being denoised. The backbone is the
 engine's :class:`~argen.models.transformer.Transformer` (RoPE over token positions, or with
 ``rope: 3d`` over each token's time, row and column, so the KV cache can slide); this module adds
-the patch embedding, a learned position inside the frame, the time embedding and the velocity head. With ``backbone.adaln`` the times also modulate every
-block (DiT's adaLN-Zero: per-frame scale, shift and gate, the caption a learned vector of its
-own) and the head's input, where otherwise they only enter through the tokens.
+the patch embedding, a learned position inside the frame, the time embedding and the velocity
+head. With ``backbone.adaln`` the times also modulate every block (DiT's adaLN-Zero: per-frame
+scale, shift and gate, the caption a learned vector of its own) and the head's input, where
+otherwise they only enter through the tokens.
 
 Flow matching (rectified flow): ``x_t = (1 - t) x0 + t eps``, the model predicts
 ``v = eps - x0`` (the convention of diffusers' ``FlowMatchEulerDiscreteScheduler``).
