@@ -19,10 +19,10 @@ from argen.samplers.block_diffusion import extend
 TINY = {"n_layer": 2, "n_head": 2, "d_model": 32}
 
 
-def tiny_model(seed: int = 0, adaln: bool = False, rope: str = "1d") -> VideoDiT:
+def tiny_model(seed: int = 0, adaln: bool = False, rope: str = "1d", block_frames: int = 2) -> VideoDiT:
     torch.manual_seed(seed)
     model = VideoDiT(VideoModelConfig(text_vocab=len(CaptionVocab()), backbone={**TINY, "adaln": adaln},
-                                      max_frames=64, rope=rope)).eval()
+                                      max_frames=64, rope=rope, block_frames=block_frames)).eval()
     torch.nn.init.normal_(model.head.weight, std=0.1)  # a zero head would make every step alike
     if adaln:  # adaLN-Zero starts every block as the identity: give the modulations values
         for name, p in model.named_parameters():
@@ -46,10 +46,10 @@ def model_dir(tmp_path_factory):
 @pytest.mark.parametrize("scheduler", ["flow-euler", "ddim"])
 @pytest.mark.parametrize("context_frames, sink, cond_noise, given, cfg", [(16, 0, 0.0, 4, 1.0), (4, 0, 0.0, 5, 1.0),
                                                                           (6, 2, 0.1, 7, 1.0), (6, 2, 0.0, 3, 2.5)])
-@pytest.mark.parametrize("adaln, rope", [(False, "1d"), (True, "1d"), (False, "3d")])
+@pytest.mark.parametrize("adaln, rope, fb", [(False, "1d", 2), (True, "1d", 2), (False, "3d", 2), (False, "1d", 1)])
 def test_cached_blocks_equal_recomputing_the_window(scheduler, context_frames, sink, cond_noise, given, cfg, adaln,
-                                                    rope):
-    model = tiny_model(adaln=adaln, rope=rope)
+                                                    rope, fb):
+    model = tiny_model(adaln=adaln, rope=rope, block_frames=fb)
     text = CaptionVocab().encode_batch(["a red circle", "a blue square and a green circle"])
     ctx = torch.randn(2, given, 4, 8, 8)
     kw = dict(steps=3, scheduler=scheduler, context_frames=context_frames, sink_frames=sink, cond_noise=cond_noise,
