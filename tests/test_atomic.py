@@ -32,6 +32,11 @@ def test_ctrl_c_just_after_the_temporary_file_is_made_leaves_nothing(tmp_path, m
         return made
 
     monkeypatch.setattr(atomic.tempfile, "mkstemp", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        write_text_atomic(tmp_path / "a.txt", "x")
+    # a shell starts background jobs with Ctrl-C ignored, and Python then installs no handler for it
+    old_handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            write_text_atomic(tmp_path / "a.txt", "x")
+    finally:
+        signal.signal(signal.SIGINT, old_handler)
     assert list(tmp_path.iterdir()) == []
