@@ -86,6 +86,17 @@ def test_evicted_cache_equals_recomputing_the_window():
     assert torch.allclose(out, ref, atol=1e-5)
 
 
+def test_a_cache_of_learned_positions_refuses_to_slide_and_stays_whole():
+    m = tiny_model(n_layer=1, pos_emb="learned")
+    with torch.no_grad():
+        cache = m.new_cache(1, 12)
+        m(torch.randint(50, (1, 10)), cache=cache)
+    keys, pos = cache.k[0].clone(), cache.pos.clone()
+    with pytest.raises(ValueError, match="only a RoPE model's cache can slide"):
+        cache.evict(3, 0, m.rope)
+    assert torch.equal(cache.k[0], keys) and torch.equal(cache.pos, pos) and cache.length == 10
+
+
 def test_attention_sink_keeps_first_tokens():
     m = tiny_model(n_layer=1)
     x = torch.randint(50, (1, 12))
