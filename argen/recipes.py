@@ -122,6 +122,11 @@ class BouncingData(Strict):
     # video task: how often training draws clips with one, two and three objects (relative weights;
     # unset: every clip equally, about a third each)
     object_weights: tuple[float, float, float] | None = None
+    # video task, diffusion-forcing layout: share of training sequences whose context is partly the
+    # model's own frames (argen/tasks/video_rollout.py): after 1-3 true blocks the model generates
+    # the next blocks with rollout_steps flow-Euler steps, and only the blocks after those are scored
+    rollout: float = Field(0.0, ge=0.0, le=1.0)
+    rollout_steps: int = Field(4, ge=1, le=100)
 
     @field_validator("object_weights")
     @classmethod

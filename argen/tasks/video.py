@@ -9,7 +9,8 @@ the first noisy block are clean too: generation continues a clip that ends mid-b
 With ``data.layout: clean-copy`` a sequence is instead the clean window followed by a noisy copy:
 every noisy block is scored and reads only the clean blocks before it (ACDiT's skip-causal mask),
 the context it has in generation, for twice the tokens. ``data.object_weights`` draws clips by
-their number of objects.
+their number of objects. ``data.rollout`` makes part of some sequences' context the model's own
+frames (:mod:`argen.tasks.video_rollout`).
 With ``data.foreground_weight`` above 1, latent positions that show some of an object count that
 much more than the black background in the loss; with ``data.object_balance`` that extra weight is
 shared out per object, so a small object counts as much as a large one.
@@ -31,6 +32,7 @@ from argen.models.video_dit import VideoDiT, VideoModelConfig
 from argen.models.video_text import CaptionVocab
 from argen.recipes import TrainRecipe
 from argen.tasks.video_codec import render_clips
+from argen.tasks.video_rollout import MAX_TRUE_BLOCKS, Rollout, plan_rollout, with_generated_context
 
 COND_NOISE_MAX = 0.1
 CAPTION_DROP = 0.1  # share of sequences trained without their caption (classifier-free guidance)
@@ -86,6 +88,9 @@ class VideoTask:
         if d.object_balance and d.foreground_weight == 1:
             raise UsageError("data.object_balance shares out foreground_weight, which is 1 (no extra weight)",
                              hint="set foreground_weight above 1, e.g. 5, or leave object_balance out")
+        if d.rollout and d.layout == "clean-copy":
+            raise UsageError("data.rollout works with the diffusion-forcing layout, not clean-copy",
+                             hint="leave data.layout out, or set data.rollout to 0")
         self.codec_dir = Path(d.codec)
         self.codec, _ = load_codec_dir(self.codec_dir)
         self.vocab = CaptionVocab()
@@ -106,6 +111,7 @@ class VideoTask:
         self.val_text = self.vocab.encode_batch(val_caps)
         self.frames = d.frames
         self.batch_maker = self.make_clean_copy_batch if d.layout == "clean-copy" else self.make_batch
+        self.rollout, self.rollout_steps = d.rollout, d.rollout_steps
         self.clip_p = None  # every clip equally likely, or by its number of objects:
         if d.object_weights is not None:
             self.clip_p, self.count_shares = clip_weights(movers, d.object_weights)
@@ -116,27 +122,44 @@ class VideoTask:
                                text_vocab=len(self.vocab), **overrides)
         if self.frames % cfg.block_frames:
             raise ValueError(f"data.frames ({self.frames}) must be a multiple of block_frames ({cfg.block_frames})")
+        if self.rollout and self.frames // cfg.block_frames < 3:  # 1 true block, 1 generated, 1 scored
+            raise UsageError(f"data.rollout needs windows of 3 blocks or more; data.frames is {self.frames} "
+                             f"at {cfg.block_frames} frames a block", hint="raise data.frames, e.g. 16")
         self.block_frames = cfg.block_frames
         return VideoDiT(cfg)
 
-    def make_batch(self, latents: torch.Tensor, text: torch.Tensor, gen: torch.Generator, fg: torch.Tensor):
+    def make_batch(self, latents: torch.Tensor, text: torch.Tensor, gen: torch.Generator, fg: torch.Tensor,
+                   rollout: float = 0.0):
         """Noisy sequences from clean latent windows (B, F, C, h, w) and their object maps
         (B, F, h, w; bool, or float with ``data.object_balance``): (text, x_t, t, v target, loss
-        weight (B, F, h, w), 0 on unscored frames)."""
+        weight (B, F, h, w), 0 on unscored frames). With ``rollout`` above 0 about that share of the
+        sequences will read context the model generates, and a :class:`Rollout` saying which is
+        appended when any does (the loss makes those frames)."""
         b, f = latents.shape[:2]
         fb = self.block_frames
         nb = f // fb
         t = torch.rand(b, nb, generator=gen).repeat_interleave(fb, dim=1)  # (B, F): one time per block
         n_ctx = torch.randint(0, nb, (b,), generator=gen)  # leading context blocks
+        plan = plan_rollout(b, nb, rollout, gen) if rollout > 0 else None
+        if plan is not None:
+            rows, true_blocks, ctx_blocks = plan
+            n_ctx[rows] = ctx_blocks
         is_ctx = torch.arange(f)[None] < (n_ctx * fb)[:, None]  # (B, F)
         ctx_level = torch.rand(b, 1, generator=gen) * COND_NOISE_MAX * (torch.rand(b, 1, generator=gen) < 0.5)
         t = torch.where(is_ctx, ctx_level.expand(b, f), t)
         # sometimes the first noisy block starts with known (clean) frames
         known = torch.randint(0, fb, (b,), generator=gen) * (torch.rand(b, generator=gen) < 0.25)
+        if plan is not None:
+            known[rows] = 0  # a rollout ends on a whole block
         first = n_ctx * fb
         is_known = (torch.arange(f)[None] >= first[:, None]) & (torch.arange(f)[None] < (first + known)[:, None])
         t = torch.where(is_known, torch.zeros_like(t), t)
-        return self.noised(latents, text, t, ~(is_ctx | is_known), fg, gen)
+        batch = self.noised(latents, text, t, ~(is_ctx | is_known), fg, gen)
+        if plan is None or len(rows) == 0:
+            return batch
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
+        return *batch, Rollout(rows, true_blocks * fb, ctx_blocks * fb, latents[rows], text[rows],
+                               ctx_level[rows, 0], self.rollout_steps, seed)
 
     def noised(self, latents: torch.Tensor, text: torch.Tensor, t: torch.Tensor, scored: torch.Tensor,
                fg: torch.Tensor, gen: torch.Generator):
@@ -176,10 +199,14 @@ class VideoTask:
         pick = [(i, slice(s, s + self.frames)) for i, s in zip(idx.tolist(), start.tolist())]
         windows = torch.stack([self.train[i, sl] for i, sl in pick])
         fg = torch.stack([self.train_fg[i, sl] for i, sl in pick])
+        if self.rollout:
+            return self.make_batch(windows, self.train_text[idx], gen, fg, self.rollout)
         return self.batch_maker(windows, self.train_text[idx], gen, fg)
 
     def loss(self, model: VideoDiT, batch) -> torch.Tensor:
         text, x_t, t, target, weight, *clean = batch  # clean frames and times: the clean-copy layout
+        if clean and isinstance(clean[0], Rollout):  # context the model makes itself
+            x_t, clean = with_generated_context(model, x_t, clean[0]), []
         pred = (model.forward_clean_copy(text, *clean, x_t, t) if clean else model(text, x_t, t)).float()
         err = (pred - target).pow(2).mean(dim=2)  # (B, F, h, w)
         return (err * weight).sum() / weight.sum().clamp(min=1e-6)
@@ -220,6 +247,10 @@ class VideoTask:
         if d.layout == "clean-copy":
             weighted += ("- Layout (`data.layout: clean-copy`): each sequence is the clean window then the noisy\n"
                          "  one; every noisy block is scored, reading the clean blocks before it, as in generation.\n")
+        if d.rollout:
+            weighted += (f"- Own-frame context (`data.rollout: {d.rollout:g}`): in that share of the sequences, the\n"
+                         f"  model generates blocks after 1-{MAX_TRUE_BLOCKS} true ones ({d.rollout_steps} flow-Euler steps) and the\n"
+                         f"  later, scored blocks read those instead of the true frames.\n")
         if d.object_weights is not None:
             shares = self.count_shares
             weighted += (f"- Clips drawn by number of objects (`data.object_weights`): one {shares[0]:.0%}, two "
