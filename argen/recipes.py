@@ -164,6 +164,10 @@ class TrainLoop(Strict):
     # an exponential moving average of the weights with this decay (e.g. 0.999) is what is
     # evaluated, kept and saved, as diffusion models are usually sampled (DDPM, DiT); None: off
     ema: float | None = Field(None, gt=0, lt=1)
+    # which weights are saved: "best", the validation checkpoint with the lowest loss; "last", the
+    # final ones (a fine-tune whose objective the validation loss does not measure, e.g. data.rollout,
+    # may never score below its starting weights and would otherwise save them unchanged)
+    keep: Literal["best", "last"] = "best"
 
 
 def _dataset_of(v: Any) -> str:

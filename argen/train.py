@@ -93,7 +93,8 @@ def log(msg: str) -> None:
 
 
 def train(recipe: TrainRecipe, out: Path, recipe_path: str = "", quiet: bool = False) -> dict:
-    """Train the recipe's model, keep the best validation checkpoint, write it to ``out``."""
+    """Train the recipe's model, keep the best validation checkpoint (or the last, with
+    ``train.keep: last``), write it to ``out``."""
     t = recipe.train
     if t.threads:
         torch.set_num_threads(t.threads)
@@ -128,7 +129,7 @@ def train(recipe: TrainRecipe, out: Path, recipe_path: str = "", quiet: bool = F
             if not quiet:
                 raw_note = f" (raw weights {raw_val:.4f})" if ema else ""
                 log(f"step {step:5d}  val {val:.4f}{raw_note}  lr {lr_at(step, t):.2e}  {minutes:.1f} min")
-            if val < best:
+            if val < best or (last and t.keep == "last"):
                 best, best_step = val, step
                 best_state = copy.deepcopy(model.state_dict())
             if ema:
@@ -180,7 +181,7 @@ def model_card(recipe: TrainRecipe, s: dict, recipe_path: str, task_lines: str) 
 
 - Architecture: {s['params'] / 1e6:.2f}M parameters; config in config.json.
 - Trained by: `argen train {recipe.task} --recipe {recipe_path}` ({s['steps']} steps{', from ' + s['init'] if s.get('init') else ''},
-  {s['minutes']} minutes on {s['threads']} CPU thread{'s' if s['threads'] != 1 else ''}; best checkpoint at step {s['best_step']}{ema_note(s)}).
+  {s['minutes']} minutes on {s['threads']} CPU thread{'s' if s['threads'] != 1 else ''}; {'best' if recipe.train.keep == 'best' else 'last'} checkpoint at step {s['best_step']}{ema_note(s)}).
 {task_lines.rstrip()}
 - Licence: weights trained by the argen authors; data licence as stated in the data's README.
 """

@@ -135,3 +135,24 @@ def test_ema_weights_are_scored_kept_and_saved(cli, tmp_path):
     assert code == 0, err
     assert abs(json.loads(stdout)["val_loss"] - log["summary"]["val_loss"]) < 1e-3  # what was saved is what scored
     assert log["summary"]["ema"] == 0.9 and "moving average of the weights (decay 0.9)" in (out / "README.md").read_text()
+
+
+@pytest.mark.parametrize("keep", ["best", "last"])
+def test_keep_last_saves_the_final_weights_even_when_an_earlier_step_scored_better(cli, tmp_path, keep):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(CORPUS)
+    out = tmp_path / "model"
+    # a learning rate this high makes the model diverge: step 0 scores best
+    recipe = write_recipe(tmp_path, corpus, lr=10.0, warmup_steps=0, min_lr=10.0, keep=keep)
+    code, _, err = cli("train", "text", "--recipe", recipe, "-o", out)
+    assert code == 0, err
+    log = json.loads((out / "train_log.json").read_text())
+    losses = {h["step"]: h["val_loss"] for h in log["history"]}
+    assert min(losses.values()) < losses[40] - 0.1  # an earlier checkpoint was the better one
+    want = 40 if keep == "last" else min(losses, key=losses.get)
+    assert log["summary"]["best_step"] == want and log["summary"]["best_val_loss"] == losses[want]
+    code, stdout, err = cli("eval", "text", "--model", out, "--data", corpus, "--json")
+    assert code == 0, err
+    # what was saved is what scored (the evaluation reads more batches than the trainer's 2: within 5%)
+    assert json.loads(stdout)["val_loss"] == pytest.approx(losses[want], rel=0.05)
+    assert f"{keep} checkpoint at step {want}" in (out / "README.md").read_text()
