@@ -127,6 +127,9 @@ class BouncingData(Strict):
     # the next blocks with rollout_steps flow-Euler steps, and only the blocks after those are scored
     rollout: float = Field(0.0, ge=0.0, le=1.0)
     rollout_steps: int = Field(4, ge=1, le=100)
+    # video task: how the noise times of scored blocks are drawn: uniform t mapped to s t / (1 + (s - 1) t)
+    # (SD3's timestep shift; above 1 favours high noise, where objects get their place; 1: uniform)
+    time_shift: float = Field(1.0, gt=0.0, le=100.0)
 
     @field_validator("object_weights")
     @classmethod

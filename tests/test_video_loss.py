@@ -18,9 +18,9 @@ def test_foreground_marks_the_latent_positions_an_object_touches():
     assert fg[0, 1].nonzero().tolist() == [[3, 3], [3, 4], [4, 3], [4, 4]]
 
 
-def task_with(weight: float) -> VideoTask:
+def task_with(weight: float, shift: float = 1.0) -> VideoTask:
     task = VideoTask.__new__(VideoTask)  # the loss needs no data or codec
-    task.block_frames, task.fg_weight = 2, weight
+    task.block_frames, task.fg_weight, task.time_shift = 2, weight, shift
     return task
 
 
@@ -186,6 +186,7 @@ def test_clips_are_drawn_by_their_number_of_objects():
     ("  dataset: bogus", ":4: data: data.dataset must be shapes, crystal-csv, shapes3d, melodies or bouncing"),
     ("  layout: interleaved", ":6: data.layout: Input should be 'diffusion-forcing' or 'clean-copy'"),
     ("  frames: 1", ":6: data.frames: Input should be greater than or equal to 2$"),  # this dataset's fields only
+    ("  time_shift: 0", ":6: data.time_shift: Input should be greater than 0"),
 ])
 def test_bad_video_data_options(tmp_path, line, message):
     from argen.errors import ArgenError
@@ -196,3 +197,26 @@ def test_bad_video_data_options(tmp_path, line, message):
     p.write_text(f"task: video\nname: v\ndata:\n{dataset}{line}\nmodel: {{}}\n")
     with pytest.raises(ArgenError, match=message):
         load_train_recipe(p)
+
+
+def test_time_shift_moves_the_noise_times_of_scored_blocks_toward_noise():
+    from argen.tasks.video import shift_times
+
+    t = torch.linspace(0, 1, 11)
+    assert torch.equal(shift_times(t, 1.0), t)
+    s3 = shift_times(t, 3.0)
+    assert s3[0] == 0 and s3[-1] == 1 and (s3.diff() > 0).all() and (s3[1:-1] > t[1:-1]).all()
+    torch.testing.assert_close(shift_times(s3, 1 / 3), t)  # 1/s undoes s
+    torch.testing.assert_close(shift_times(torch.tensor([0.5]), 3.0), torch.tensor([0.75]))
+    b, f = 64, 8
+    latents = torch.randn(b, f, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    fg = torch.zeros(b, f, 8, 8, dtype=torch.bool)
+    text = torch.ones(b, 12, dtype=torch.long)
+    times = {}
+    for shift in (1.0, 3.0):
+        _, _, t, _, w = task_with(1.0, shift).make_batch(latents, text, torch.Generator().manual_seed(2), fg)
+        scored = w.amax(dim=(2, 3)) > 0
+        times[shift] = t[scored]
+    assert times[1.0].numel() == times[3.0].numel() > 0
+    torch.testing.assert_close(times[3.0], shift_times(times[1.0], 3.0))  # the same draws, shifted
+    assert times[1.0].median() < 0.6 < times[3.0].median()  # uniform: about 0.5; shifted: about 0.75

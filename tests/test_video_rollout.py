@@ -12,6 +12,7 @@ def task_with(rollout: float, steps: int = 3) -> VideoTask:
     task = VideoTask.__new__(VideoTask)  # the batch needs no data or codec
     task.block_frames, task.fg_weight = 2, 1.0
     task.rollout, task.rollout_steps = rollout, steps
+    task.time_shift = 1.0
     return task
 
 

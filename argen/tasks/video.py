@@ -79,6 +79,12 @@ def clip_weights(clips: list, per_count) -> tuple[torch.Tensor, list[float]]:
     return p, (torch.bincount(counts, p, minlength=3) / p.sum()).tolist()
 
 
+def shift_times(t: torch.Tensor, shift: float) -> torch.Tensor:
+    """s t / (1 + (s - 1) t): a monotone map of [0, 1] onto itself that moves times toward 1
+    (more noise) for s > 1, as SD3 shifts its flow-matching schedule (Esser et al. 2024)."""
+    return t if shift == 1.0 else shift * t / (1 + (shift - 1) * t)
+
+
 class VideoTask:
     modality = "video"
 
@@ -112,6 +118,7 @@ class VideoTask:
         self.frames = d.frames
         self.batch_maker = self.make_clean_copy_batch if d.layout == "clean-copy" else self.make_batch
         self.rollout, self.rollout_steps = d.rollout, d.rollout_steps
+        self.time_shift = d.time_shift
         self.clip_p = None  # every clip equally likely, or by its number of objects:
         if d.object_weights is not None:
             self.clip_p, self.count_shares = clip_weights(movers, d.object_weights)
@@ -128,6 +135,10 @@ class VideoTask:
         self.block_frames = cfg.block_frames
         return VideoDiT(cfg)
 
+    def block_times(self, b: int, blocks: int, gen: torch.Generator) -> torch.Tensor:
+        """Flow times (B, blocks) for noised blocks: uniform, shifted by ``data.time_shift``."""
+        return shift_times(torch.rand(b, blocks, generator=gen), self.time_shift)
+
     def make_batch(self, latents: torch.Tensor, text: torch.Tensor, gen: torch.Generator, fg: torch.Tensor,
                    rollout: float = 0.0):
         """Noisy sequences from clean latent windows (B, F, C, h, w) and their object maps
@@ -138,7 +149,7 @@ class VideoTask:
         b, f = latents.shape[:2]
         fb = self.block_frames
         nb = f // fb
-        t = torch.rand(b, nb, generator=gen).repeat_interleave(fb, dim=1)  # (B, F): one time per block
+        t = self.block_times(b, nb, gen).repeat_interleave(fb, dim=1)  # (B, F): one time per block
         n_ctx = torch.randint(0, nb, (b,), generator=gen)  # leading context blocks
         plan = plan_rollout(b, nb, rollout, gen) if rollout > 0 else None
         if plan is not None:
@@ -180,7 +191,7 @@ class VideoTask:
         frames and their times."""
         b, f = latents.shape[:2]
         fb = self.block_frames
-        t = torch.rand(b, f // fb, generator=gen).repeat_interleave(fb, dim=1)  # (B, F): one time per block
+        t = self.block_times(b, f // fb, gen).repeat_interleave(fb, dim=1)  # (B, F): one time per block
         ctx_level = torch.rand(b, 1, generator=gen) * COND_NOISE_MAX * (torch.rand(b, 1, generator=gen) < 0.5)
         c = ctx_level[:, :, None, None, None]
         clean = (1 - c) * latents + c * torch.randn(latents.shape, generator=gen)
@@ -251,6 +262,9 @@ class VideoTask:
             weighted += (f"- Own-frame context (`data.rollout: {d.rollout:g}`): in that share of the sequences, the\n"
                          f"  model generates blocks after 1-{MAX_TRUE_BLOCKS} true ones ({d.rollout_steps} flow-Euler steps) and the\n"
                          f"  later, scored blocks read those instead of the true frames.\n")
+        if d.time_shift != 1.0:
+            weighted += (f"- Noise times of the scored blocks shifted toward noise (`data.time_shift: {d.time_shift:g}`):\n"
+                         f"  uniform t becomes s t / (1 + (s - 1) t).\n")
         if d.object_weights is not None:
             shares = self.count_shares
             weighted += (f"- Clips drawn by number of objects (`data.object_weights`): one {shares[0]:.0%}, two "
