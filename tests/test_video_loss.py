@@ -199,7 +199,8 @@ def test_bad_video_data_options(tmp_path, line, message):
         load_train_recipe(p)
 
 
-def test_time_shift_moves_the_noise_times_of_scored_blocks_toward_noise():
+@pytest.mark.parametrize("layout", ["diffusion-forcing", "clean-copy"])
+def test_time_shift_moves_the_noise_times_of_scored_blocks_toward_noise(layout):
     from argen.tasks.video import shift_times
 
     t = torch.linspace(0, 1, 11)
@@ -214,7 +215,9 @@ def test_time_shift_moves_the_noise_times_of_scored_blocks_toward_noise():
     text = torch.ones(b, 12, dtype=torch.long)
     times = {}
     for shift in (1.0, 3.0):
-        _, _, t, _, w = task_with(1.0, shift).make_batch(latents, text, torch.Generator().manual_seed(2), fg)
+        task = task_with(1.0, shift)
+        make = task.make_clean_copy_batch if layout == "clean-copy" else task.make_batch
+        _, _, t, _, w, *_ = make(latents, text, torch.Generator().manual_seed(2), fg)
         scored = w.amax(dim=(2, 3)) > 0
         times[shift] = t[scored]
     assert times[1.0].numel() == times[3.0].numel() > 0

@@ -9,10 +9,10 @@ from argen.tasks.video_rollout import Rollout, plan_rollout, with_generated_cont
 
 
 def task_with(rollout: float, steps: int = 3) -> VideoTask:
-    task = VideoTask.__new__(VideoTask)  # the batch needs no data or codec
-    task.block_frames, task.fg_weight = 2, 1.0
+    from tests.test_video_loss import task_with as plain_task  # the batch needs no data or codec
+
+    task = plain_task(1.0)
     task.rollout, task.rollout_steps = rollout, steps
-    task.time_shift = 1.0
     return task
 
 
