@@ -95,12 +95,15 @@ def kept_by_count(kept: list[bool], movers: list) -> dict[int, list[int]]:
     return dict(sorted(out.items()))
 
 
-def video_report(pipe, n: int = 64, seed: int = EVAL_SEED, steps: int = 20, cfg: float | None = None) -> dict:
+def video_report(pipe, n: int = 64, seed: int = EVAL_SEED, steps: int = 20, cfg: float | None = None,
+                 collide: bool | None = None) -> dict:
     """`argen eval video`: :func:`predict_scores` (8 from 8) and :func:`clips_kept` (32
-    frames) on ``n`` held-out clips of the bouncing dataset."""
+    frames) on ``n`` held-out clips of the bouncing dataset, whose objects bounce off each other
+    when ``collide`` (unset: as the model was trained)."""
     from argen.data import bouncing
 
-    rows = [bouncing.sample(seed, i, "val", 16, pipe.size) for i in range(n)]
+    collide = pipe.collide if collide is None else collide
+    rows = [bouncing.sample(seed, i, "val", 16, pipe.size, collide=collide) for i in range(n)]
     clips = np.stack([f for _, f, _ in rows])
     text = pipe.vocab.encode_batch([c for c, _, _ in rows]).to(pipe.device)
     cfg = pipe.cfg_default if cfg is None else cfg
@@ -113,4 +116,4 @@ def video_report(pipe, n: int = 64, seed: int = EVAL_SEED, steps: int = 20, cfg:
     report["objects_kept"] = float(np.mean(kept))
     report["objects_kept_by_count"] = kept_by_count(kept, movers)
     report["generated_frames"] = 32
-    return {"seed": seed, "steps": steps, "cfg": cfg, "context": window, **report}
+    return {"seed": seed, "steps": steps, "cfg": cfg, "context": window, "collide": collide, **report}

@@ -106,6 +106,9 @@ class BouncingData(Strict):
     val_size: int = Field(100, ge=1)
     clip_frames: int = Field(24, ge=2)
     frames: int = Field(16, ge=2)
+    # the objects bounce off each other as well as off the walls, and never overlap (else they pass
+    # over each other); a video model trained so is evaluated on clips made so (its config.json says)
+    collide: bool = False
     codec: str | None = None
     # video task: the loss weight of latent positions that show some of an object, against the
     # black background's 1 (about a quarter of the positions show an object)

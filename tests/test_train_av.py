@@ -55,7 +55,7 @@ def test_train_video_codec_then_transformer_then_generate(cli, tmp_path):
 
     recipe = write(tmp_path, "video.yaml", ["task: video", "name: tiny-video", *data, f"  codec: {codec_dir}",
                                             "  foreground_weight: 4", "  object_balance: true", "  layout: clean-copy",
-                                            "  object_weights: [1, 0, 1]", "  time_shift: 3", "model:", "  backbone: {n_layer: 1, n_head: 2, d_model: 32}"] + LOOP)
+                                            "  object_weights: [1, 0, 1]", "  time_shift: 3", "  collide: true", "model:", "  backbone: {n_layer: 1, n_head: 2, d_model: 32}"] + LOOP)
     out = tmp_path / "video"
     code, _, err = cli("train", "video", "--recipe", recipe, "-o", out, "-q")
     assert code == 0, err
@@ -64,7 +64,8 @@ def test_train_video_codec_then_transformer_then_generate(cli, tmp_path):
     card = (out / "README.md").read_text()
     assert "show some of an object weighs\n  4, on the black background 1" in card and "shared out per object" in card
     assert "`data.layout: clean-copy`" in card and "two 0%" in card  # two-object clips weigh 0
-    assert "`data.time_shift: 3`" in card
+    assert "`data.time_shift: 3`" in card and "(`data.collide`)" in card
+    assert json.loads((out / "config.json").read_text())["data"] == {"collide": True}
     code, stdout, err = cli("video", "--model", out, "-p", "a red circle", "--frames", "4", "--steps", "2",
                             "-o", tmp_path / "v.mp4")
     assert code == 0, err

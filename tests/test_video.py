@@ -220,6 +220,10 @@ def test_eval_video_reports_psnr_against_the_baseline(model_dir, capsys):
     by_count = report["objects_kept_by_count"]  # JSON keys are strings
     assert sum(b for _, b in by_count.values()) == 2 and all(k in {"1", "2", "3"} for k in by_count)
     assert sum(a for a, _ in by_count.values()) / 2 == report["objects_kept"]
+    assert report["collide"] is False  # as the model was trained (its config.json has no data.collide)
+    assert main(["eval", "video", "--model", str(model_dir), "--n", "2", "--collide", "--json", "-q"]) == 0
+    other = json.loads(capsys.readouterr().out)
+    assert other["collide"] is True and other["baseline_psnr"] != report["baseline_psnr"]  # other clips
 
 
 def test_kept_by_count_groups_clips_by_their_number_of_objects():

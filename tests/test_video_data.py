@@ -35,6 +35,32 @@ def test_motion_is_constant_velocity_with_elastic_bounces():
     assert (steps > 0).any() and (steps < 0).any()  # it came back off a wall
 
 
+def test_colliding_objects_exchange_velocities_head_on():
+    a = bouncing.Mover("red", "circle", 3.0, (10.0, 16.0), (2.0, 0.0))
+    b = bouncing.Mover("blue", "circle", 3.0, (22.0, 16.0), (-2.0, 0.0))
+    xa, xb = (t[:, 0] for t in bouncing.Clip([a, b], collide=True).tracks(4))
+    # they touch (centres 6 px apart) after 1.5 frames and go back as they came: equal masses
+    assert np.allclose(xa, [10, 12, 12, 10], atol=0.3) and np.allclose(xb, [22, 20, 20, 22], atol=0.3)
+    assert np.allclose(bouncing.Clip([a, b]).tracks(4)[0][:, 0], [10, 12, 14, 16])  # without: they pass
+
+
+def test_colliding_clips_never_overlap_and_keep_their_speeds():
+    touched = 0
+    for i in range(60):
+        _, frames, clip = bouncing.sample(1, i, "train", 24, collide=True)
+        assert np.array_equal(frames, bouncing.sample(1, i, "train", 24, collide=True)[1])
+        tracks, m = clip.tracks(24), clip.movers
+        for j in range(len(m)):
+            for k in range(j + 1, len(m)):
+                gap = np.hypot(*(tracks[j] - tracks[k]).T) - m[j].reach() - m[k].reach()
+                assert gap.min() > -0.3  # at most a fraction of a pixel between checks
+                touched += gap.min() < 0.5
+        speeds = np.hypot(*np.diff(np.stack(tracks), axis=1).transpose(2, 0, 1))
+        assert speeds.max() < 4.5  # elastic: exchanges between objects of 1-3 px a frame
+        assert keeps_objects(frames, {o.color for o in m})
+    assert touched >= 20  # and they do meet
+
+
 @pytest.mark.parametrize("text", ["a red triangle", "a red circle and a red square", "two circles", ""])
 def test_bad_captions(text):
     with pytest.raises(UsageError):

@@ -26,6 +26,7 @@ def evaluate(
     sampler: Annotated[Optional[str], typer.Option("--sampler", metavar="next-scale|next-token", help="image: which bundled model.")] = None,
     cfg: Annotated[Optional[float], typer.Option("--cfg", help="image, audio, mesh, video: guidance scale (default: the model's).")] = None,
     temperature: Annotated[Optional[float], typer.Option("--temperature", help="image, audio, mesh, crystal: temperature (default: the model's).")] = None,
+    collide: Annotated[Optional[bool], typer.Option("--collide/--no-collide", help="video: held-out clips whose objects bounce off each other, or pass over each other (default: as the model was trained).")] = None,
     data: Annotated[Path, typer.Option("--data", help="Text corpus; its last --val-fraction is scored.")] = DEFAULT_TEXT,
     val_fraction: Annotated[float, typer.Option("--val-fraction", help="Share of the corpus held out (nanoGPT: 0.1).")] = 0.1,
     seq_len: Annotated[Optional[int], typer.Option("--seq-len", help="Window length (default: the model's context).")] = None,
@@ -55,7 +56,7 @@ def evaluate(
     if task == "video":
         from argen.cli.video import evaluate_video
 
-        return evaluate_video(model, 64 if n is None else n, cfg, device, quiet, json_out)
+        return evaluate_video(model, 64 if n is None else n, cfg, device, quiet, json_out, collide)
     if task == "mesh":
         from argen.cli.mesh import evaluate_mesh
 

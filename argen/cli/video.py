@@ -63,7 +63,8 @@ def video(
     print(json.dumps({"path": str(path), "seed": out.seed, "frames": len(out.frames), "model": pipe.name}) if json_out else path)
 
 
-def evaluate_video(model: str | None, n: int, cfg: float | None, device: str, quiet: bool, json_out: bool) -> None:
+def evaluate_video(model: str | None, n: int, cfg: float | None, device: str, quiet: bool, json_out: bool,
+                   collide: bool | None = None) -> None:
     """`argen eval video`: predict 8 frames from 8 (PSNR/SSIM vs copying the last frame) and keep
     objects over 32 generated frames, on held-out clips."""
     import time
@@ -78,8 +79,9 @@ def evaluate_video(model: str | None, n: int, cfg: float | None, device: str, qu
     t0 = time.time()
     if cfg is not None and not 0 <= cfg <= 50:
         raise UsageError(f"--cfg must be in [0, 50], got {cfg}", hint="e.g. --cfg 2 (1 disables)")
-    report = video_report(pipe, n, cfg=cfg)
-    log(f"evaluated {n} held-out clips in {time.time() - t0:.1f} s", quiet)
+    report = video_report(pipe, n, cfg=cfg, collide=collide)
+    kind = "colliding" if report["collide"] else "passing"
+    log(f"evaluated {n} held-out clips ({kind} objects) in {time.time() - t0:.1f} s", quiet)
     if json_out:
         print(json.dumps({"model": pipe.name, **report}))
         return

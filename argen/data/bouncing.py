@@ -9,7 +9,8 @@ Captions list the objects (other modules and tests rely on this grammar)::
 
 ``<color>`` comes from the image palette (:data:`argen.data.shapes.COLORS`), ``<shape>`` is
 circle or square; the objects of one clip have different colours. Objects are 3 to 6 px in
-radius at 32x32 and move 1 to 3 px per frame; they pass over each other, smaller ones on top (so none is ever hidden whole).
+radius at 32x32 and move 1 to 3 px per frame; they pass over each other, smaller ones on top (so none is ever hidden whole),
+or, with ``collide``, bounce elastically off each other too and never overlap (the classic bouncing-balls set-up).
 Frames are drawn at 4x and box-filtered down, so motion is sub-pixel smooth. Clip ``i`` of a
 split is a pure function of ``(seed, split, i)``.
 """
@@ -30,8 +31,14 @@ SHAPES = ("circle", "square")
 RADIUS = (3.0, 6.0)  # px at SIZE
 SPEED = (1.0, 3.0)  # px per frame
 SUPERSAMPLE = 4
+SUBSTEPS = 8  # collision simulation steps per frame: objects move at most 0.4 px between checks
 GRAMMAR = ("a <color> <shape>[, a <color> <shape>] and a <color> <shape> (one to three objects, "
            f"different colours); colors: {', '.join(COLORS)}; shapes: {', '.join(SHAPES)}")
+
+
+def reach(radius: float, shape: str) -> float:
+    """How far from its centre an object reaches in any direction (its collision radius)."""
+    return radius if shape == "circle" else radius * float(np.sqrt(2))
 
 
 @dataclass
@@ -51,9 +58,55 @@ class Mover:
         return lo + np.where(folded > span, 2 * span - folded, folded)
 
 
+    def reach(self) -> float:
+        return reach(self.radius, self.shape)
+
+
+def collide_tracks(movers: list[Mover], frames: int, size: int = SIZE) -> np.ndarray:
+    """Centres (objects, frames, 2) of objects that bounce off the walls and off each other:
+    equal masses, elastic, each object a disc of its :meth:`Mover.reach`, simulated in
+    :data:`SUBSTEPS` steps a frame. Two objects touching and approaching exchange the parts of
+    their velocities along the line between their centres, and are pushed apart if they overlap."""
+    pos = np.array([m.pos for m in movers], dtype=np.float64)
+    vel = np.array([m.vel for m in movers], dtype=np.float64)
+    lo = np.array([m.radius for m in movers])[:, None]
+    hi = size - lo
+    reach = np.array([m.reach() for m in movers])
+    out = np.empty((len(movers), frames, 2))
+    for t in range(frames):
+        out[:, t] = pos
+        for _ in range(SUBSTEPS):
+            pos += vel / SUBSTEPS
+            for a in range(len(movers)):
+                for b in range(a + 1, len(movers)):
+                    d = pos[b] - pos[a]
+                    dist = float(np.hypot(*d))
+                    gap = reach[a] + reach[b] - dist
+                    if gap <= 0 or dist == 0:
+                        continue
+                    n = d / dist
+                    closing = float((vel[b] - vel[a]) @ n)
+                    if closing < 0:
+                        vel[a] += closing * n
+                        vel[b] -= closing * n
+                    pos[a] -= gap / 2 * n
+                    pos[b] += gap / 2 * n
+            low, high = pos < lo, pos > hi  # the walls: reflect the position and the velocity
+            pos = np.where(low, 2 * lo - pos, np.where(high, 2 * hi - pos, pos))
+            vel = np.where(low | high, -vel, vel)
+    return out
+
+
 @dataclass
 class Clip:
     movers: list[Mover]
+    collide: bool = False  # the objects bounce off each other (else they pass over each other)
+
+    def tracks(self, frames: int, size: int = SIZE) -> list[np.ndarray]:
+        """Each object's centres (frames, 2), x then y."""
+        if self.collide:
+            return list(collide_tracks(self.movers, frames, size))
+        return [m.positions(frames, size) for m in self.movers]
 
     def caption(self) -> str:
         names = [f"a {m.color} {m.shape}" for m in self.movers]
@@ -74,7 +127,7 @@ def parse_caption(text: str) -> list[tuple[str, str]]:
     return objects
 
 
-def random_clip(rng: np.random.Generator, size: int = SIZE) -> Clip:
+def random_clip(rng: np.random.Generator, size: int = SIZE, collide: bool = False) -> Clip:
     n = int(rng.integers(1, 4))
     colors = rng.choice(list(COLORS), size=n, replace=False)
     movers = []
@@ -84,13 +137,19 @@ def random_clip(rng: np.random.Generator, size: int = SIZE) -> Clip:
         angle = float(rng.uniform(0, 2 * np.pi))
         pos = tuple(float(v) for v in rng.uniform(r, size - r, size=2))
         movers.append(Mover(str(c), str(rng.choice(SHAPES)), r, pos, (speed * np.cos(angle), speed * np.sin(angle))))
-    return Clip(movers)
+    for _ in range(1000 if collide else 0):  # colliding objects start apart: draw their places again
+        if all(np.hypot(a.pos[0] - b.pos[0], a.pos[1] - b.pos[1]) >= a.reach() + b.reach()
+               for k, a in enumerate(movers) for b in movers[k + 1:]):
+            break
+        for m in movers:
+            m.pos = tuple(float(v) for v in rng.uniform(m.radius, size - m.radius, size=2))
+    return Clip(movers, collide)
 
 
 def render(clip: Clip, frames: int, size: int = SIZE) -> np.ndarray:
     """The clip's frames: uint8 (frames, size, size, 3)."""
     s = SUPERSAMPLE
-    tracks = [m.positions(frames, size) for m in clip.movers]
+    tracks = clip.tracks(frames, size)
     out = np.empty((frames, size, size, 3), dtype=np.uint8)
     for t in range(frames):
         img = Image.new("RGB", (size * s, size * s))
@@ -113,8 +172,7 @@ def object_cells(clip: Clip, frames: int, grid: int, size: int = SIZE, rim: floa
     lo = np.arange(grid) * cell
     hi = lo + cell
     out = np.zeros((len(clip.movers), frames, grid, grid), dtype=bool)
-    for k, m in enumerate(clip.movers):
-        centre = m.positions(frames, size)  # (T, 2): x, y
+    for k, (m, centre) in enumerate(zip(clip.movers, clip.tracks(frames, size))):  # centre (T, 2): x, y
         # per axis, the distance from the centre to the nearest point of each cell (0 inside it)
         near = [np.maximum(0, np.maximum(lo[None] - centre[:, a:a + 1], centre[:, a:a + 1] - hi[None])) for a in (0, 1)]
         dx, dy = near[0][:, None, :], near[1][:, :, None]  # (T, 1, grid), (T, grid, 1)
@@ -123,8 +181,9 @@ def object_cells(clip: Clip, frames: int, grid: int, size: int = SIZE, rim: floa
     return out
 
 
-def sample(seed: int, i: int, split: str = "train", frames: int = 32, size: int = SIZE) -> tuple[str, np.ndarray, Clip]:
+def sample(seed: int, i: int, split: str = "train", frames: int = 32, size: int = SIZE,
+           collide: bool = False) -> tuple[str, np.ndarray, Clip]:
     """Clip ``i`` of ``split`` ("train" or "val"): (caption, frames (T, H, W, 3) uint8, clip)."""
     salt = {"train": 0, "val": 1}[split]
-    clip = random_clip(np.random.default_rng([seed, salt, i]), size)
+    clip = random_clip(np.random.default_rng([seed, salt, i]), size, collide)
     return clip.caption(), render(clip, frames, size), clip

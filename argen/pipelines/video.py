@@ -76,11 +76,12 @@ class VideoPipeline:
 
     def __init__(self, model: VideoDiT, codec: FrameCodec, vocab: CaptionVocab, fps: float,
                  ref: weights.ModelRef | None = None, device: torch.device | str = "cpu",
-                 sampling: dict[str, float] | None = None) -> None:
+                 sampling: dict[str, float] | None = None, data: dict[str, Any] | None = None) -> None:
         self.model, self.codec, self.vocab, self.fps, self.ref = model, codec, vocab, fps, ref
         self.device = torch.device(device)
         self.cfg_default = float((sampling or {}).get("cfg_scale", 1.0))
         self.context_default = int((sampling or {}).get("context", DEFAULT_CONTEXT))  # frames its sampling keeps
+        self.collide = bool((data or {}).get("collide", False))  # trained on objects that bounce off each other
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | None = None, device: str = "auto") -> "VideoPipeline":
@@ -91,7 +92,8 @@ class VideoPipeline:
         codec, _ = load_codec_dir(ref.path / meta.get("codec", "codec"))
         dev = resolve_device(device)
         vocab = CaptionVocab(meta.get("vocab"), model.cfg.prompt_len)
-        return cls(model.to(dev), codec.to(dev), vocab, float(meta.get("fps", 8)), ref, dev, meta.get("sampling"))
+        return cls(model.to(dev), codec.to(dev), vocab, float(meta.get("fps", 8)), ref, dev, meta.get("sampling"),
+                   meta.get("data"))
 
     @property
     def name(self) -> str:

@@ -100,13 +100,13 @@ class VideoTask:
         self.codec_dir = Path(d.codec)
         self.codec, _ = load_codec_dir(self.codec_dir)
         self.vocab = CaptionVocab()
-        captions, clips, movers = render_clips(d.seed, "train", d.train_size, d.clip_frames)
+        captions, clips, movers = render_clips(d.seed, "train", d.train_size, d.clip_frames, d.collide)
         self.train = encode_clips(self.codec, clips)  # (N, Fc, C, h, w)
         self.fg_weight = d.foreground_weight
         size = self.train.shape[-1]
         self.train_text = self.vocab.encode_batch(captions)
         # 16 frames at least: the evaluation predicts 8 from 8
-        val_caps, self.val_clips, self.val_movers = render_clips(d.seed, "val", d.val_size, max(d.frames, 16))
+        val_caps, self.val_clips, self.val_movers = render_clips(d.seed, "val", d.val_size, max(d.frames, 16), d.collide)
         self.val = encode_clips(self.codec, self.val_clips)[:, :d.frames]
         if d.object_balance:  # (N, F, h, w) float: each object's positions share the same weight
             self.train_fg, ref = balanced_foreground(movers, d.clip_frames, size)
@@ -243,6 +243,7 @@ class VideoTask:
     def save(self, out: Path, model: VideoDiT, training: dict) -> None:
         meta = {"modality": "video", "video": model.cfg.to_dict(), "vocab": self.vocab.words,
                 "fps": bouncing.FPS, "codec": "codec", "name": self.recipe.name, "training": training,
+                "data": {"collide": self.recipe.data.collide},
                 "sampling": {"cfg_scale": 1.0, **(self.recipe.sampling or {})}}
         save_folder(out, model.state_dict(), meta, getattr(torch, self.recipe.train.save_dtype))
         copy_folder(self.codec_dir, Path(out) / "codec")
@@ -255,6 +256,9 @@ class VideoTask:
         if d.foreground_weight != 1 and d.object_balance:
             weighted += ("  The extra weight is shared out per object (`data.object_balance`): a small object's\n"
                          "  positions weigh more, so every object counts the same.\n")
+        if d.collide:
+            weighted = ("- The objects bounce off each other as well as off the walls (`data.collide`), so they\n"
+                        "  never overlap; `argen eval video` scores this model on such clips.\n") + weighted
         if d.layout == "clean-copy":
             weighted += ("- Layout (`data.layout: clean-copy`): each sequence is the clean window then the noisy\n"
                          "  one; every noisy block is scored, reading the clean blocks before it, as in generation.\n")

@@ -16,11 +16,11 @@ from argen.tasks.image_tokenizer import psnr
 FOREGROUND_WEIGHT = 10.0  # objects cover a few percent of a frame; the black background is easy
 
 
-def render_clips(seed: int, split: str, n: int, frames: int) -> tuple[list[str], np.ndarray, list]:
+def render_clips(seed: int, split: str, n: int, frames: int, collide: bool = False) -> tuple[list[str], np.ndarray, list]:
     """Clips 0..n-1 of a split: captions, uint8 frames (n, frames, H, W, 3), clip descriptions."""
     captions, clips, movers = [], np.empty((n, frames, bouncing.SIZE, bouncing.SIZE, 3), np.uint8), []
     for i in range(n):
-        caption, clips[i], clip = bouncing.sample(seed, i, split, frames)
+        caption, clips[i], clip = bouncing.sample(seed, i, split, frames, collide=collide)
         captions.append(caption)
         movers.append(clip)
     return captions, clips, movers
@@ -32,9 +32,9 @@ class VideoCodecTask:
     def __init__(self, recipe: TrainRecipe) -> None:
         self.recipe = recipe
         d = recipe.data
-        _, clips, _ = render_clips(d.seed, "train", d.train_size, d.clip_frames)
+        _, clips, _ = render_clips(d.seed, "train", d.train_size, d.clip_frames, d.collide)
         self.train = clips.reshape(-1, *clips.shape[2:])  # every frame of every clip
-        _, self.val_clips, self.val_movers = render_clips(d.seed, "val", d.val_size, d.frames)
+        _, self.val_clips, self.val_movers = render_clips(d.seed, "val", d.val_size, d.frames, d.collide)
 
     def build_model(self, overrides: dict) -> FrameCodec:
         return FrameCodec(FrameCodecConfig(**overrides))
