@@ -45,17 +45,19 @@ def test_train_audio_codec_then_language_model_then_generate(cli, tmp_path):
 
 def test_train_video_codec_then_transformer_then_generate(cli, tmp_path):
     codec_dir = tmp_path / "codec"
-    data = ["data:", "  dataset: bouncing", "  train_size: 4", "  val_size: 2", "  clip_frames: 10", "  frames: 8"]
+    data = ["data:", "  dataset: bouncing", "  train_size: 4", "  val_size: 2", "  clip_frames: 10", "  frames: 8",
+            "  collide: true"]
     recipe = write(tmp_path, "codec.yaml", ["task: video-codec", "name: tiny-codec", *data, "model:",
                                             "  block_out_channels: [8, 8, 8]", "  norm_num_groups: 4"] + LOOP)
     code, _, err = cli("train", "video-codec", "--recipe", recipe, "-o", codec_dir, "-q")
     assert code == 0, err
     cfg = json.loads((codec_dir / "config.json").read_text())["codec"]
     assert len(cfg["latent_std"]) == 4 and all(s > 0 for s in cfg["latent_std"])  # measured, not the defaults
+    assert "objects bouncing off each other" in (codec_dir / "README.md").read_text()
 
     recipe = write(tmp_path, "video.yaml", ["task: video", "name: tiny-video", *data, f"  codec: {codec_dir}",
                                             "  foreground_weight: 4", "  object_balance: true", "  layout: clean-copy",
-                                            "  object_weights: [1, 0, 1]", "  time_shift: 3", "  collide: true", "model:", "  backbone: {n_layer: 1, n_head: 2, d_model: 32}"] + LOOP)
+                                            "  object_weights: [1, 0, 1]", "  time_shift: 3", "model:", "  backbone: {n_layer: 1, n_head: 2, d_model: 32}"] + LOOP)
     out = tmp_path / "video"
     code, _, err = cli("train", "video", "--recipe", recipe, "-o", out, "-q")
     assert code == 0, err

@@ -57,7 +57,6 @@ class Mover:
         folded = np.mod(raw, 2 * span)  # unfold the bounces: a triangle wave between the walls
         return lo + np.where(folded > span, 2 * span - folded, folded)
 
-
     def reach(self) -> float:
         return reach(self.radius, self.shape)
 
@@ -71,7 +70,7 @@ def collide_tracks(movers: list[Mover], frames: int, size: int = SIZE) -> np.nda
     vel = np.array([m.vel for m in movers], dtype=np.float64)
     lo = np.array([m.radius for m in movers])[:, None]
     hi = size - lo
-    reach = np.array([m.reach() for m in movers])
+    reaches = np.array([m.reach() for m in movers])
     out = np.empty((len(movers), frames, 2))
     for t in range(frames):
         out[:, t] = pos
@@ -81,7 +80,7 @@ def collide_tracks(movers: list[Mover], frames: int, size: int = SIZE) -> np.nda
                 for b in range(a + 1, len(movers)):
                     d = pos[b] - pos[a]
                     dist = float(np.hypot(*d))
-                    gap = reach[a] + reach[b] - dist
+                    gap = reaches[a] + reaches[b] - dist
                     if gap <= 0 or dist == 0:
                         continue
                     n = d / dist
