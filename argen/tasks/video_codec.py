@@ -78,8 +78,9 @@ class VideoCodecTask:
 
     def card(self, s: dict) -> str:
         d = self.recipe.data
+        colliding = ", objects bouncing off each other" if d.collide else ""
         return f"""- Data: the procedural bouncing-objects dataset (`argen/data/bouncing.py`, seed {d.seed}):
-  {s['train_frames']:,} training frames ({d.train_size} clips of {d.clip_frames}{', objects bouncing off each other' if d.collide else ''}), {s['val_clips']} validation clips.
+  {s['train_frames']:,} training frames ({d.train_size} clips of {d.clip_frames}{colliding}), {s['val_clips']} validation clips.
 - Score: reconstruction PSNR **{s['psnr']} dB** on the validation clips; the segmentation finds
   every object of {s['objects_kept'] * 100:.1f}% of the reconstructed clips.
 """
