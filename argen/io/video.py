@@ -46,7 +46,10 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: float, meta: dict[str, 
             stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
             stream.options = {"crf": str(crf)}
             for f in frames:
-                for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                # through numpy: the converter's own frame has uninitialised row padding that x264
+                # reads, so the same pixels could give different bytes from run to run
+                yuv = av.VideoFrame.from_ndarray(f, format="rgb24").reformat(format="yuv420p").to_ndarray()
+                for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(yuv), format="yuv420p")):
                     out.mux(packet)
             for packet in stream.encode(None):
                 out.mux(packet)
