@@ -26,7 +26,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    from argen.pipelines.audio import AudioPipeline, AudioRequest
+    from argen.modalities.audio.pipeline import AudioPipeline, AudioRequest
 
     pipe = AudioPipeline.from_pretrained(args.model, device="cpu")
     print(f"{pipe.name}: torch {torch.__version__}, {torch.get_num_threads()} threads, {args.seconds:g} s of audio, "

@@ -16,9 +16,9 @@ import time
 
 import torch
 
-from argen.data import shapes3d
-from argen.models.mesh_tokenizer import canonical, tokenize
-from argen.pipelines.mesh import MeshPipeline, MeshRequest
+from argen.lab.data import shapes3d
+from argen.modalities.mesh.tokenizer import canonical, tokenize
+from argen.modalities.mesh.pipeline import MeshPipeline, MeshRequest
 
 
 def faces_per_second(pipe: MeshPipeline, n: int, use_cache: bool, max_faces: int) -> tuple[float, list]:

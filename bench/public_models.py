@@ -48,7 +48,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from argen.errors import ArgenError
-    from argen.pipelines.class_image import ClassImagePipeline, ClassImageRequest
+    from argen.modalities.image.class_pipeline import ClassImagePipeline, ClassImageRequest
 
     pipes = random_pipelines(args.device) if args.random_weights else {}
     for name in () if args.random_weights else MODELS:
@@ -84,13 +84,13 @@ def main() -> None:
 
 
 def random_pipelines(device: str) -> dict:
-    from argen.device import resolve_device
-    from argen.models.llamagen_gpt import llamagen_config
-    from argen.models.llamagen_vq import LlamaGenVQ
-    from argen.models.transformer import Transformer
-    from argen.models.var import VAR, var_config
-    from argen.models.var_vqvae import VQVAE
-    from argen.pipelines.class_image import ClassImagePipeline
+    from argen.engine.device import resolve_device
+    from argen.modalities.image.llamagen.gpt import llamagen_config
+    from argen.modalities.image.llamagen.vq import LlamaGenVQ
+    from argen.engine.transformer import Transformer
+    from argen.modalities.image.var.model import VAR, var_config
+    from argen.modalities.image.var.vqvae import VQVAE
+    from argen.modalities.image.class_pipeline import ClassImagePipeline
 
     dev = resolve_device(device)
     torch.manual_seed(0)

@@ -27,19 +27,19 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    from argen.models.video_text import CaptionVocab
-    from argen.samplers.block_diffusion import extend
+    from argen.modalities.video.text import CaptionVocab
+    from argen.engine.sampling.block_diffusion import extend
 
     if args.random_weights:
         import yaml
 
-        from argen.models.video_dit import VideoDiT, VideoModelConfig
+        from argen.modalities.video.dit import VideoDiT, VideoModelConfig
 
         recipe = yaml.safe_load(open("recipes/train/video-bouncing.yaml"))
         model = VideoDiT(VideoModelConfig(text_vocab=len(CaptionVocab()), **recipe["model"])).eval()
         codec, name = None, "random weights, recipes/train/video-bouncing.yaml"
     else:
-        from argen.pipelines.video import VideoPipeline
+        from argen.modalities.video.pipeline import VideoPipeline
 
         pipe = VideoPipeline.from_pretrained(args.model, device="cpu")
         model, codec, name = pipe.model, pipe.codec, pipe.name

@@ -8,16 +8,16 @@ import pytest
 import torch
 
 from argen.cli.app import main
-from argen.data import melodies
+from argen.lab.data import melodies
 from argen.io.audio import read_audio, write_audio
 from argen.io.metadata import read_metadata
-from argen.models.audio_codec import AudioCodec, CodecConfig, save_codec_dir
-from argen.models.audio_layout import AudioLayout
-from argen.models.checkpoint import save_model_dir
-from argen.models.config import TransformerConfig
-from argen.models.transformer import Transformer
-from argen.samplers.next_token import generate
-from argen.samplers.processors import SamplingConfig
+from argen.modalities.audio.codec import AudioCodec, CodecConfig, save_codec_dir
+from argen.modalities.audio.layout import AudioLayout
+from argen.checkpoints.argen_format import save_model_dir
+from argen.engine.config import TransformerConfig
+from argen.engine.transformer import Transformer
+from argen.engine.sampling.next_token import generate
+from argen.engine.sampling.processors import SamplingConfig
 
 SR = melodies.SAMPLE_RATE
 CODEC = CodecConfig(channels=[4, 8], strides=[16, 20], latent_dim=8, n_codebooks=3, codebook_size=16)
@@ -90,7 +90,7 @@ def test_beat_cues_sit_before_each_beat_and_are_dropped_before_decoding():
 
 
 def test_audio_training_batches_put_no_loss_on_cues_prompts_or_pads():
-    from argen.tasks.audio import IGNORE, AudioTask
+    from argen.lab.tasks.audio import IGNORE, AudioTask
 
     task = AudioTask.__new__(AudioTask)
     task.layout = lay = AudioLayout(n_codebooks=2, codebook_size=8, beat_cues=True)
@@ -107,7 +107,7 @@ def test_audio_training_batches_put_no_loss_on_cues_prompts_or_pads():
 
 
 def test_continuation_keeps_the_clip_bit_exact_and_is_deterministic(model_dir):
-    from argen.pipelines.audio import AudioPipeline, AudioRequest
+    from argen.modalities.audio.pipeline import AudioPipeline, AudioRequest
 
     pipe = AudioPipeline.from_pretrained(str(model_dir), device="cpu")
     clip = melodies.render(melodies.parse_prompt("sine C4 E4 G4 at 100 bpm"))[:7777]  # not a whole number of codec frames
@@ -202,7 +202,7 @@ def test_bundled_model_plays_the_prompted_notes(tmp_path):
     """The default model at its default settings (no --model, no --cfg): the WAV has the melody's
     length, and the analyser hears far more of the prompted notes and waveforms than chance (1 in
     40 notes, 1 in 4 waveforms) would give: 10 of these 12 notes and 3 of 3 waveforms now."""
-    from argen.data.melodies_analysis import analyse
+    from argen.lab.analysis.melodies import analyse
 
     right = waves = 0
     for i, prompt in enumerate(["square C4 E4 G4 C5 at 120 bpm", "saw A3 C4 E4 A4 at 100 bpm", "sine G3 B3 D4 G4 at 90 bpm"]):

@@ -5,11 +5,11 @@ import pytest
 import torch
 from PIL import Image
 
-from argen.data import shapes
-from argen.data.shapes_analysis import analyse, position_of, score
-from argen.pipelines.image import ImagePipeline, ImageRequest
-from argen.models.image_vq import to_uint8
-from argen.tasks.image_tokenizer import psnr, reconstruct
+from argen.lab.data import shapes
+from argen.lab.analysis.shapes import analyse, position_of, score
+from argen.modalities.image.pipeline import ImagePipeline, ImageRequest
+from argen.modalities.image.vq import to_uint8
+from argen.lab.tasks.image_tokenizer import psnr, reconstruct
 
 
 @pytest.fixture(scope="module", params=["next-scale", "next-token"])

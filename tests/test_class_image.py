@@ -1,6 +1,6 @@
 """ImageNet class models end to end: `argen weights pull` fetches VAR files in the official layout
 from a loopback hub and converts them, then `argen image --class-label` writes PNGs with their
-metadata; LlamaGen folders converted by `argen.convert` go through the same command."""
+metadata; LlamaGen folders converted by `argen.checkpoints.convert` go through the same command."""
 
 import json
 
@@ -11,8 +11,8 @@ from PIL import Image
 from test_hub_pull import REPO, HubServer
 
 from argen.io.metadata import read_metadata
-from argen.models.var import VAR, VARConfig
-from argen.models.var_vqvae import VQVAE, VQVAEConfig
+from argen.modalities.image.var.model import VAR, VARConfig
+from argen.modalities.image.var.vqvae import VQVAE, VQVAEConfig
 
 torch.set_num_threads(1)
 SCALES = [1, 2, 3, 4]
@@ -91,8 +91,8 @@ def test_bad_class_flags(cli, var_hub, args, words):
 def test_llamagen_folder_generates_through_the_same_command(cli, tmp_path):
     from test_llamagen import SMALL_VQ, official_gpt_state, small_cfg  # the official layout, tiny sizes
 
-    from argen.models.llamagen_convert import convert_llamagen
-    from argen.models.llamagen_vq import LlamaGenVQ
+    from argen.modalities.image.llamagen.convert import convert_llamagen
+    from argen.modalities.image.llamagen.vq import LlamaGenVQ
 
     torch.manual_seed(0)
     torch.save({"model": LlamaGenVQ(SMALL_VQ).state_dict()}, tmp_path / "vq.pt")

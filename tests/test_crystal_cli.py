@@ -10,13 +10,13 @@ pytest.importorskip("pymatgen")
 
 from pymatgen.core import Lattice, Structure  # noqa: E402
 
-from argen.data.crystal import structure_to_text  # noqa: E402
+from argen.modalities.crystal.cif_text import structure_to_text  # noqa: E402
 from argen.io.cif import read_cif_body, read_cif_metadata  # noqa: E402
-from argen.models.checkpoint import save_model_dir  # noqa: E402
-from argen.models.config import TransformerConfig  # noqa: E402
-from argen.models.transformer import Transformer  # noqa: E402
-from argen.pipelines.crystal import CrystalPipeline  # noqa: E402
-from argen.tasks.crystal import GPT2_STYLE  # noqa: E402
+from argen.checkpoints.argen_format import save_model_dir  # noqa: E402
+from argen.engine.config import TransformerConfig  # noqa: E402
+from argen.engine.transformer import Transformer  # noqa: E402
+from argen.modalities.crystal.pipeline import CrystalPipeline  # noqa: E402
+from argen.lab.tasks.crystal import GPT2_STYLE  # noqa: E402
 
 BUNDLED = Path(__file__).resolve().parents[1] / "weights" / "crystal-perov5"
 
@@ -129,7 +129,7 @@ def test_preview_png(cli, model_dir, tmp_path, scripted):
 
 def test_eval_crystal_counts_matches(cli, model_dir, tmp_path, monkeypatch):
     """With a sampler that returns each test structure itself, validity and match rates are exact."""
-    from argen.data.crystal import cif_to_text
+    from argen.modalities.crystal.cif_text import cif_to_text
 
     rows = [Structure(Lattice.cubic(a), ["Ba", "Ti", "O", "O", "O"],
                       [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]) for a in (3.9, 4.1)]

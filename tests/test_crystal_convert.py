@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from argen.errors import ArgenError
-from argen.models.crystallm_convert import load_crystallm_checkpoint
+from argen.modalities.crystal.crystallm_convert import load_crystallm_checkpoint
 
 
 def random_nanogpt_state(n_layer=2, n_head=2, n_embd=32, block_size=64, vocab_size=371, bias=True, seed=0):
@@ -89,8 +89,8 @@ def test_logits_match_reference_nanogpt(tmp_path, bias, compiled):
 
 def test_cached_sampling_from_a_checkpoint_pipeline(tmp_path):
     pytest.importorskip("pymatgen")
-    from argen.pipelines.crystal import CrystalPipeline
-    from argen.samplers.processors import SamplingConfig
+    from argen.modalities.crystal.pipeline import CrystalPipeline
+    from argen.engine.sampling.processors import SamplingConfig
 
     ckpt = save_checkpoint(tmp_path / "ckpt.pt", random_nanogpt_state(block_size=48), block_size=48)
     pipe = CrystalPipeline.from_pretrained(str(ckpt))

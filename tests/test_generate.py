@@ -1,7 +1,7 @@
 """The next-token loop: cached = uncached, batched = one by one, stops, sliding window."""
 
-from argen.samplers.next_token import generate
-from argen.samplers.processors import SamplingConfig
+from argen.engine.sampling.next_token import generate
+from argen.engine.sampling.processors import SamplingConfig
 from conftest import tiny_model
 
 PROMPTS = [[1, 2, 3], [4, 5, 6, 7, 8, 9, 10], [11]]

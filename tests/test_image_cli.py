@@ -52,7 +52,7 @@ def test_json_output(cli, model, tmp_path):
 
 
 def test_inpainting_from_files(cli, model, tmp_path):
-    from argen.data.shapes import sample
+    from argen.lab.data.shapes import sample
 
     Image.fromarray(np.asarray(sample(0, 3)[1])).save(tmp_path / "in.png")
     mask = np.zeros((64, 64), np.uint8)
@@ -77,7 +77,7 @@ def test_inpainting_from_files(cli, model, tmp_path):
     (["-p", PROMPT, "--inpaint", "IMG"], "--inpaint and --mask go together"),
 ])
 def test_bad_input_is_one_line(cli, model, tmp_path, args, message):
-    from argen.data.shapes import sample
+    from argen.lab.data.shapes import sample
 
     Image.fromarray(np.asarray(sample(0, 3)[1])).save(tmp_path / "img.png")
     args = [str(tmp_path / "img.png") if a == "IMG" else a for a in args]
@@ -96,7 +96,7 @@ def test_unknown_word_lists_the_vocabulary(cli, model, tmp_path):
 
 
 def test_mask_size_and_non_image_inputs(cli, model, tmp_path):
-    from argen.data.shapes import sample
+    from argen.lab.data.shapes import sample
 
     Image.fromarray(np.asarray(sample(0, 3)[1])).save(tmp_path / "in.png")
     Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / "small.png")

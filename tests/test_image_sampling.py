@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from argen.data.shapes import VOCABULARY
-from argen.models.image_layout import ImageLayout
-from argen.pipelines.image import ImagePipeline, ImageRequest
-from argen.samplers.processors import SamplingConfig
+from argen.lab.data.shapes import VOCABULARY
+from argen.modalities.image.layout import ImageLayout
+from argen.modalities.image.pipeline import ImagePipeline, ImageRequest
+from argen.engine.sampling.processors import SamplingConfig
 
 PROMPT = "a red circle in the top left"
 
@@ -108,7 +108,7 @@ def test_batch_rows_equal_single_rows(pipe):
 
 
 def test_inpainting_keeps_the_tokens_outside_the_mask(pipe):
-    from argen.data.shapes import sample
+    from argen.lab.data.shapes import sample
 
     image = np.asarray(sample(0, 1)[1])
     mask = np.zeros((64, 64), dtype=bool)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from argen.data.imagenet import NUM_CLASSES, class_index, class_name, classes
+from argen.modalities.image.imagenet import NUM_CLASSES, class_index, class_name, classes
 from argen.errors import UsageError
 
 

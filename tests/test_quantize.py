@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from argen.models.quantize import Int8Linear, quantize_int8
+from argen.engine.quantize import Int8Linear, quantize_int8
 from conftest import SHAKESPEARE, tiny_model
 
 

@@ -11,8 +11,9 @@ import pytest
 
 from argen.batch.plan import build_plan
 from argen.errors import ArgenError
-from argen.recipes import load_run_recipe, load_train_recipe
-from argen.weights import sha256_file
+from argen.batch.recipe import load_run_recipe
+from argen.lab.recipes import load_train_recipe
+from argen.checkpoints.registry import sha256_file
 from conftest import ROOT
 
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from argen.weights import sha256_file
+from argen.checkpoints.registry import sha256_file
 from conftest import ROOT
 from test_run import manifest, recipe_text, write
 

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from argen.samplers import speculative
-from argen.samplers.next_token import generate
-from argen.samplers.processors import SamplingConfig
-from argen.samplers.speculative import LookupDrafter, ModelDrafter, speculative_generate
+from argen.engine.sampling import speculative
+from argen.engine.sampling.next_token import generate
+from argen.engine.sampling.processors import SamplingConfig
+from argen.engine.sampling.speculative import LookupDrafter, ModelDrafter, speculative_generate
 from conftest import tiny_model
 
 V = 4

@@ -10,11 +10,11 @@ import torch
 from argen.cli.app import main
 from argen.io.metadata import read_metadata
 from argen.io.video import read_video
-from argen.models.checkpoint import save_folder
-from argen.models.video_codec import FrameCodec, FrameCodecConfig, save_codec_dir
-from argen.models.video_dit import VideoDiT, VideoModelConfig
-from argen.models.video_text import CaptionVocab
-from argen.samplers.block_diffusion import extend
+from argen.checkpoints.argen_format import save_folder
+from argen.modalities.video.codec import FrameCodec, FrameCodecConfig, save_codec_dir
+from argen.modalities.video.dit import VideoDiT, VideoModelConfig
+from argen.modalities.video.text import CaptionVocab
+from argen.engine.sampling.block_diffusion import extend
 
 TINY = {"n_layer": 2, "n_head": 2, "d_model": 32}
 
@@ -102,7 +102,7 @@ def test_known_frames_of_a_partial_block_are_kept():
 
 
 def test_pipeline_is_deterministic(model_dir):
-    from argen.pipelines.video import VideoPipeline, VideoRequest
+    from argen.modalities.video.pipeline import VideoPipeline, VideoRequest
 
     pipe = VideoPipeline.from_pretrained(str(model_dir), device="cpu")
     a = pipe(VideoRequest("a red circle", frames=6, steps=2, seed=4))
@@ -115,7 +115,7 @@ def test_the_model_config_sets_the_default_context(model_dir, tmp_path, capsys):
     import json
     import shutil
 
-    from argen.pipelines.video import VideoPipeline, VideoRequest
+    from argen.modalities.video.pipeline import VideoPipeline, VideoRequest
 
     short = tmp_path / "short-window"
     shutil.copytree(model_dir, short)
@@ -229,7 +229,7 @@ def test_eval_video_reports_psnr_against_the_baseline(model_dir, capsys):
 def test_kept_by_count_groups_clips_by_their_number_of_objects():
     from types import SimpleNamespace
 
-    from argen.evaluate_video import kept_by_count
+    from argen.lab.eval.video import kept_by_count
 
     movers = [SimpleNamespace(movers=[0] * n) for n in (3, 1, 2, 3, 1)]
     assert kept_by_count([True, True, False, False, False], movers) == {1: [1, 2], 2: [0, 1], 3: [1, 2]}
@@ -259,7 +259,7 @@ jobs:
 
 
 def test_a_long_clip_needs_only_its_window():
-    from argen.samplers.block_diffusion import context_frames_used
+    from argen.engine.sampling.block_diffusion import context_frames_used
 
     model = tiny_model()
     text = CaptionVocab().encode_batch(["a red circle"])
@@ -280,8 +280,8 @@ def test_bundled_model_predicts_better_than_copying_the_last_frame(tmp_path):
     """The default model (no --model) extends held-out clips through the CLI: the MP4 opens at
     32x32 with the clip's frames then the new ones, and its first two new frames are closer to the
     true continuation than a copy of the clip's last frame (eval: 21.1 vs 16.0 dB on frame 1)."""
-    from argen.data import bouncing
-    from argen.evaluate_video import psnr_frames
+    from argen.lab.data import bouncing
+    from argen.lab.eval.video import psnr_frames
     from argen.io.video import write_mp4
 
     gains = []

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from argen.data import bouncing
-from argen.data.bouncing_analysis import colour_areas, keeps_objects
+from argen.lab.data import bouncing
+from argen.lab.analysis.bouncing import colour_areas, keeps_objects
 from argen.errors import ArgenError, UsageError
 from argen.io.metadata import build_metadata, read_metadata
 from argen.io.video import read_video, write_mp4

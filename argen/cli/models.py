@@ -11,13 +11,13 @@ def models(json_out: opt.Json = False) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from argen.weights import bundled_dir, file_status, load_registry
+    from argen.checkpoints.registry import bundled_dir, file_status, load_registry
 
     root = bundled_dir()
     rows = []
     for name, entry in load_registry().models.items():
         if entry.hub is not None:  # pulled into the cache by `argen weights pull`
-            from argen.hub import cache_dir, model_folder
+            from argen.checkpoints.hub import cache_dir, model_folder
 
             folder, files = cache_dir(name), [cache_dir(name) / f.file for f in entry.hub.files]
             weights = sorted(model_folder(name, entry).glob("**/*.safetensors")) if entry.hub.convert else files

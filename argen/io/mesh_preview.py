@@ -18,7 +18,7 @@ def render(mesh, size: int = 320) -> np.ndarray:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 
-    from argen.models.mesh_tokenizer import normalize
+    from argen.modalities.mesh.tokenizer import normalize
 
     fig = Figure(figsize=(size / 100, size / 100), dpi=100)
     FigureCanvasAgg(fig)

@@ -1,0 +1,185 @@
+"""Where models come from: the bundled registry (weights/registry.yaml), or a local folder.
+
+Every bundled file is checked against the sha256 the registry names before it is loaded, so a
+tampered or truncated file is refused with a clear error instead of producing garbage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from argen.errors import ArgenError
+from argen.yaml_config import Strict, read_yaml, validate
+
+
+class RegistryFile(Strict):
+    file: str  # relative to the weights folder (hub files: the path inside the repository)
+    # hub files may leave it out: the sha256 the hub publishes for the file (its LFS oid) is
+    # checked at download and recorded in the cache, and every later load checks against that
+    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+
+
+class HubSource(Strict):
+    """Where a model that is not bundled comes from: files of a Hugging Face hub repository,
+    each with the sha256 it must have (``file`` is the path inside the repository)."""
+
+    repo_id: str = Field(pattern=r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+    revision: str = "main"
+    files: list[RegistryFile] = Field(min_length=1)
+    convert: Literal["var", "llamagen"] | None = None  # the converter that makes argen's format from the files
+    options: dict[str, Any] = {}  # passed to the converter (e.g. which architecture the files hold)
+
+
+class RegistryEntry(Strict):
+    modality: str
+    path: str | None = None  # a bundled model's folder, relative to the weights folder
+    description: str = ""
+    default: bool = False  # the default model of its modality
+    files: list[RegistryFile] = []  # bundled files, relative to the weights folder
+    hub: HubSource | None = None  # or: downloaded by `argen weights pull` into the cache
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "RegistryEntry":
+        if (self.hub is None) == (not self.files or self.path is None):
+            raise ValueError("a model is either bundled (path and files) or on the hub (hub), not both or neither")
+        if any(f.sha256 is None for f in self.files):
+            raise ValueError("every bundled file needs its sha256")
+        return self
+
+
+class Registry(Strict):
+    models: dict[str, RegistryEntry]
+
+
+def bundled_dir() -> Path:
+    """The folder holding registry.yaml: $ARGEN_WEIGHTS_DIR, the clone's weights/, or the
+    copy a wheel installs as ``argen/_weights``."""
+    env = os.environ.get("ARGEN_WEIGHTS_DIR")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parents[1] / "weights", here.parent / "_weights"):
+        if (candidate / "registry.yaml").is_file():
+            return candidate
+    raise ArgenError("bundled weights not found (no weights/registry.yaml)",
+                     hint="reinstall argen, or set ARGEN_WEIGHTS_DIR to a folder with registry.yaml")
+
+
+def load_registry() -> Registry:
+    """registry.yaml (the bundled models) plus, when present beside it, hub.yaml (the public
+    models `argen weights pull` fetches); a name may appear in only one of them."""
+    path = bundled_dir() / "registry.yaml"
+    data, node = read_yaml(path)
+    reg = validate(Registry, data, node, path)
+    hub_path = path.with_name("hub.yaml")
+    if hub_path.is_file():
+        data, node = read_yaml(hub_path)
+        hub = validate(Registry, data, node, hub_path)
+        twice = sorted(set(hub.models) & set(reg.models))
+        if twice:
+            raise ArgenError(f"{hub_path}: {', '.join(twice)} also in {path.name}", hint="keep each model name in one file")
+        reg.models.update(hub.models)
+    return reg
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_status(root: Path, entry: RegistryEntry, name: str | None = None) -> str:
+    """"ok", "missing" or "MISMATCH" for the entry's files (hub models: in the cache, by ``name``)."""
+    if entry.hub is not None:
+        from argen.checkpoints.hub import cache_dir, expected_hashes
+
+        root, hashes = cache_dir(name or ""), expected_hashes(name or "", entry)
+    else:
+        hashes = {f.file: f.sha256 for f in entry.files}
+    for file, sha in hashes.items():
+        p = root / file
+        if not p.is_file():
+            return "missing"
+        if sha is None or sha256_file(p) != sha:
+            return "MISMATCH"
+    return "ok"
+
+
+@dataclass
+class ModelRef:
+    """A resolved model: its folder and, for bundled ones, its registry name and digest."""
+
+    path: Path
+    name: str
+    bundled: bool = False
+    sha256: str | None = None  # digest of the main weight file
+    files: dict[str, str] = field(default_factory=dict)
+
+
+def verify(root: Path, name: str, entry: RegistryEntry) -> None:
+    for f in entry.files:
+        p = root / f.file
+        if not p.is_file():
+            raise ArgenError(f"bundled model {name!r}: file {f.file} is missing",
+                             hint="restore the weights folder (git checkout weights/) or reinstall argen")
+        if sha256_file(p) != f.sha256:
+            raise ArgenError(f"bundled model {name!r}: {f.file} does not match its sha256 (tampered or truncated)",
+                             hint="restore the file (git checkout weights/) or reinstall argen")
+
+
+def default_model(modality: str) -> str:
+    reg = load_registry()
+    for name, entry in reg.models.items():
+        if entry.modality == modality and entry.default:
+            return name
+    raise ArgenError(f"no bundled default model for {modality}", hint="pass --model NAME|PATH")
+
+
+def resolve(name_or_path: str, modality: str | None = None) -> ModelRef:
+    """A registry name (verified against its sha256) or an existing local path."""
+    p = Path(name_or_path).expanduser()
+    if p.exists():
+        return ModelRef(path=p, name=p.resolve().name)
+    reg = load_registry()
+    entry = reg.models.get(name_or_path)
+    if entry is None:
+        names = ", ".join(sorted(n for n, e in reg.models.items() if modality in (None, e.modality)))
+        raise ArgenError(f"unknown model {name_or_path!r}: not a registered name nor an existing path",
+                         hint=f"bundled models: {names or 'none'} (see `argen models`), or pass a folder path")
+    if modality is not None and entry.modality != modality:
+        raise ArgenError(f"model {name_or_path!r} is a {entry.modality} model, not {modality}",
+                         hint="see `argen models` for each model's modality")
+    if entry.hub is not None:
+        from argen.checkpoints.hub import expected_hashes, verify_pulled
+
+        folder = verify_pulled(name_or_path, entry)
+        hashes = expected_hashes(name_or_path, entry)
+        weights = next((sha for f, sha in hashes.items() if f.endswith((".safetensors", ".pt", ".pth"))), None)
+        return ModelRef(path=folder, name=name_or_path, bundled=True, sha256=weights, files=dict(hashes))
+    root = bundled_dir()
+    verify(root, name_or_path, entry)
+    tops = [f for f in entry.files if f.file.endswith(".safetensors")]
+    # the model's own file, not a codec's or tokenizer's in a subfolder
+    tops.sort(key=lambda f: f.file.count("/") - entry.path.count("/"))
+    weights = tops[0].sha256 if tops else None
+    return ModelRef(path=root / entry.path, name=name_or_path, bundled=True, sha256=weights,
+                    files={f.file: f.sha256 for f in entry.files})
+
+
+def digest(ref: ModelRef, limit: int = 1 << 29) -> str | None:
+    """sha256 of the model's weight file: the registry's for bundled models, computed for local
+    folders whose single weight file is under ``limit`` bytes (larger ones are not hashed)."""
+    if ref.sha256 or ref.bundled:
+        return ref.sha256
+    files = sorted(ref.path.glob("*.safetensors"))
+    if len(files) == 1 and files[0].stat().st_size < limit:
+        return sha256_file(files[0])
+    return None

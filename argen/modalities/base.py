@@ -1,0 +1,188 @@
+"""What every modality's pipeline shares: rows (prompt x seed), batching, sampling defaults,
+the Python call, and outputs that save themselves with their metadata.
+
+A modality's pipeline subclasses :class:`Pipeline` and implements ``matches`` (is this model
+folder one of mine?), ``from_ref`` (build from a resolved model) and ``generate_batch`` (one
+batch of rows -> outputs). The CLI, batch recipes and ``argen.load(...)(prompt, ...)`` all go
+through :meth:`Pipeline.generate`, so they give the same bytes.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from argen.errors import UsageError
+from argen.modalities.spec import GenerationSpec
+
+# (units done, units in all, unit name) after each step of work, for progress bars
+OnProgress = Callable[[int, int, str], None]
+LOAD_FLAGS = ("model", "device", "dtype", "compile", "quantize", "sampler")  # given to argen.load, not to a call
+
+
+@dataclass(frozen=True)
+class Row:
+    """One output: its index over the whole request, its prompt and its seed."""
+
+    index: int
+    prompt: str | None
+    seed: int
+
+
+def plan_rows(prompts: list[str] | None, n: int, seed: int | None) -> list[Row]:
+    """Every output of a request: each prompt ``n`` times; output i has seed ``seed + i``."""
+    base = seed if seed is not None else random.randrange(2**31)
+    return [Row(i, p, base + i) for i, p in enumerate(p for p in (prompts or [None]) for _ in range(n))]
+
+
+@dataclass
+class Output:
+    """One generated sample. Subclasses add the content (``image``, ``text``, ``samples``...)
+    and implement :meth:`write`; :meth:`save` adds the overwrite policy."""
+
+    index: int
+    seed: int
+    prompt: str | None
+    seconds: float  # compute time per sample of its batch
+    metadata: dict[str, Any] = field(default_factory=dict)
+    skip_reason: str | None = None  # set when the sample is not to be written (e.g. a failed check)
+
+    suffixes: ClassVar[tuple[str, ...]] = ()
+
+    def save(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write the sample with its generation metadata (atomically). An existing file is kept
+        and reported unless ``overwrite``."""
+        from argen.io.atomic import check_writable
+
+        path = Path(path)
+        check_writable(path, overwrite, self.suffixes)
+        return self.write(path)
+
+    def write(self, path: Path) -> Path:  # pragma: no cover - every subclass implements it
+        raise NotImplementedError
+
+    def save_preview(self, path: str | Path, overwrite: bool = False) -> Path:
+        """A PNG picture of the sample (spectrogram, rendering, cell), with its metadata."""
+        from argen.io.atomic import check_writable
+
+        path = Path(path)
+        check_writable(path, overwrite, (".png",))
+        return self.write_preview(path)
+
+    def write_preview(self, path: Path) -> Path:
+        raise UsageError("this output has no preview", hint="drop --preview")
+
+    def record(self) -> dict[str, Any]:
+        """The fields of this sample's ``--json`` line (the path is added by the caller)."""
+        return {"seed": self.seed, "prompt": self.prompt, "model": self.metadata.get("model")}
+
+
+class Pipeline:
+    """Base of every pipeline: ``pipe(prompt, n=2, seed=0) -> [Output, ...]``."""
+
+    modality: ClassVar[str] = ""
+    default_batch_size: ClassVar[int] = 8
+    # spec field -> SamplingConfig field, for the sampling flags this pipeline reads
+    sampling_flags: ClassVar[dict[str, str]] = {"temperature": "temperature", "top_k": "top_k", "top_p": "top_p",
+                                                "cfg": "cfg_scale"}
+
+    ref: Any = None  # the resolved model (argen.checkpoints.registry.ModelRef)
+
+    # --- loading -------------------------------------------------------------------------------
+    @classmethod
+    def matches(cls, config: dict[str, Any] | None, path: Path) -> bool:
+        """Whether the model at ``path`` (its config.json, or None for a single file) is this
+        pipeline's family. Read from the config, never from a file name."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_ref(cls, ref, config: dict[str, Any] | None, device: str, dtype: str, compile: bool,
+                 **options: Any) -> "Pipeline":
+        raise NotImplementedError
+
+    @property
+    def name(self) -> str:
+        return self.ref.name if self.ref is not None else "in-memory"
+
+    # --- sampling ------------------------------------------------------------------------------
+    def default_sampling(self, **overrides: Any):
+        """The model's sampling settings with ``overrides`` that are not None (subclasses)."""
+        raise NotImplementedError
+
+    def sampling(self, spec: GenerationSpec):
+        """The SamplingConfig a request samples with: the model's defaults, then the flags set."""
+        return self.default_sampling(**{dst: getattr(spec, src) for src, dst in self.sampling_flags.items()})
+
+    def check(self, spec: GenerationSpec) -> None:
+        """Refuse flags this family cannot honour, before any work (subclasses extend it)."""
+
+    def check_prompt(self, prompt: str | None) -> Any:
+        """Validate one prompt (grammar, length); returns what generate_batch needs of it."""
+        return prompt
+
+    # --- generating ----------------------------------------------------------------------------
+    def generate(self, spec: GenerationSpec, rows: list[Row] | None = None,
+                 on_progress: OnProgress | None = None) -> Iterator[Output]:
+        """Outputs of ``spec`` (or of explicit ``rows``, as batch recipes give), yielded batch by
+        batch so that a caller can write each finished batch. Every prompt is checked first."""
+        self.check(spec)
+        rows = rows if rows is not None else plan_rows(spec.prompt, spec.n, spec.seed)
+        prepared = {p: self.check_prompt(p) for p in dict.fromkeys(r.prompt for r in rows)}
+        sampling = self.sampling(spec)
+        size = spec.batch_size or self.default_batch_size
+        for start in range(0, len(rows), size):
+            yield from self.generate_batch(spec, rows[start:start + size], prepared, sampling, on_progress)
+
+    def generate_batch(self, spec: GenerationSpec, rows: list[Row], prepared: dict, sampling,
+                       on_progress: OnProgress | None) -> list[Output]:
+        raise NotImplementedError
+
+    def summary(self, outputs: list[Output]) -> str:
+        """The statistics line a command logs after generating."""
+        seconds = sum(o.seconds for o in outputs)
+        return f"{len(outputs)} {self.modality} sample(s) in {seconds:.2f} s ({self.name})"
+
+    def finish(self, outputs: list[Output], spec: GenerationSpec, written: int, quiet: bool) -> None:
+        """After a command wrote what it could: warn about, or refuse, what it could not."""
+
+    def __call__(self, prompt: str | list[str] | None = None, **flags: Any) -> list[Output]:
+        """The Python API: ``pipe("a red circle", n=2, seed=0)``. Flags are the modality's spec
+        fields (the CLI's flags with underscores); sampling flags left out keep the model's
+        defaults, exactly as the CLI does."""
+        from argen.modalities.registry import spec_of
+
+        given = sorted(k for k in flags if k in LOAD_FLAGS)
+        if given:
+            raise UsageError(f"{', '.join(given)} are chosen when loading", hint="pass them to argen.load(...)")
+        spec = make_spec(spec_of(self.modality), {"prompt": prompt, **flags})
+        return list(self.generate(spec))
+
+
+def make_spec(spec_cls: type[GenerationSpec], values: dict[str, Any], flag_names: dict[str, str] | None = None):
+    """Validate ``values`` into a spec; the first problem becomes one UsageError naming the flag
+    (``flag_names``: field -> how the caller spells it, e.g. "--top-k"; else the field name)."""
+    from pydantic import ValidationError
+
+    try:
+        return spec_cls.model_validate({k: v for k, v in values.items() if v is not None or k == "prompt"})
+    except ValidationError as e:
+        err = sorted(e.errors(), key=lambda x: x["type"] != "extra_forbidden")[0]
+        key = str(err["loc"][0]) if err["loc"] else ""
+        name = (flag_names or {}).get(key, key)
+        if err["type"] == "extra_forbidden":
+            raise UsageError(f"{spec_cls.modality} has no flag {name!r}", hint=unknown_hint(spec_cls, key)) from None
+        got = err.get("input")
+        msg = err["msg"].replace("Value error, ", "")
+        raise UsageError(f"{name} {got!r}: {msg[:1].lower()}{msg[1:]}" if key else msg,
+                         hint=f"see `argen {spec_cls.modality} --help`") from None
+
+
+def unknown_hint(spec_cls: type[GenerationSpec], key: str) -> str:
+    """Suggest the nearest known flag for a misspelt one."""
+    import difflib
+
+    near = difflib.get_close_matches(key, list(spec_cls.model_fields), n=1)
+    return f"did you mean {near[0]!r}?" if near else f"see `argen {spec_cls.modality} --help`"
