@@ -17,15 +17,18 @@ import time
 import torch
 
 from argen.lab.data import shapes3d
+from argen.modalities.mesh.pipeline import MeshPipeline
 from argen.modalities.mesh.tokenizer import canonical, tokenize
-from argen.modalities.mesh.pipeline import MeshPipeline, MeshRequest
 
 
 def faces_per_second(pipe: MeshPipeline, n: int, use_cache: bool, max_faces: int) -> tuple[float, list]:
     prompts = [s.caption for s in shapes3d.generate(0, "val", n)]
     t0 = time.perf_counter()
-    outs = pipe(MeshRequest(prompts, seeds=list(range(n)), sampling=pipe.default_sampling(), max_faces=max_faces,
-                            batch_size=n, use_cache=use_cache))
+    from argen.modalities.base import Row
+    from argen.modalities.mesh.spec import MeshSpec
+
+    pipe.use_cache = use_cache
+    outs = list(pipe.generate(MeshSpec(max_faces=max_faces, batch_size=n), [Row(i, p, i) for i, p in enumerate(prompts)]))
     seconds = time.perf_counter() - t0
     return sum(len(o.mesh.faces) for o in outs) / seconds, outs
 

@@ -27,8 +27,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    from argen.modalities.video.text import CaptionVocab
     from argen.engine.sampling.block_diffusion import extend
+    from argen.modalities.video.text import CaptionVocab
 
     if args.random_weights:
         import yaml

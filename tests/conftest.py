@@ -10,8 +10,8 @@ import torch
 
 from argen.checkpoints.argen_format import save_model_dir
 from argen.engine.config import TransformerConfig
-from argen.modalities.text.tokenizer import CharTokenizer
 from argen.engine.transformer import Transformer
+from argen.modalities.text.tokenizer import CharTokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAKESPEARE = ROOT.parent / "shared" / "data" / "text" / "tinyshakespeare.txt"

@@ -7,17 +7,17 @@ import numpy as np
 import pytest
 import torch
 
-from argen.cli.app import main
-from argen.lab.data import melodies
-from argen.io.audio import read_audio, write_audio
-from argen.io.metadata import read_metadata
-from argen.modalities.audio.codec import AudioCodec, CodecConfig, save_codec_dir
-from argen.modalities.audio.layout import AudioLayout
 from argen.checkpoints.argen_format import save_model_dir
+from argen.cli.app import main
 from argen.engine.config import TransformerConfig
-from argen.engine.transformer import Transformer
 from argen.engine.sampling.next_token import generate
 from argen.engine.sampling.processors import SamplingConfig
+from argen.engine.transformer import Transformer
+from argen.io.audio import read_audio, write_audio
+from argen.io.metadata import read_metadata
+from argen.lab.data import melodies
+from argen.modalities.audio.codec import AudioCodec, CodecConfig, save_codec_dir
+from argen.modalities.audio.layout import AudioLayout
 
 SR = melodies.SAMPLE_RATE
 CODEC = CodecConfig(channels=[4, 8], strides=[16, 20], latent_dim=8, n_codebooks=3, codebook_size=16)
@@ -106,16 +106,19 @@ def test_audio_training_batches_put_no_loss_on_cues_prompts_or_pads():
     assert (y != IGNORE).sum((1, 2)).eq(2 * 60).all()  # the same codes carry loss in every variant
 
 
-def test_continuation_keeps_the_clip_bit_exact_and_is_deterministic(model_dir):
-    from argen.modalities.audio.pipeline import AudioPipeline, AudioRequest
+def test_continuation_keeps_the_clip_bit_exact_and_is_deterministic(model_dir, tmp_path):
+    import argen
+    from argen.io.audio import write_audio
 
-    pipe = AudioPipeline.from_pretrained(str(model_dir), device="cpu")
+    pipe = argen.load(str(model_dir), "audio", device="cpu")
     clip = melodies.render(melodies.parse_prompt("sine C4 E4 G4 at 100 bpm"))[:7777]  # not a whole number of codec frames
-    a = pipe(AudioRequest(clip=clip, seconds=0.5, seed=1))
-    b = pipe(AudioRequest(clip=clip, seconds=0.5, seed=1))
+    path = write_audio(tmp_path / "clip.flac", clip, SR, {})  # lossless, as any file ffmpeg reads
+    clip = read_audio(path, SR)
+    a, = pipe(extend=str(path), seconds=0.5, seed=1)
+    b, = pipe(extend=str(path), seconds=0.5, seed=1)
     assert np.array_equal(a.samples[:7777], clip) and len(a.samples) == 7777 + SR // 2
     assert np.array_equal(a.samples, b.samples)
-    p = pipe(AudioRequest(prompt="saw C4 D4 at 120 bpm", seed=2))
+    p, = pipe("saw C4 D4 at 120 bpm", seed=2)
     assert len(p.samples) == SR  # the melody's own length: two beats at 120 bpm
 
 

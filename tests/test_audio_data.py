@@ -9,11 +9,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from argen.lab.data import melodies
-from argen.lab.analysis.melodies import analyse, yin
 from argen.errors import ArgenError, UsageError
 from argen.io.audio import check_audio_suffix, read_audio, read_audio_metadata, write_audio
 from argen.io.metadata import build_metadata, read_metadata
+from argen.lab.analysis.melodies import analyse, yin
+from argen.lab.data import melodies
 from argen.modalities.audio.codec import AudioCodec, CodecConfig, apply_delay, undo_delay
 
 SR = melodies.SAMPLE_RATE

@@ -9,9 +9,9 @@ pytest.importorskip("pymatgen")
 from pymatgen.analysis.structure_matcher import StructureMatcher  # noqa: E402
 from pymatgen.core import Lattice, Structure  # noqa: E402
 
+from argen.errors import ArgenError  # noqa: E402
 from argen.modalities.crystal.checks import check_cif, parse_structure, restore_symmetry  # noqa: E402
 from argen.modalities.crystal.cif_text import structure_to_text  # noqa: E402
-from argen.errors import ArgenError  # noqa: E402
 
 MATCHER = StructureMatcher(stol=0.5, angle_tol=10, ltol=0.3)
 

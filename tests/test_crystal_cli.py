@@ -10,13 +10,13 @@ pytest.importorskip("pymatgen")
 
 from pymatgen.core import Lattice, Structure  # noqa: E402
 
-from argen.modalities.crystal.cif_text import structure_to_text  # noqa: E402
-from argen.io.cif import read_cif_body, read_cif_metadata  # noqa: E402
 from argen.checkpoints.argen_format import save_model_dir  # noqa: E402
 from argen.engine.config import TransformerConfig  # noqa: E402
 from argen.engine.transformer import Transformer  # noqa: E402
-from argen.modalities.crystal.pipeline import CrystalPipeline  # noqa: E402
+from argen.io.cif import read_cif_body, read_cif_metadata  # noqa: E402
 from argen.lab.tasks.crystal import GPT2_STYLE  # noqa: E402
+from argen.modalities.crystal.cif_text import structure_to_text  # noqa: E402
+from argen.modalities.crystal.pipeline import CrystalPipeline  # noqa: E402
 
 BUNDLED = Path(__file__).resolve().parents[1] / "weights" / "crystal-perov5"
 

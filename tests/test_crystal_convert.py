@@ -89,8 +89,8 @@ def test_logits_match_reference_nanogpt(tmp_path, bias, compiled):
 
 def test_cached_sampling_from_a_checkpoint_pipeline(tmp_path):
     pytest.importorskip("pymatgen")
-    from argen.modalities.crystal.pipeline import CrystalPipeline
     from argen.engine.sampling.processors import SamplingConfig
+    from argen.modalities.crystal.pipeline import CrystalPipeline
 
     ckpt = save_checkpoint(tmp_path / "ckpt.pt", random_nanogpt_state(block_size=48), block_size=48)
     pipe = CrystalPipeline.from_pretrained(str(ckpt))

@@ -1,8 +1,9 @@
 """The next-token loop: cached = uncached, batched = one by one, stops, sliding window."""
 
+from conftest import tiny_model
+
 from argen.engine.sampling.next_token import generate
 from argen.engine.sampling.processors import SamplingConfig
-from conftest import tiny_model
 
 PROMPTS = [[1, 2, 3], [4, 5, 6, 7, 8, 9, 10], [11]]
 GREEDY = SamplingConfig(temperature=0)

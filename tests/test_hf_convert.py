@@ -17,8 +17,8 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-from argen.errors import ArgenError  # noqa: E402
 from argen.checkpoints.hf_convert import hf_config_to_argen, is_hf_folder, load_hf_folder  # noqa: E402
+from argen.errors import ArgenError  # noqa: E402
 
 TOL = 1e-4
 VOCAB = 100

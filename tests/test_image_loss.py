@@ -7,13 +7,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from argen.lab.data.shapes import VOCABULARY
-from argen.errors import UsageError
 from argen.engine.config import TransformerConfig
-from argen.modalities.image.layout import ImageLayout
 from argen.engine.transformer import Transformer
+from argen.errors import UsageError
+from argen.lab.data.shapes import VOCABULARY
 from argen.lab.tasks.image import ImageTask
 from argen.lab.train import attention_kernel
+from argen.modalities.image.layout import ImageLayout
 
 SCALES = [1, 2, 4, 8]
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import trimesh
 
-from argen.lab.data import shapes3d
 from argen.checkpoints.argen_format import save_model_dir
+from argen.lab.data import shapes3d
 from argen.modalities.mesh.tokenizer import MeshLayout
 from tests.conftest import tiny_model
 

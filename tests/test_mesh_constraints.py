@@ -7,11 +7,11 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from argen.engine.sampling.next_token import generate
+from argen.engine.sampling.processors import SamplingConfig
 from argen.lab.data import shapes3d
 from argen.modalities.mesh import tokenizer as mt
 from argen.modalities.mesh.constraints import MeshConstraint, RowState, is_valid, max_tokens
-from argen.engine.sampling.next_token import generate
-from argen.engine.sampling.processors import SamplingConfig
 from tests.conftest import tiny_model
 
 VOCAB = mt.EOS + 1

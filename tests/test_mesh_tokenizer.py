@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from argen.lab.data import shapes3d
 from argen.errors import UsageError
+from argen.lab.data import shapes3d
 from argen.modalities.mesh import tokenizer as mt
 
 HALF_STEP = 0.5 / mt.LEVELS

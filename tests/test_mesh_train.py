@@ -34,8 +34,8 @@ def test_train_mesh_then_generate_and_evaluate(cli, tmp_path):
 
 
 def test_the_shipped_recipe_validates_and_fits_one_thread():
-    from argen.lab.data import shapes3d
     from argen.engine.config import TransformerConfig
+    from argen.lab.data import shapes3d
     from argen.modalities.mesh.tokenizer import MeshLayout
 
     r = load_train_recipe(ROOT / "recipes" / "train" / "mesh-shapes.yaml")

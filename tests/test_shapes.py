@@ -6,11 +6,11 @@ import collections
 import numpy as np
 import pytest
 
-from argen.lab.data.shapes import HELD_OUT, VOCABULARY, draw, parse_caption, sample
-from argen.lab.analysis.shapes import score
 from argen.errors import UsageError
 from argen.io.metadata import read_metadata
 from argen.io.png import read_image, write_png
+from argen.lab.analysis.shapes import score
+from argen.lab.data.shapes import HELD_OUT, VOCABULARY, draw, parse_caption, sample
 
 
 def test_samples_are_deterministic_and_64x64():

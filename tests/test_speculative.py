@@ -2,12 +2,12 @@
 
 import pytest
 import torch
+from conftest import tiny_model
 
 from argen.engine.sampling import speculative
 from argen.engine.sampling.next_token import generate
 from argen.engine.sampling.processors import SamplingConfig
 from argen.engine.sampling.speculative import LookupDrafter, ModelDrafter, speculative_generate
-from conftest import tiny_model
 
 V = 4
 PROMPT = [1, 2, 3, 1, 2]

@@ -2,11 +2,11 @@
 
 import pytest
 import torch
+from conftest import tiny_model
 
 from argen.engine.config import TransformerConfig
 from argen.engine.rope import apply_rope
 from argen.engine.transformer import Transformer
-from conftest import tiny_model
 
 
 @pytest.mark.parametrize("kw, cuts", [({}, (7, 8)), ({"block_sizes": [1, 4, 16]}, (1, 5))])

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 import torch
 
+from argen.checkpoints.argen_format import save_folder
 from argen.cli.app import main
+from argen.engine.sampling.block_diffusion import extend
 from argen.io.metadata import read_metadata
 from argen.io.video import read_video
-from argen.checkpoints.argen_format import save_folder
 from argen.modalities.video.codec import FrameCodec, FrameCodecConfig, save_codec_dir
 from argen.modalities.video.dit import VideoDiT, VideoModelConfig
 from argen.modalities.video.text import CaptionVocab
-from argen.engine.sampling.block_diffusion import extend
 
 TINY = {"n_layer": 2, "n_head": 2, "d_model": 32}
 
@@ -102,11 +102,11 @@ def test_known_frames_of_a_partial_block_are_kept():
 
 
 def test_pipeline_is_deterministic(model_dir):
-    from argen.modalities.video.pipeline import VideoPipeline, VideoRequest
+    import argen
 
-    pipe = VideoPipeline.from_pretrained(str(model_dir), device="cpu")
-    a = pipe(VideoRequest("a red circle", frames=6, steps=2, seed=4))
-    b = pipe(VideoRequest("a red circle", frames=6, steps=2, seed=4))
+    pipe = argen.load(str(model_dir), "video", device="cpu")
+    a, = pipe("a red circle", frames=6, steps=2, seed=4)
+    b, = pipe("a red circle", frames=6, steps=2, seed=4)
     assert a.frames.shape == (6, 32, 32, 3) and np.array_equal(a.frames, b.frames)
     assert a.metadata["seed"] == 4 and a.metadata["scheduler"] == "flow-euler"
 
@@ -115,16 +115,16 @@ def test_the_model_config_sets_the_default_context(model_dir, tmp_path, capsys):
     import json
     import shutil
 
-    from argen.modalities.video.pipeline import VideoPipeline, VideoRequest
+    import argen
 
     short = tmp_path / "short-window"
     shutil.copytree(model_dir, short)
     cfg = json.loads((short / "config.json").read_text())
     (short / "config.json").write_text(json.dumps({**cfg, "sampling": {"context": 4}}))
-    pipe = VideoPipeline.from_pretrained(str(short), device="cpu")
-    default = pipe(VideoRequest("a red circle", frames=12, steps=2, seed=4))
-    four = pipe(VideoRequest("a red circle", frames=12, steps=2, seed=4, context=4))
-    sixteen = pipe(VideoRequest("a red circle", frames=12, steps=2, seed=4, context=16))
+    pipe = argen.load(str(short), "video", device="cpu")
+    default, = pipe("a red circle", frames=12, steps=2, seed=4)
+    four, = pipe("a red circle", frames=12, steps=2, seed=4, context=4)
+    sixteen, = pipe("a red circle", frames=12, steps=2, seed=4, context=16)
     assert default.metadata["context"] == 4 and np.array_equal(default.frames, four.frames)
     assert not np.array_equal(default.frames, sixteen.frames)  # past 6 frames the 4-frame window slides
     assert main(["video", "--model", str(short), "--prompt", "a red circle", "--sink", "4",
@@ -280,9 +280,9 @@ def test_bundled_model_predicts_better_than_copying_the_last_frame(tmp_path):
     """The default model (no --model) extends held-out clips through the CLI: the MP4 opens at
     32x32 with the clip's frames then the new ones, and its first two new frames are closer to the
     true continuation than a copy of the clip's last frame (eval: 21.1 vs 16.0 dB on frame 1)."""
+    from argen.io.video import write_mp4
     from argen.lab.data import bouncing
     from argen.lab.eval.video import psnr_frames
-    from argen.io.video import write_mp4
 
     gains = []
     for i in range(4):

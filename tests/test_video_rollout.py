@@ -61,9 +61,8 @@ def test_no_rollout_share_draws_the_plain_batch():
 
 
 def test_generated_context_is_the_models_own_continuation():
-    from tests.test_video_loss import tiny_dit
-
     from argen.engine.sampling.block_diffusion import extend
+    from tests.test_video_loss import tiny_dit
 
     model = tiny_dit().train()
     latents, (text, x_t, t, target, w, r) = batch(task_with(0.6, steps=2), 0.6, seed=5)

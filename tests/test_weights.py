@@ -5,9 +5,9 @@ import shutil
 
 import pytest
 
-from argen.checkpoints import registry as weights
-from argen.errors import ArgenError
+from argen.checkpoints import resolve as weights
 from argen.checkpoints.loader import load_transformer
+from argen.errors import ArgenError
 
 
 def test_every_registered_file_matches_its_sha256():
@@ -86,10 +86,10 @@ def test_models_table(cli):
 
 def test_float16_storage_halves_the_file_and_loads_as_float32(tmp_path):
     import torch
+    from conftest import tiny_model
     from safetensors import safe_open
 
     from argen.checkpoints.argen_format import load_model_dir, save_model_dir
-    from conftest import tiny_model
 
     model = tiny_model(vocab=300, d_model=64)
     save_model_dir(tmp_path / "f32", model, "text")

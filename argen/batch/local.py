@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from argen.batch.manifest import Manifest, still_done
 from argen.batch.adapter import ADAPTERS
+from argen.batch.manifest import Manifest, still_done
 from argen.batch.plan import Sample, resolve_inside
+from argen.checkpoints.files import sha256_file
 from argen.errors import ArgenError
-from argen.checkpoints.registry import sha256_file
 
 
 @dataclass

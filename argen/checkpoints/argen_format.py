@@ -14,10 +14,10 @@ from typing import Any, Callable
 import torch
 
 from argen import __version__
-from argen.errors import ArgenError
-from argen.io.atomic import atomic_path
 from argen.engine.config import TransformerConfig
 from argen.engine.transformer import Transformer, rope_freqs
+from argen.errors import ArgenError
+from argen.io.atomic import atomic_path
 
 
 def read_json(path: Path) -> dict[str, Any]:

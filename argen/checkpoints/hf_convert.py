@@ -20,10 +20,10 @@ from typing import Any
 
 import torch
 
-from argen.errors import ArgenError
 from argen.checkpoints.argen_format import build_model, read_json, read_safetensors, read_torch_file
 from argen.engine.config import TransformerConfig
 from argen.engine.transformer import Transformer
+from argen.errors import ArgenError
 
 SUPPORTED = ("llama", "qwen2", "gpt2")
 

@@ -13,9 +13,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from argen.checkpoints.files import sha256_file
+from argen.checkpoints.registry import RegistryEntry
 from argen.errors import ArgenError
 from argen.io.atomic import write_text_atomic
-from argen.checkpoints.registry import RegistryEntry, sha256_file
 
 
 def argen_home() -> Path:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from argen.errors import ArgenError
 from argen.checkpoints.argen_format import load_model_dir, read_json
 from argen.checkpoints.hf_convert import is_hf_folder, load_hf_folder
 from argen.engine.transformer import Transformer
+from argen.errors import ArgenError
 
 
 def load_transformer(path: str | Path) -> tuple[Transformer, dict[str, Any]]:

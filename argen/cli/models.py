@@ -11,7 +11,7 @@ def models(json_out: opt.Json = False) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from argen.checkpoints.registry import bundled_dir, file_status, load_registry
+    from argen.checkpoints.resolve import bundled_dir, file_status, load_registry
 
     root = bundled_dir()
     rows = []

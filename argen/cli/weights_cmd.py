@@ -24,9 +24,9 @@ def pull(
     quiet: opt.Quiet = False,
 ) -> None:
     """Download a hub model's files into the cache, verify their sha256, print the folder."""
-    from argen.errors import ArgenError, UsageError
     from argen.checkpoints.hub import pull as pull_model
     from argen.checkpoints.registry import load_registry
+    from argen.errors import ArgenError, UsageError
 
     if attempts < 1:
         raise UsageError(f"--attempts must be at least 1, got {attempts}", hint="e.g. --attempts 3")

@@ -17,8 +17,7 @@ from torch import nn
 
 from argen.engine.config import TransformerConfig
 from argen.engine.kv_cache import KVCache
-from argen.engine.rope import (apply_rope, rope_cos_sin, rope_grid_cos_sin, rope_inv_freq, rope_video_cos_sin,
-                               rope_video_freqs)
+from argen.engine.rope import apply_rope, rope_cos_sin, rope_grid_cos_sin, rope_inv_freq, rope_video_cos_sin, rope_video_freqs
 
 
 def rope_freqs(cfg: TransformerConfig) -> torch.Tensor | None:

@@ -9,7 +9,6 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-
 _SIGNALS = {getattr(signal, n) for n in ("SIGINT", "SIGTERM") if hasattr(signal, n)}
 
 

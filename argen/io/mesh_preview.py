@@ -14,8 +14,8 @@ def render(mesh, size: int = 320) -> np.ndarray:
     import matplotlib
 
     matplotlib.use("Agg", force=True)
-    from matplotlib.figure import Figure
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
     from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 
     from argen.modalities.mesh.tokenizer import normalize

@@ -51,14 +51,16 @@ def train(
 
 def evaluate(
     task: Annotated[str, typer.Argument(help="What to evaluate: text, image, video, audio, crystal or mesh.")],
-    model: Annotated[Optional[str], typer.Option("--model", "-m", metavar="NAME|PATH", help="The model (default: the bundled one).")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", metavar="NAME|PATH",
+                                                 help="The model (default: the bundled one).")] = None,
     n: Annotated[Optional[int], typer.Option("--n", help="image: validation prompts (plus n/5 held-out-pair prompts; default "
                                                           "500). crystal: samples per composition (default 20). mesh, audio: "
                                                           "held-out prompts (default 100). video: held-out clips (default 64).")] = None,
     split: Annotated[Optional[Path], typer.Option("--split", help="crystal: a CDVAE-style CSV of test structures "
                                                                    "(default: Perov-5's test split under $ARGEN_DATA).")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", help="crystal: score only the first K compositions.")] = None,
-    sampler: Annotated[Optional[str], typer.Option("--sampler", metavar="next-scale|next-token", help="image: which bundled model.")] = None,
+    sampler: Annotated[Optional[str], typer.Option("--sampler", metavar="next-scale|next-token",
+                                                   help="image: which bundled model.")] = None,
     cfg: Annotated[Optional[float], typer.Option("--cfg", help="image, audio, mesh, video: guidance scale (default: the model's).")] = None,
     temperature: Annotated[Optional[float], typer.Option("--temperature", help="image, audio, mesh, crystal: temperature "
                                                                                 "(default: the model's).")] = None,

@@ -192,7 +192,8 @@ class TrainRecipe(Strict):
     data: DataSection
     model: dict[str, Any]
     train: TrainLoop = TrainLoop()
-    sampling: dict[str, float] | None = None  # the model's sampling defaults (config.json): image cfg_scale / temperature, video cfg_scale / context
+    # the model's sampling defaults (config.json): image cfg_scale / temperature, video cfg_scale / context
+    sampling: dict[str, float] | None = None
     output: str | None = None
 
     @field_validator("data")
@@ -239,7 +240,8 @@ class TrainRecipe(Strict):
             from argen.modalities.video.dit import VideoModelConfig
 
             known = {f.name for f in dataclasses.fields(FrameCodecConfig if task == "video-codec" else VideoModelConfig)}
-            known -= {"latent_mean", "latent_std", "latent_channels", "latent_size", "text_vocab"} if task == "video" else {"latent_mean", "latent_std"}
+            derived = {"latent_mean", "latent_std"}  # set from the data, not the recipe
+            known -= derived | ({"latent_channels", "latent_size", "text_vocab"} if task == "video" else set())
         else:
             known = {f.name for f in dataclasses.fields(TransformerConfig)} - {"vocab_size", "max_seq_len"}
             if task in ("image", "mesh"):

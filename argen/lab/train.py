@@ -54,7 +54,7 @@ def attention_kernel(choice: str):
 def init_state(name_or_path: str, model: nn.Module) -> dict[str, torch.Tensor]:
     """``train.init``: the weights of a trained model, in ``model``'s dtypes; a tensor that does
     not fit the recipe's model is a one-line error naming it."""
-    from argen.checkpoints import registry as weights
+    from argen.checkpoints import resolve as weights
     from argen.checkpoints.argen_format import check_state, read_safetensors
 
     ref = weights.resolve(name_or_path)  # a registered name is checked against its sha256
@@ -175,13 +175,15 @@ def num_params(model: nn.Module) -> int:
 
 
 def model_card(recipe: TrainRecipe, s: dict, recipe_path: str, task_lines: str) -> str:
+    threads = f"{s['threads']} CPU thread{'s' if s['threads'] != 1 else ''}"
+    kept = "best" if recipe.train.keep == "best" else "last"
     return f"""# {recipe.name}
 
 {recipe.description.strip()}
 
 - Architecture: {s['params'] / 1e6:.2f}M parameters; config in config.json.
 - Trained by: `argen train {recipe.task} --recipe {recipe_path}` ({s['steps']} steps{', from ' + s['init'] if s.get('init') else ''},
-  {s['minutes']} minutes on {s['threads']} CPU thread{'s' if s['threads'] != 1 else ''}; {'best' if recipe.train.keep == 'best' else 'last'} checkpoint at step {s['best_step']}{ema_note(s)}).
+  {s['minutes']} minutes on {threads}; {kept} checkpoint at step {s['best_step']}{ema_note(s)}).
 {task_lines.rstrip()}
 - Licence: weights trained by the argen authors; data licence as stated in the data's README.
 """

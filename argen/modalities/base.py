@@ -90,6 +90,7 @@ class Pipeline:
                                                 "cfg": "cfg_scale"}
 
     ref: Any = None  # the resolved model (argen.checkpoints.registry.ModelRef)
+    use_cache: bool = True  # False recomputes every step (the reference cached decoding is tested against)
 
     # --- loading -------------------------------------------------------------------------------
     @classmethod
@@ -159,6 +160,14 @@ class Pipeline:
             raise UsageError(f"{', '.join(given)} are chosen when loading", hint="pass them to argen.load(...)")
         spec = make_spec(spec_of(self.modality), {"prompt": prompt, **flags})
         return list(self.generate(spec))
+
+
+def sampling_flags(sampling) -> dict[str, Any]:
+    """Spec flags that reproduce a SamplingConfig (for code that holds one, e.g. evaluations)."""
+    if sampling is None:
+        return {}
+    return {"temperature": sampling.temperature, "top_k": sampling.top_k, "top_p": sampling.top_p,
+            "cfg": sampling.cfg_scale}
 
 
 def make_spec(spec_cls: type[GenerationSpec], values: dict[str, Any], flag_names: dict[str, str] | None = None):

@@ -33,7 +33,7 @@ def read_config(path: Path) -> dict[str, Any] | None:
 
 def modality_of(model: str) -> str:
     """The modality of a registered model, or of a folder from its config.json."""
-    from argen.checkpoints.registry import load_registry, resolve
+    from argen.checkpoints.resolve import load_registry, resolve
 
     entry = load_registry().models.get(model)
     if entry is not None and not model.startswith((".", "/", "~")):
@@ -58,7 +58,7 @@ def load(model: str | None = None, modality: str | None = None, *, device: str =
     modality's bundled default. ``options``: the modality's load flags (``quantize`` for text,
     ``sampler`` for image).
     """
-    from argen.checkpoints.registry import default_model, resolve
+    from argen.checkpoints.resolve import default_model, resolve
 
     if model is None and modality is None:
         raise UsageError("argen.load needs a model or a modality", hint='e.g. argen.load("shakespeare-char")')

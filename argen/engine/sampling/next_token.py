@@ -10,8 +10,8 @@ from typing import Callable
 import torch
 
 from argen.engine.kv_cache import KVCache
-from argen.engine.transformer import Transformer
 from argen.engine.sampling.processors import SamplingConfig, guide, make_generators, probs_from_logits, sample
+from argen.engine.transformer import Transformer
 
 OnToken = Callable[[torch.Tensor], None]  # called with the new tokens (B,) after every step
 StopFn = Callable[[int, list[int]], bool]  # (row, new tokens so far) -> stop this row?

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import torch
 
-from argen.engine.transformer import Transformer
 from argen.engine.sampling.next_token import OnToken, StopFn
 from argen.engine.sampling.processors import SamplingConfig, probs_from_logits, sample
+from argen.engine.transformer import Transformer
 
 
 @dataclass

@@ -24,7 +24,14 @@ from PIL import Image, ImageDraw
 
 from argen.modalities.image.shapes_grammar import COLORS
 
-from argen.modalities.video.grammar import SHAPES, SIZE  # the product's grammar
+# the prompt grammar lives with the product; the dataset re-exports it for its users
+from argen.modalities.video.grammar import (  # noqa: F401
+    FPS,
+    GRAMMAR,
+    SHAPES,
+    SIZE,
+    parse_caption,
+)
 
 RADIUS = (3.0, 6.0)  # px at SIZE
 SPEED = (1.0, 3.0)  # px per frame

@@ -13,12 +13,25 @@ apart. Sample ``i`` of a split is a pure function of ``(seed, split, i)``.
 
 from __future__ import annotations
 
-
 import numpy as np
 
-
-from argen.modalities.audio.melody_grammar import (  # the prompt grammar lives with the product
-    SAMPLE_RATE, WAVES, MAX_NOTES, BPM_RANGE, DEFAULT_BPM, ATTACK_S, midi_to_hz, Melody, LOWEST, HIGHEST,
+# the prompt grammar lives with the product; the dataset re-exports it for its users
+from argen.modalities.audio.melody_grammar import (  # noqa: F401
+    ATTACK_S,
+    BPM_RANGE,
+    DEFAULT_BPM,
+    GRAMMAR,
+    HIGHEST,
+    LOWEST,
+    MAX_NOTES,
+    PITCH_CLASSES,
+    SAMPLE_RATE,
+    WAVES,
+    Melody,
+    midi_to_hz,
+    midi_to_note,
+    note_to_midi,
+    parse_prompt,
 )
 
 

@@ -13,13 +13,23 @@ generalisation. Sample ``i`` of a split is a pure function of ``(seed, split, i)
 
 from __future__ import annotations
 
-
 import numpy as np
 from PIL import Image, ImageDraw
 
-
-from argen.modalities.image.shapes_grammar import (  # the prompt grammar lives with the product
-    SIZE, COLORS, BACKGROUNDS, SHAPES, POSITIONS, RELATIONS, SIZES, HELD_OUT, Obj, Scene,
+# the prompt grammar lives with the product; the dataset re-exports it for its users
+from argen.modalities.image.shapes_grammar import (  # noqa: F401
+    BACKGROUNDS,
+    COLORS,
+    HELD_OUT,
+    POSITIONS,
+    RELATIONS,
+    SHAPES,
+    SIZE,
+    SIZES,
+    VOCABULARY,
+    Obj,
+    Scene,
+    parse_caption,
 )
 
 

@@ -15,14 +15,25 @@ its meshes are held out from training.
 
 from __future__ import annotations
 
-
 import numpy as np
 import trimesh
 
 from argen.errors import UsageError
 
-from argen.modalities.mesh.grammar import (  # the prompt grammar lives with the product
-    SEGMENTS, OBJECTS, MODIFIERS, NO_MODIFIERS, SPLITS, MeshSample, caption_of,
+# the prompt grammar lives with the product; the dataset re-exports it for its users
+from argen.modalities.mesh.grammar import (  # noqa: F401
+    COMPOSED,
+    MAX_FACES,
+    MODIFIERS,
+    NO_MODIFIERS,
+    OBJECTS,
+    PRIMITIVES,
+    SEGMENTS,
+    SPLITS,
+    VOCABULARY,
+    MeshSample,
+    caption_of,
+    parse_caption,
 )
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 
-from argen.console import log
-
 import numpy as np
 
-from argen.lab.data import melodies
+from argen.console import log
 from argen.lab.analysis.melodies import analyse
+from argen.lab.data import melodies
 
 EVAL_SEED = 2024  # held-out: the prompts differ from every training melody's draw
 
@@ -27,13 +26,16 @@ def audio_adherence(pipe, n: int = 100, seed: int = EVAL_SEED, sampling=None, co
     """Render ``n`` held-out prompts once each (seed ``seed + i``) and score them; then continue
     the first half of ``continuations`` (default n / 4) held-out melodies of 4+ notes without a
     prompt and check that the waveform and tempo carry on."""
-    from argen.modalities.audio.pipeline import AudioRequest
+    from argen.modalities.audio.spec import AudioSpec
+    from argen.modalities.base import Row, sampling_flags
 
     sampling = sampling or pipe.default_sampling()
+    spec = AudioSpec(**sampling_flags(sampling))
+    pipe.check(spec)
     rows, notes = [], 0
     for i in range(n):
         prompt, _, mel = melodies.sample(seed, i, "val")
-        out = pipe(AudioRequest(prompt=prompt, sampling=sampling, seed=seed + i))
+        out = pipe.generate_one(spec, Row(i, prompt, seed + i), sampling)
         rows.append(analyse(out.samples, mel))
         notes += len(mel.notes)
     report = {"prompts": n, "seed": seed, "cfg": sampling.cfg_scale, "temperature": sampling.temperature,
@@ -47,8 +49,8 @@ def audio_adherence(pipe, n: int = 100, seed: int = EVAL_SEED, sampling=None, co
             continue
         half = len(mel.notes) // 2
         beat = int(round(mel.beat_s * melodies.SAMPLE_RATE))
-        out = pipe(AudioRequest(clip=audio[: half * beat], seconds=(len(mel.notes) - half) * mel.beat_s,
-                                sampling=sampling, seed=seed + 10_000 + j))
+        more = AudioSpec(**sampling_flags(sampling), seconds=(len(mel.notes) - half) * mel.beat_s)
+        out = pipe.generate_one(more, Row(j, None, seed + 10_000 + j), sampling, clip=audio[: half * beat])
         # only the generated beats: the clip's half would carry the verdict otherwise
         r = analyse(out.samples[half * beat:], melodies.Melody(mel.wave, mel.notes[half:], mel.bpm, mel.bpm_stated))
         cont.append({"wave_ok": r["wave_ok"], "tempo_error": r["tempo_error"]})

@@ -14,17 +14,15 @@ the ceiling a perfect model would reach.
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
-from argen.console import log
-
 import sys
 import time
 import warnings
+from pathlib import Path
 
+from argen.console import log
+from argen.engine.sampling.processors import SamplingConfig
 from argen.modalities.crystal.checks import MAX_SITES, check_cif, min_distance_ok, parse_structure
 from argen.modalities.crystal.cif_text import cif_to_text, prompt_of_text, read_split, require_pymatgen
-from argen.engine.sampling.processors import SamplingConfig
 
 
 def _rms(matcher, gen, true) -> float | None:
@@ -95,9 +93,9 @@ def evaluate_split(pipe, split: str, n: int = 20, limit: int | None = None, samp
 def run(model: str | None, split: Path, n: int, limit: int | None, temperature: float | None,
                      device: str, quiet: bool, json_out: bool) -> None:
     """`argen eval crystal`: validity, match rate and RMSE at n=1 and n=N on a test split."""
+    from argen.engine.sampling.processors import SamplingConfig
     from argen.errors import UsageError
     from argen.modalities.crystal.pipeline import CrystalPipeline
-    from argen.engine.sampling.processors import SamplingConfig
 
     if not 1 <= n <= 1000:
         raise UsageError(f"--n must be in [1, 1000], got {n}", hint="the benchmark uses --n 20")

@@ -3,9 +3,9 @@ deterministic shapes analyser, beside the tokenizer's own ceiling."""
 
 from __future__ import annotations
 
-import torch
-
 import json
+
+import torch
 
 from argen.console import log
 

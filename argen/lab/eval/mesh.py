@@ -6,9 +6,6 @@ are drawn with the prompt's modifier (tall, wide, ...), so proportions alone do 
 from __future__ import annotations
 
 import json
-
-from argen.console import log
-
 import time
 from functools import lru_cache
 
@@ -16,6 +13,7 @@ import numpy as np
 import trimesh
 from scipy.spatial import cKDTree
 
+from argen.console import log
 from argen.lab.data import shapes3d
 from argen.modalities.mesh.tokenizer import normalize
 
@@ -103,14 +101,15 @@ def evaluate_pipeline(pipe, n: int, seed: int = 0, sampling=None, max_faces: int
                       batch_size: int = 16) -> dict:
     """Generate one mesh per held-out caption (sample seed = its index) and score them; also
     scores the held-out meshes themselves through the tokenizer (the ceiling)."""
-    from argen.modalities.mesh.pipeline import MeshRequest
+    from argen.modalities.base import Row, sampling_flags
     from argen.modalities.mesh.constraints import is_valid
+    from argen.modalities.mesh.spec import MeshSpec
 
     samples = eval_captions(n, seed)
     sampling = sampling or pipe.default_sampling()
+    spec = MeshSpec(**sampling_flags(sampling), max_faces=max_faces, batch_size=batch_size)
     t0 = time.time()
-    outs = pipe(MeshRequest([s.caption for s in samples], seeds=list(range(n)), sampling=sampling,
-                            max_faces=max_faces, batch_size=batch_size))
+    outs = list(pipe.generate(spec, [Row(i, s.caption, i) for i, s in enumerate(samples)]))
     seconds = time.time() - t0
     parsed = [is_valid(o.tokens, pipe.layout.adjacent, max_faces) and len(o.mesh.faces) > 0 for o in outs]
     report = score([o.mesh for o in outs], [s.caption for s in samples], parsed)

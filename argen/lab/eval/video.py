@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 
-from argen.console import log
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from argen.modalities.video.codec import to_uint8, to_unit
+from argen.console import log
 from argen.engine.sampling.block_diffusion import extend
+from argen.modalities.video.codec import to_uint8, to_unit
 
 
 def psnr_frames(a: np.ndarray, b: np.ndarray) -> np.ndarray:

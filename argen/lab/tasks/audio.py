@@ -16,13 +16,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from argen.lab.data import melodies
-from argen.modalities.audio.codec import load_codec_dir
-from argen.modalities.audio.layout import AudioLayout
 from argen.checkpoints.argen_format import copy_folder, save_model_dir
 from argen.engine.config import TransformerConfig
 from argen.engine.transformer import Transformer
+from argen.lab.data import melodies
 from argen.lab.recipes import TrainRecipe
+from argen.modalities.audio.codec import load_codec_dir
+from argen.modalities.audio.layout import AudioLayout
 
 CAPTION_DROP = 0.1  # sequences without the prompt's words (the guidance twin)
 CUE_DROP = 0.1  # sequences without the words and the cues (continuing a clip with no prompt)

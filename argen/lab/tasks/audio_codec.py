@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from argen.lab.data import melodies
 from argen.lab.analysis.melodies import analyse
-from argen.modalities.audio.codec import AudioCodec, CodecConfig, load_codec_dir, save_codec_dir
+from argen.lab.data import melodies
 from argen.lab.recipes import TrainRecipe
 from argen.lab.tasks.finetune import card_line, load_for_decoder_finetune
+from argen.modalities.audio.codec import AudioCodec, CodecConfig, load_codec_dir, save_codec_dir
 
 RESTART_EVERY = 50  # steps between dead-code restarts
 AE_WARMUP = 300  # steps as a plain autoencoder before the quantiser starts

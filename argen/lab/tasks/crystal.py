@@ -9,12 +9,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from argen.modalities.crystal.cif_text import read_split, split_texts
 from argen.checkpoints.argen_format import save_model_dir
-from argen.modalities.crystal.tokenizer import CIFTokenizer
 from argen.engine.config import TransformerConfig
 from argen.engine.transformer import Transformer
 from argen.lab.recipes import TrainRecipe
+from argen.modalities.crystal.cif_text import read_split, split_texts
+from argen.modalities.crystal.tokenizer import CIFTokenizer
 
 # the GPT-2 / nanoGPT block CrystaLLM uses; a recipe's model section may override any of these
 GPT2_STYLE = dict(pos_emb="learned", norm="layernorm", norm_bias=True, mlp="gelu_tanh", qkv_bias=True,

@@ -9,14 +9,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from argen.lab.data import shapes
-from argen.errors import UsageError
 from argen.checkpoints.argen_format import save_model_dir
 from argen.engine.config import TransformerConfig
+from argen.engine.transformer import Transformer
+from argen.errors import UsageError
+from argen.lab.data import shapes
+from argen.lab.recipes import TrainRecipe
 from argen.modalities.image.layout import ImageLayout
 from argen.modalities.image.vq import load_tokenizer_dir, to_unit
-from argen.engine.transformer import Transformer
-from argen.lab.recipes import TrainRecipe
 
 CAPTION_DROPOUT = 0.1  # share of training captions replaced by NULL, for classifier-free guidance
 
@@ -84,7 +84,6 @@ class ImageTask:
         """Cross-entropy of image tokens (B, L) after their captions; L may stop after the raster
         part (``layout.num_raster``), the inputs then stop there too."""
         lay = self.layout
-        n = tokens.shape[1]
         if lay.feature_dim:  # ids (B, P + 1): caption and BOS; then features (B, L - 1, C)
             x = (torch.cat([captions, tokens.new_full((len(tokens), 1), lay.bos)], dim=1),
                  self.tokenizer.scale_inputs(tokens))
@@ -105,10 +104,9 @@ class ImageTask:
             return self._val_loss(model, min(len(self.val[0]), batches * batch_size))
 
     def final_metrics(self, model: Transformer) -> dict:
+        from argen.engine.sampling.processors import SamplingConfig
         from argen.lab.eval.image import image_adherence
         from argen.modalities.image.pipeline import ImagePipeline
-
-        from argen.engine.sampling.processors import SamplingConfig
 
         pipe = ImagePipeline(model, self.tokenizer, self.layout)
         report = image_adherence(pipe, self.recipe.data.eval_prompts, sampling=SamplingConfig(**self.default_sampling))

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from argen.lab.data import shapes
 from argen.lab.analysis.shapes import score
-from argen.modalities.image.vq import ImageTokenizer, VQConfig, load_tokenizer_dir, save_tokenizer_dir, to_uint8, to_unit
+from argen.lab.data import shapes
 from argen.lab.recipes import TrainRecipe
 from argen.lab.tasks.finetune import card_line, load_for_decoder_finetune
+from argen.modalities.image.vq import ImageTokenizer, VQConfig, load_tokenizer_dir, save_tokenizer_dir, to_uint8, to_unit
 
 RESTART_EVERY = 50  # steps between dead-code restarts
 FOREGROUND_WEIGHT = 10.0

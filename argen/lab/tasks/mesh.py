@@ -9,12 +9,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from argen.lab.data import shapes3d
 from argen.checkpoints.argen_format import save_model_dir
 from argen.engine.config import TransformerConfig
-from argen.modalities.mesh.tokenizer import MeshLayout
 from argen.engine.transformer import Transformer
+from argen.lab.data import shapes3d
 from argen.lab.recipes import TrainRecipe
+from argen.modalities.mesh.tokenizer import MeshLayout
 
 CAPTION_DROPOUT = 0.1  # share of training captions replaced by NULL, for classifier-free guidance
 IGNORE = -100

@@ -7,13 +7,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from argen.lab.data.text import TokenStream, read_corpus, split_corpus
-from argen.lab.eval.text import stream_loss
 from argen.checkpoints.argen_format import save_model_dir
 from argen.engine.config import TransformerConfig
-from argen.modalities.text.tokenizer import CharTokenizer
 from argen.engine.transformer import Transformer
+from argen.lab.data.text import TokenStream, read_corpus, split_corpus
+from argen.lab.eval.text import stream_loss
 from argen.lab.recipes import TrainRecipe
+from argen.modalities.text.tokenizer import CharTokenizer
 
 
 class TextTask:

@@ -24,15 +24,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from argen.lab.data import bouncing
-from argen.errors import UsageError
 from argen.checkpoints.argen_format import copy_folder, save_folder
-from argen.modalities.video.codec import load_codec_dir, to_unit
-from argen.modalities.video.dit import VideoDiT, VideoModelConfig
-from argen.modalities.video.text import CaptionVocab
+from argen.errors import UsageError
+from argen.lab.data import bouncing
 from argen.lab.recipes import TrainRecipe
 from argen.lab.tasks.video_codec import render_clips
 from argen.lab.tasks.video_rollout import MAX_TRUE_BLOCKS, Rollout, plan_rollout, with_generated_context
+from argen.modalities.video.codec import load_codec_dir, to_unit
+from argen.modalities.video.dit import VideoDiT, VideoModelConfig
+from argen.modalities.video.text import CaptionVocab
 
 COND_NOISE_MAX = 0.1
 CAPTION_DROP = 0.1  # share of sequences trained without their caption (classifier-free guidance)

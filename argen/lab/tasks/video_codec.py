@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from argen.lab.data import bouncing
 from argen.lab.analysis.bouncing import keeps_objects
-from argen.modalities.video.codec import FrameCodec, FrameCodecConfig, save_codec_dir, to_uint8, to_unit
+from argen.lab.data import bouncing
 from argen.lab.recipes import TrainRecipe
 from argen.lab.tasks.image_tokenizer import psnr
+from argen.modalities.video.codec import FrameCodec, FrameCodecConfig, save_codec_dir, to_uint8, to_unit
 
 FOREGROUND_WEIGHT = 10.0  # objects cover a few percent of a frame; the black background is easy
 

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 
 import torch
 
+from argen.engine.config import DictConfig
 from argen.modalities.audio import melody_grammar as melodies
 from argen.modalities.audio.codec import apply_delay, undo_delay
-from argen.engine.config import DictConfig
 
 
 def prompt_words() -> list[str]:

@@ -13,17 +13,17 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from argen.checkpoints import registry as weights
-from argen.modalities.audio import melody_grammar as melodies
-from argen.engine.device import resolve_device, resolve_dtype
-from argen.errors import ArgenError, UsageError
-from argen.io.metadata import build_metadata
-from argen.modalities.audio.codec import AudioCodec, load_codec_dir
-from argen.modalities.audio.layout import AudioLayout
+from argen.checkpoints import resolve as weights
 from argen.checkpoints.loader import load_transformer
-from argen.engine.transformer import Transformer
+from argen.engine.device import resolve_device, resolve_dtype
 from argen.engine.sampling.next_token import generate
 from argen.engine.sampling.processors import SamplingConfig
+from argen.engine.transformer import Transformer
+from argen.errors import ArgenError, UsageError
+from argen.io.metadata import build_metadata
+from argen.modalities.audio import melody_grammar as melodies
+from argen.modalities.audio.codec import AudioCodec, load_codec_dir
+from argen.modalities.audio.layout import AudioLayout
 from argen.modalities.audio.spec import AudioSpec
 from argen.modalities.base import OnProgress, Output, Pipeline, Row
 
@@ -127,16 +127,20 @@ class AudioPipeline(Pipeline):
         return [self.generate_one(spec, r, sampling, on_progress) for r in rows]
 
     def generate_one(self, spec: AudioSpec, row: Row, sampling: SamplingConfig, on_progress: OnProgress | None = None,
-                     use_cache: bool = True) -> AudioOutput:
+                     clip: np.ndarray | None = None, clip_name: str | None = None) -> AudioOutput:
+        """One sample; ``clip`` ((T,) float32 at the model's rate) to continue, else --extend's file."""
         t0 = time.perf_counter()
         lay, sr = self.layout, self.layout.sample_rate
+        if clip is None:
+            clip, clip_name = getattr(self, "_clip", None), getattr(self, "_clip_name", None)
+        given = clip
         # 1. prompt -> conditioning positions; the clip -> codes (frames complete in the clip only)
         prompt = lay.prompt(row.prompt)
-        clip = self._clip if self._clip is not None else np.zeros(0, np.float32)
+        clip = clip if clip is not None else np.zeros(0, np.float32)
         whole = len(clip) // lay.hop
         clip_codes = self.codec.encode(torch.from_numpy(clip[: whole * lay.hop])[None].to(self.device))[0] if whole else None
         # 2. how many frames in all, and the delay pattern's fixed slots
-        new_samples = int(round(new_seconds(row.prompt, self._clip, spec.seconds) * sr))
+        new_samples = int(round(new_seconds(row.prompt, given, spec.seconds) * sr))
         total_frames = -(-(len(clip) + new_samples) // lay.hop)
         known, forced = lay.forced(None if clip_codes is None else clip_codes.cpu(), total_frames, row.prompt)
         # 3. the engine's loop: one token per codebook per step (the guidance twin keeps the cue steps)
@@ -149,7 +153,7 @@ class AudioPipeline(Pipeline):
             on_progress(count[0], steps_total, "steps")
 
         steps = generate(self.model, [prompt + known], steps_total, sampling, seed=row.seed,
-                         uncond_prompts=uncond, forced=forced[None], use_cache=use_cache,
+                         uncond_prompts=uncond, forced=forced[None], use_cache=self.use_cache,
                          on_token=tick if on_progress else None)[0]
         codes = lay.codes_from_steps(known + steps).to(self.device)  # (K, total_frames)
         # 4. codes -> samples; the clip's own samples stay as they were
@@ -158,7 +162,7 @@ class AudioPipeline(Pipeline):
         samples = (new if spec.only_new else np.concatenate([clip, new])).astype(np.float32)
         seconds = time.perf_counter() - t0
         meta = build_metadata(modality="audio", model=self.name, model_sha256=weights.digest(self.ref) if self.ref else None,
-                              prompt=row.prompt, extend=self._clip_name, seed=row.seed, sample_rate=sr,
+                              prompt=row.prompt, extend=clip_name, seed=row.seed, sample_rate=sr,
                               duration=round(len(samples) / sr, 4), cfg=sampling.cfg_scale,
                               temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p,
                               only_new=spec.only_new or None)

@@ -23,10 +23,10 @@ from typing import Any
 
 import torch
 
-from argen.errors import ArgenError
 from argen.checkpoints.argen_format import build_model, load_torch_file
 from argen.engine.config import TransformerConfig
 from argen.engine.transformer import Transformer
+from argen.errors import ArgenError
 
 PREFIX = "_orig_mod."
 _LAYER = {  # nanoGPT block key -> argen block key (c_attn is split separately)

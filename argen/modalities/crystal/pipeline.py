@@ -14,14 +14,14 @@ from typing import Any
 
 import torch
 
-from argen.checkpoints import registry as weights
-from argen.modalities.crystal.checks import CheckReport, check_cif, restore_symmetry
-from argen.modalities.crystal.cif_text import check_spacegroup, make_prompt, parse_composition, require_pymatgen
-from argen.errors import ArgenError, UsageError
-from argen.io.metadata import build_metadata
-from argen.modalities.crystal.tokenizer import CIFTokenizer
+from argen.checkpoints import resolve as weights
 from argen.engine.sampling.next_token import generate
 from argen.engine.sampling.processors import SamplingConfig
+from argen.errors import ArgenError, UsageError
+from argen.io.metadata import build_metadata
+from argen.modalities.crystal.checks import CheckReport, check_cif, restore_symmetry
+from argen.modalities.crystal.cif_text import check_spacegroup, make_prompt, parse_composition, require_pymatgen
+from argen.modalities.crystal.tokenizer import CIFTokenizer
 
 BATCH = 32  # samples drawn together
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")

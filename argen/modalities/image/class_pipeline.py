@@ -12,15 +12,15 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from argen.checkpoints import registry as weights
+from argen.checkpoints import resolve as weights
+from argen.engine.device import resolve_device, resolve_dtype
+from argen.engine.sampling.processors import SamplingConfig
+from argen.errors import UsageError
+from argen.io.metadata import build_metadata
 from argen.modalities.base import Row
 from argen.modalities.image.imagenet import class_index, class_name
 from argen.modalities.image.pipeline import ImageOutput, ImagePipelineBase
 from argen.modalities.image.spec import ImageSpec
-from argen.engine.device import resolve_device, resolve_dtype
-from argen.errors import UsageError
-from argen.io.metadata import build_metadata
-from argen.engine.sampling.processors import SamplingConfig
 
 
 @dataclass
@@ -132,7 +132,7 @@ class ClassImagePipeline(ImagePipelineBase):
         # 1. one generator per image, so an image is the same alone or in a batch
         gens = None if sampling.greedy else [torch.Generator(device=self.device).manual_seed(r.seed) for r in rows]
         # 2. sample the codes and decode them (the family's glue around the engine's loop)
-        images = self.family.sample(self.tokenizer, self.model, labels, sampling, gens, True)
+        images = self.family.sample(self.tokenizer, self.model, labels, sampling, gens, self.use_cache)
         seconds = (time.time() - t0) / len(rows)
         # 3. one record per image
         return [ImageOutput(r.index, r.seed, r.prompt, seconds, self._metadata(sampling, label, r.seed, img.shape),

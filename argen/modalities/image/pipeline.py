@@ -12,20 +12,21 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from argen.checkpoints import registry as weights
-from argen.engine.device import resolve_device, resolve_dtype
-from argen.errors import ArgenError, UsageError
-from argen.io.metadata import build_metadata
-from argen.modalities.image.layout import ImageLayout
-from argen.modalities.image.vq import ImageTokenizer, load_tokenizer_dir, to_uint8, to_unit
+from argen.checkpoints import resolve as weights
 from argen.checkpoints.loader import load_transformer
-from argen.engine.transformer import Transformer
-from argen.io.png import write_png
-from argen.modalities.base import OnProgress, Output, Pipeline, Row
-from argen.modalities.image.spec import ImageSpec
+from argen.engine.device import resolve_device, resolve_dtype
 from argen.engine.sampling.next_scale import feature_inputs, generate_scales
 from argen.engine.sampling.next_token import generate
 from argen.engine.sampling.processors import SamplingConfig
+from argen.engine.transformer import Transformer
+from argen.errors import ArgenError, UsageError
+from argen.io.metadata import build_metadata
+from argen.io.png import write_png
+from argen.modalities.base import OnProgress, Output, Pipeline, Row
+from argen.modalities.image.layout import ImageLayout
+from argen.modalities.image.spec import ImageSpec
+from argen.modalities.image.vq import ImageTokenizer, load_tokenizer_dir, to_uint8, to_unit
+
 
 @dataclass
 class ImageOutput(Output):
@@ -206,7 +207,7 @@ class ImagePipeline(ImagePipelineBase):
         t0 = time.time()
         # 1. sample image tokens (prompts checked, inpainting tokens fixed in check), 2. decode them to pixels
         tokens = self.sample_tokens([prepared[r.prompt] for r in rows], [r.seed for r in rows], sampling, self._forced,
-                                    negative=self._negative)
+                                    use_cache=self.use_cache, negative=self._negative)
         images = self.decode(tokens)
         seconds = (time.time() - t0) / len(rows)
         # 3. one record per image

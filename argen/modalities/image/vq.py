@@ -273,8 +273,8 @@ def load_tokenizer_dir(path) -> tuple[ImageTokenizer, dict]:
     """Load an image tokenizer folder (eval mode, CPU, float32) and its config."""
     from pathlib import Path
 
-    from argen.errors import ArgenError
     from argen.checkpoints.argen_format import first_line, read_json, read_safetensors
+    from argen.errors import ArgenError
 
     path = Path(path)
     meta = read_json(path / "config.json")

@@ -10,17 +10,17 @@ from typing import Any, ClassVar
 
 import torch
 
-from argen.checkpoints import registry as weights
+from argen.checkpoints import resolve as weights
 from argen.engine.device import resolve_device, resolve_dtype
-from argen.errors import ArgenError, UsageError
-from argen.io.metadata import build_metadata
-from argen.modalities.mesh.tokenizer import MeshLayout
-from argen.engine.transformer import Transformer
-from argen.modalities.base import OnProgress, Output, Pipeline, Row
-from argen.modalities.mesh.spec import MeshSpec
-from argen.modalities.mesh.constraints import MeshConstraint, max_tokens
 from argen.engine.sampling.next_token import generate
 from argen.engine.sampling.processors import SamplingConfig
+from argen.engine.transformer import Transformer
+from argen.errors import ArgenError, UsageError
+from argen.io.metadata import build_metadata
+from argen.modalities.base import OnProgress, Output, Pipeline, Row
+from argen.modalities.mesh.constraints import MeshConstraint, max_tokens
+from argen.modalities.mesh.spec import MeshSpec
+from argen.modalities.mesh.tokenizer import MeshLayout
 
 DEFAULT_MODEL = "shapes3d-mesh"
 
@@ -117,7 +117,8 @@ class MeshPipeline(Pipeline):
                        on_progress: OnProgress | None = None) -> list[MeshOutput]:
         t0 = time.time()
         # 1. sample mesh tokens under the grammar constraint
-        tokens = self.sample_tokens([prepared[r.prompt] for r in rows], [r.seed for r in rows], sampling, spec.max_faces)
+        tokens = self.sample_tokens([prepared[r.prompt] for r in rows], [r.seed for r in rows], sampling, spec.max_faces,
+                                    self.use_cache)
         # 2. tokens -> meshes
         meshes = [self.layout.detokenize(t) for t in tokens]
         seconds = (time.time() - t0) / len(rows)

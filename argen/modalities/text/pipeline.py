@@ -10,17 +10,17 @@ from typing import Any, ClassVar
 
 import torch
 
-from argen.checkpoints import registry as weights
-from argen.engine.device import resolve_device, resolve_dtype
-from argen.errors import ArgenError, UsageError
-from argen.io.metadata import build_metadata
+from argen.checkpoints import resolve as weights
 from argen.checkpoints.loader import load_transformer
-from argen.modalities.text.tokenizer import load_tokenizer
+from argen.engine.device import resolve_device, resolve_dtype
 from argen.engine.sampling.next_token import generate
 from argen.engine.sampling.processors import SamplingConfig
 from argen.engine.sampling.speculative import LookupDrafter, ModelDrafter, SpecStats, speculative_generate
+from argen.errors import ArgenError, UsageError
+from argen.io.metadata import build_metadata
 from argen.modalities.base import OnProgress, Output, Pipeline, Row
 from argen.modalities.text.spec import TextSpec
+from argen.modalities.text.tokenizer import load_tokenizer
 
 
 @dataclass
@@ -223,7 +223,7 @@ class TextPipeline(Pipeline):
                                on_token=hook, compile=self.compile, window=window, uncond_prompts=uncond)
         seconds = time.time() - t0
         outputs = []
-        for j, ((prompt, ids, seed), toks) in enumerate(zip(jobs, results)):
+        for j, ((prompt, _ids, seed), toks) in enumerate(zip(jobs, results)):
             text, _ = watcher.cut(self.tokenizer.decode(self._strip_eos(toks)))
             if stream and len(text) > len(shown[0]):
                 stream(text[len(shown[0]):])

@@ -12,16 +12,16 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from argen.checkpoints import registry as weights
+from argen.checkpoints import resolve as weights
 from argen.engine.device import resolve_device, resolve_dtype
+from argen.engine.sampling.block_diffusion import context_frames_used, extend
 from argen.errors import UsageError
 from argen.io.metadata import build_metadata
+from argen.modalities.base import OnProgress, Output, Pipeline, Row
 from argen.modalities.video.codec import FrameCodec, load_codec_dir, to_uint8, to_unit
 from argen.modalities.video.dit import VideoDiT, load_video_dir
-from argen.modalities.video.text import CaptionVocab
-from argen.engine.sampling.block_diffusion import context_frames_used, extend
-from argen.modalities.base import OnProgress, Output, Pipeline, Row
 from argen.modalities.video.spec import VideoSpec
+from argen.modalities.video.text import CaptionVocab
 
 DEFAULT_CONTEXT = 16  # frames kept in the KV cache when neither the request nor the model's config says
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from argen.modalities.video import grammar as bouncing
 from argen.modalities.image.shapes_grammar import COLORS
+from argen.modalities.video import grammar as bouncing
 
 
 class CaptionVocab:

@@ -21,14 +21,22 @@ from typing import Any
 
 import torch
 
-from argen.errors import ArgenError
-from argen.checkpoints.argen_format import (build_model, first_line, load_model_dir, load_torch_file, read_json,
-                                     read_safetensors, save_folder, save_model_dir)
+from argen.checkpoints.argen_format import (
+    build_model,
+    first_line,
+    load_model_dir,
+    load_torch_file,
+    read_json,
+    read_safetensors,
+    save_folder,
+    save_model_dir,
+)
+from argen.checkpoints.files import sha256_file
 from argen.engine.config import TransformerConfig
+from argen.engine.transformer import Transformer
+from argen.errors import ArgenError
 from argen.modalities.image.llamagen.gpt import from_llamagen_state, infer_size, llamagen_config
 from argen.modalities.image.llamagen.vq import USAGE_BUFFER, LlamaGenVQ, LlamaGenVQConfig
-from argen.engine.transformer import Transformer
-from argen.checkpoints.registry import sha256_file
 
 WRAPPERS = ("model", "module", "state_dict")
 
@@ -146,3 +154,15 @@ def load_llamagen_dir(path: str | Path) -> tuple[LlamaGenVQ, Transformer, dict[s
     if "llamagen" not in meta:
         raise ArgenError(f"{path} is not a converted LlamaGen folder", hint="make one with convert_llamagen")
     return load_llamagen_vq(path / meta.get("tokenizer", "tokenizer")), gpt, meta
+
+
+def convert_files(sources: list[Path], out: Path, **options) -> Path:
+    """``argen weights convert --family llamagen VQ GPT``: the VQ's file, then the transformer's."""
+    from argen.errors import UsageError
+
+    if len(sources) != 2:
+        raise UsageError(f"llamagen conversion takes two files (the tokenizer's, then the transformer's), got {len(sources)}",
+                         hint="e.g. vq_ds16_c2i.pt c2i_B_256.pt")
+    if "vq" in options:
+        options["vq_cfg"] = LlamaGenVQConfig(**options.pop("vq"))
+    return convert_llamagen(*sources, out, **options)

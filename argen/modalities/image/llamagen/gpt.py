@@ -23,8 +23,8 @@ import re
 
 import torch
 
-from argen.errors import ArgenError
 from argen.engine.config import TransformerConfig
+from argen.errors import ArgenError
 
 # name: (n_layer, n_head, dim), from gpt.py's GPT_* constructors
 GPT_SIZES: dict[str, tuple[int, int, int]] = {

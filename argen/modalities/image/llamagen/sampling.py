@@ -14,11 +14,11 @@ import math
 
 import torch
 
-from argen.errors import UsageError
-from argen.modalities.image.llamagen.vq import LlamaGenVQ, indices_to_images
-from argen.engine.transformer import Transformer
 from argen.engine.sampling.next_token import generate
 from argen.engine.sampling.processors import SamplingConfig
+from argen.engine.transformer import Transformer
+from argen.errors import UsageError
+from argen.modalities.image.llamagen.vq import LlamaGenVQ, indices_to_images
 
 # the settings of the README's FID figures for GPT-B and GPT-L (GETTING_STARTED.md --cfg-scale 2.0;
 # sample_c2i_ddp.py: top-k 0, top-p 1, temperature 1); a converted folder's config.json

@@ -21,12 +21,12 @@ import torch
 from torch import nn
 
 from argen import __version__
+from argen.checkpoints.argen_format import check_state, read_json, read_safetensors, read_torch_file, write_safetensors
+from argen.checkpoints.files import sha256_file
 from argen.errors import ArgenError
 from argen.io.atomic import atomic_path
-from argen.checkpoints.argen_format import check_state, read_json, read_safetensors, read_torch_file, write_safetensors
 from argen.modalities.image.var.model import VAR, VARConfig
 from argen.modalities.image.var.vqvae import VQVAE, VQVAEConfig
-from argen.checkpoints.registry import sha256_file
 
 M = TypeVar("M", bound=nn.Module)
 
@@ -136,3 +136,15 @@ def load_var_dir(path: str | Path) -> tuple[VQVAE, VAR, dict[str, Any]]:
     vae = load_var_vae(path / "vae.safetensors", vae_cfg)
     var = load_var_model(path / "model.safetensors", var_cfg)
     return vae, var, meta
+
+
+def convert_files(sources: list[Path], out: Path, **options) -> Path:
+    """``argen weights convert --family var VAE DECODER``: the VAE's file, then the transformer's."""
+    from argen.errors import UsageError
+
+    if len(sources) != 2:
+        raise UsageError(f"var conversion takes two files (the tokenizer's, then the transformer's), got {len(sources)}",
+                         hint="e.g. vae_ch160v4096z32.pth var_d16.pth")
+    if "vae" in options:  # a registry entry may describe a VAE other than the released one
+        options["vae_cfg"] = VQVAEConfig.from_dict(options.pop("vae"))
+    return convert_var(*sources, out, **options)
