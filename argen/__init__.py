@@ -9,7 +9,7 @@ Python API (the CLI is a thin layer over it)::
     out[0].save("x.png")  # with the same metadata as `argen image`
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 
 def load(model=None, modality=None, **options):
