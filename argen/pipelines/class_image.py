@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,23 +22,74 @@ from argen.models.checkpoint import read_json
 from argen.samplers.processors import SamplingConfig
 
 
+@dataclass(frozen=True)
+class Guidance:
+    """What the guidance scale (``--cfg``) means for a family of models.
+
+    ``schedule`` is the family's default ``cfg_schedule``; ``unguided`` the scale that gives the
+    conditional model alone; ``unconditional`` the scale that samples the unconditional model
+    (None: no scale does); ``help`` the text for ``--help`` and ``argen models``."""
+
+    schedule: str
+    unguided: float
+    unconditional: float | None
+    help: str
+
+
+# one entry per family; "shapes" is the bundled text-to-image models (no "family" in config.json)
+GUIDANCE: dict[str, Guidance] = {
+    "var": Guidance("var", 0.0, None, (
+        "VAR's ramp (FoundationVision/VAR models/var.py): at scale k of K the logits are "
+        "(1 + t) cond - t uncond with t = cfg * k / (K - 1), from no guidance at the first scale "
+        "to weight 1 + cfg at the last. --cfg 0 is the unguided conditional model; --cfg 1 still "
+        "guides (weight 2 at the last scale). No value samples the unconditional model. "
+        "Published: 1.5 for the FID figures (top-k 900, top-p 0.96); the demo uses 4.")),
+    "llamagen": Guidance("constant", 1.0, 0.0, (
+        "uncond + cfg * (cond - uncond) at every token (LlamaGen's autoregressive/models/generate.py): "
+        "--cfg 1 disables guidance (the conditional model), --cfg 0 samples the unconditional "
+        "model, above 1 guides more. Published: 2.0 for GPT-B and GPT-L, 1.75 for XL and XXL, "
+        "1.65 for 3B; --cfg-interval guides only the first tokens. (The reference skips "
+        "guidance for any cfg <= 1; here every value other than 1 guides.)")),
+    "shapes": Guidance("constant", 1.0, 0.0, (
+        "uncond + cfg * (cond - uncond) at every token or scale, the unconditional twin without "
+        "the caption: --cfg 1 disables guidance (the conditional model), --cfg 0 samples the "
+        "unconditional model, above 1 guides more (--cfg-schedule linear ramps from 1 to cfg). "
+        "Default: the model's own (1.5 for the bundled shapes models).")),
+}
+
+
+def describe_guidance(family: str | None) -> str:
+    """What ``--cfg`` means for a model of ``family`` ("var", "llamagen"; None or "shapes" for
+    the bundled text-to-image models): one paragraph for ``--help`` and ``argen models``."""
+    key = family or "shapes"
+    if key not in GUIDANCE:
+        raise ArgenError(f"no guidance description for family {family!r}", hint=f"one of {', '.join(GUIDANCE)}")
+    return GUIDANCE[key].help
+
+
 @dataclass
 class Family:
     sampler: str  # next-scale | next-token
     load: Callable[[Path], tuple[Any, Any, dict]]  # folder -> (tokenizer, transformer, config)
-    # (tokenizer, transformer, labels, sampling, generators, use_cache) -> uint8 (B, H, W, 3)
+    # (tokenizer, transformer, labels, sampling, generators, use_cache, **options) -> uint8 (B, H, W, 3)
     sample: Callable[..., np.ndarray]
     defaults: Callable[[], SamplingConfig]  # the settings the family's authors publish
+    guidance: Guidance
+    options: dict[str, str] = field(default_factory=dict)  # the family's own switches (all default off): name -> help
 
 
 def _var() -> Family:
     from argen.models.var_convert import load_var_dir
     from argen.pipelines.var_sampling import FID_SAMPLING, sample_var
 
-    def sample(vae, var, labels, sampling, generators, use_cache):
-        return sample_var(vae, var, labels, sampling, generators=generators, use_cache=use_cache)
+    def sample(vae, var, labels, sampling, generators, use_cache, more_smooth=False):
+        return sample_var(vae, var, labels, sampling, generators=generators, use_cache=use_cache,
+                          more_smooth=more_smooth)
 
-    return Family("next-scale", load_var_dir, sample, lambda: FID_SAMPLING)
+    smooth = ("VAR's more_smooth: each scale hands a Gumbel-softmax blend of code vectors to the next "
+              "(sharper at finer scales) instead of the sampled code; the README's 'better visual "
+              "quality' option, not used for its FID figures. Needs a temperature above 0.")
+    return Family("next-scale", load_var_dir, sample, lambda: FID_SAMPLING, GUIDANCE["var"], {"more_smooth": smooth})
 
 
 def _llamagen() -> Family:
@@ -48,7 +99,7 @@ def _llamagen() -> Family:
     def sample(vq, gpt, labels, sampling, generators, use_cache):
         return sample_llamagen(vq, gpt, labels, sampling, generators=generators, use_cache=use_cache)
 
-    return Family("next-token", load_llamagen_dir, sample, lambda: DEFAULT_SAMPLING)
+    return Family("next-token", load_llamagen_dir, sample, lambda: DEFAULT_SAMPLING, GUIDANCE["llamagen"])
 
 
 FAMILIES: dict[str, Callable[[], Family]] = {"var": _var, "llamagen": _llamagen}
@@ -74,6 +125,7 @@ class ClassImageRequest:
     sampling: SamplingConfig | None = None  # None: the family's published settings
     batch_size: int = 8
     use_cache: bool = True
+    more_smooth: bool = False  # VAR models only (Family.options)
 
     def __post_init__(self) -> None:
         if self.seeds is not None:
@@ -157,6 +209,10 @@ class ClassImagePipeline:
         if bad:
             raise UsageError(f"class label {bad[0]} is out of range: {self.name} knows classes 0 to {self.num_classes - 1}")
         sampling = req.sampling or self.default_sampling()
+        options = {"more_smooth": True} if req.more_smooth else {}  # only what is switched on
+        for name in options:
+            if name not in self.family.options:
+                raise UsageError(f"{name} is an option of VAR models; {self.name} is a {self.family_name} model")
         outputs = []
         for start in range(0, len(rows), req.batch_size):
             chunk = rows[start:start + req.batch_size]
@@ -165,18 +221,20 @@ class ClassImagePipeline:
             gens = None if sampling.greedy else [torch.Generator(device=self.device).manual_seed(s) for _, s in chunk]
             # 2. sample the codes and decode them (the family's glue around the engine's loop)
             images = self.family.sample(self.tokenizer, self.model, [c for c, _ in chunk], sampling, gens,
-                                        req.use_cache)
+                                        req.use_cache, **options)
             seconds = (time.time() - t0) / len(chunk)
             # 3. one record per image
             for j, (img, (label, seed)) in enumerate(zip(images, chunk)):
                 outputs.append(ClassImageOutput(img, label, seed, start + j, seconds,
-                                                self._metadata(sampling, label, seed, img.shape)))
+                                                self._metadata(sampling, label, seed, img.shape, options)))
         return outputs
 
-    def _metadata(self, sampling: SamplingConfig, label: int, seed: int, shape: tuple) -> dict[str, Any]:
+    def _metadata(self, sampling: SamplingConfig, label: int, seed: int, shape: tuple,
+                  options: dict[str, Any]) -> dict[str, Any]:
         ref = self.ref
         return build_metadata(
             modality="image", class_label=label, class_name=class_name(label), seed=seed, model=self.name,
             model_sha256=weights.digest(ref) if ref else None,
             model_path=None if ref is None or ref.bundled else str(ref.path), family=self.family_name,
-            sampler=self.sampler, sampling=sampling.to_dict(), size=[shape[1], shape[0]], device=str(self.device))
+            sampler=self.sampler, sampling=sampling.to_dict(), size=[shape[1], shape[0]], device=str(self.device),
+            **options)
