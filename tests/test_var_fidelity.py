@@ -112,8 +112,9 @@ def kernel_fingerprint() -> str:
                      F.conv2d(x, r(c // 2, c, 1, 1), r(c // 2)), F.conv2d(F.pad(x, (0, 1, 0, 1)), r(c, c, 3, 3), stride=2),
                      F.group_norm(x, 8 if c == 8 else 32, r(c), r(c), 1e-6), F.silu(x), x * torch.sigmoid(x),
                      F.interpolate(x, scale_factor=2, mode="nearest"), F.interpolate(x, size=(3, 3), mode="area")]
-            q = x.flatten(2)  # (2, c, hw)
-            outs += [torch.bmm(q.permute(0, 2, 1), q).mul_(c ** -0.5).softmax(2), torch.bmm(q, q.transpose(1, 2))]
+            if size <= 16:  # the attention's shapes (its pixels at the lowest resolution)
+                q = x.flatten(2)  # (2, c, hw)
+                outs += [torch.bmm(q.permute(0, 2, 1), q).mul_(c ** -0.5).softmax(2), torch.bmm(q, q.transpose(1, 2))]
         outs += [F.interpolate(r(1, 8, 3, 3), size=(4, 4), mode="bicubic"),
                  F.interpolate(r(1, 8, 3, 3).permute(0, 1, 3, 2), size=(4, 4), mode="bicubic")]
         for rows in (1, 2, 4):
