@@ -4,9 +4,12 @@ the uint8 conversion of ``autoregressive/sample/sample_c2i_ddp.py`` (their diges
 tests/fixtures/llamagen/, made by the script its README names); and what ``--cfg`` means for
 LlamaGen and the shapes models.
 
-The fixture tokenizer is the reference's ``VQModel`` as its ``ModelArgs`` builds it (``ch`` 128,
-GroupNorm(32), two residual blocks) with ``ch_mult [1, 2]``, ``z_channels`` 32 and a 96 x 8
-codebook: 16 x 16 codes make a 32 x 32 image, and the attention blocks see all 256 positions.
+The fixture tokenizer is the reference's ``VQModel`` with its ``Encoder`` and ``Decoder`` built at
+``ch`` 32 (``ModelArgs`` fixes 128; GroupNorm(32) and two residual blocks as released),
+``ch_mult [1, 4]``, ``z_channels`` 32 and a 96 x 8 codebook: 16 x 16 codes make a 32 x 32
+image, and the attention blocks see all 256 positions at 128 channels. (At 256 channels the
+attention scale 1/16 is a power of two, and scaled_dot_product_attention happens to round as
+the reference does: such a fixture could not tell the two apart.)
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ GRID = 16
 
 
 def vq_config() -> LlamaGenVQConfig:
-    return LlamaGenVQConfig(codebook_size=96, codebook_dim=8, ch=128, encoder_ch_mult=[1, 2], decoder_ch_mult=[1, 2],
+    return LlamaGenVQConfig(codebook_size=96, codebook_dim=8, ch=32, encoder_ch_mult=[1, 4], decoder_ch_mult=[1, 4],
                             z_channels=32, num_res_blocks=2, norm_groups=32)
 
 
@@ -59,9 +62,10 @@ def test_decoded_pngs_equal_the_reference(record, tmp_path):
 
 
 def test_uint8_conversion_rounds_like_the_ddp_script():
-    # clamp(127.5 x + 128, 0, 255) then truncation: -1 -> 0 (0.5), 1 -> 255, out-of-range clamps
-    x = torch.tensor([-1.0, 1.0, 0.0, -1.2, 1.3, 0.5]).view(1, 1, 1, 6).expand(1, 3, 1, 6)
-    assert to_uint8(x)[0, 0, :, 0].tolist() == [0, 255, 128, 0, 255, 191]
+    # clamp(127.5 x + 128, 0, 255) then truncation: -1 -> 0 (0.5), 1 -> 255, out-of-range clamps;
+    # -0.8 (float32) gives 26.00000x here, where round((x + 1) * 127.5) gives 25
+    x = torch.tensor([-1.0, 1.0, 0.0, -1.2, 1.3, 0.5, -0.8]).view(1, 1, 1, 7).expand(1, 3, 1, 7)
+    assert to_uint8(x)[0, 0, :, 0].tolist() == [0, 255, 128, 0, 255, 191, 26]
 
 
 def test_llamagen_and_shapes_guidance_help():
