@@ -26,7 +26,7 @@ from argen.errors import UsageError
 from argen.io.png import read_image, write_png
 from argen.models.var import VAR, VARConfig
 from argen.models.var_vqvae import VQVAE, VQVAEConfig
-from argen.pipelines.class_image import GUIDANCE, describe_guidance
+from argen.pipelines.class_image import GUIDANCE, ClassImagePipeline, ClassImageRequest, describe_guidance
 from argen.pipelines.var_sampling import sample_var, sample_var_codes, to_uint8
 from argen.samplers.next_scale import smooth_weights
 from argen.samplers.processors import SamplingConfig, guidance_scale, guide
@@ -109,7 +109,8 @@ def kernel_fingerprint() -> str:
             x = r(2, c, size, size)
             outs += [F.conv2d(x, r(c, c, 3, 3), r(c), padding=1), F.conv2d(x[:1], r(c, c, 3, 3), padding=1),
                      F.conv2d(x.to(memory_format=torch.channels_last), r(c, c, 3, 3), padding=1),
-                     F.conv2d(x, r(c // 2, c, 1, 1), r(c // 2)), F.conv2d(F.pad(x, (0, 1, 0, 1)), r(c, c, 3, 3), stride=2),
+                     F.conv2d(x, r(c // 2, c, 1, 1), r(c // 2)),
+                     F.conv2d(F.pad(x, (0, 1, 0, 1)), r(c, c, 3, 3), stride=2),
                      F.group_norm(x, 8 if c == 8 else 32, r(c), r(c), 1e-6), F.silu(x), x * torch.sigmoid(x),
                      F.interpolate(x, scale_factor=2, mode="nearest"), F.interpolate(x, size=(3, 3), mode="area")]
             if size <= 16:  # the attention's shapes (its pixels at the lowest resolution)
@@ -145,7 +146,7 @@ def recorded(record: dict) -> dict:
     fp = kernel_fingerprint()
     if fp not in record["platforms"]:
         pytest.skip(f"no reference record for this machine's kernels (fingerprint {fp}; recorded: "
-                    f"{', '.join(record['platforms'])}); record one with the fixture README's script")
+                    f"{', '.join(record['platforms'])}); record one with tests/fixtures/record_image_references.py")
     return record["platforms"][fp]
 
 
@@ -195,6 +196,22 @@ def test_more_smooth_off_is_the_codes_decoded_and_on_is_seeded_per_row(models):
     smooth = sample_var(vae, var, [3, 5], s, seed=11, more_smooth=True)
     assert not np.array_equal(smooth, plain)
     assert np.array_equal(smooth[1:], sample_var(vae, var, [5], s, seed=12, more_smooth=True))  # row i: seed + i
+
+
+def test_more_smooth_is_a_published_option_of_var_pipelines(models):
+    vae, var = models
+    s = SamplingConfig(cfg_scale=1.5, cfg_schedule="var", top_k=20)
+    pipe = ClassImagePipeline("var", vae, var, {})
+    assert "more_smooth" in pipe.family.options and pipe.family.guidance is GUIDANCE["var"]
+    outs = pipe(ClassImageRequest([3], n=2, seed=5, sampling=s, more_smooth=True))
+    assert np.array_equal(np.stack([o.image for o in outs]), sample_var(vae, var, [3, 3], s, seed=5, more_smooth=True))
+    assert outs[1].metadata["more_smooth"] is True
+    plain = pipe(ClassImageRequest([3], n=1, seed=5, sampling=s))
+    assert "more_smooth" not in plain[0].metadata  # off: the record is what it was
+    assert np.array_equal(plain[0].image, sample_var(vae, var, [3], s, seed=5)[0])
+    # another family refuses it (only the option check runs here)
+    with pytest.raises(UsageError, match="option of VAR models"):
+        ClassImagePipeline("llamagen", vae, var, {})(ClassImageRequest([3], seed=0, sampling=s, more_smooth=True))
 
 
 def test_more_smooth_needs_sampling(models):

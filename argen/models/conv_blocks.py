@@ -26,7 +26,8 @@ class ResnetBlock(nn.Module):
     """(B, c_in, H, W) -> (B, c_out, H, W): two norm-SiLU-conv steps plus a (1x1 when the width
     changes) shortcut. ``act`` is the SiLU as the checkpoint's own code computes it."""
 
-    def __init__(self, c_in: int, c_out: int, groups: int = 32, act: Callable[[torch.Tensor], torch.Tensor] = F.silu) -> None:
+    def __init__(self, c_in: int, c_out: int, groups: int = 32,
+                 act: Callable[[torch.Tensor], torch.Tensor] = F.silu) -> None:
         super().__init__()
         self.act = act
         self.norm1 = group_norm(c_in, groups)

@@ -78,7 +78,8 @@ def _level(res: list[nn.Module], attn: list[nn.Module], resample: nn.Module | No
 
 
 def _middle(ch: int, groups: int) -> nn.ModuleList:
-    return nn.ModuleList([ResnetBlock(ch, ch, groups, swish), AttnBlock(ch, groups), ResnetBlock(ch, ch, groups, swish)])
+    return nn.ModuleList([ResnetBlock(ch, ch, groups, swish), AttnBlock(ch, groups),
+                          ResnetBlock(ch, ch, groups, swish)])
 
 
 def _run_level(level: nn.Module, h: torch.Tensor) -> torch.Tensor:

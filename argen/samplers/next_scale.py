@@ -41,7 +41,8 @@ def smooth_weights(logits: torch.Tensor, progress: float, generators: list[torch
     weights (B, n, V). Row ``b``'s Gumbel noise ``-log(E)``, ``E ~ Exp(1)``, comes from
     ``generators[b]``, after that row's token draw, as the reference draws from its one generator."""
     tau = max(0.27 * (1 - progress * 0.95), 0.005)
-    gumbels = torch.stack([-torch.empty_like(row).exponential_(generator=g).log() for row, g in zip(logits, generators)])
+    gumbels = torch.stack([-torch.empty_like(row).exponential_(generator=g).log()
+                           for row, g in zip(logits, generators)])  # (B, n, V)
     return ((logits.mul(1 + progress) + gumbels) / tau).softmax(-1)
 
 
