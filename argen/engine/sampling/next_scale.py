@@ -10,9 +10,11 @@ from typing import Callable
 
 import torch
 
-from argen.engine.sampling.processors import SamplingConfig, guide, make_generators, probs_from_logits, sample
+from argen.errors import UsageError
+from argen.engine.sampling.processors import SamplingConfig, guide, make_generators, probs_from_logits, process_logits, sample
 
-# (scale k, its codes (B, s, s)) -> the next scale's inputs: ids (B, n_{k+1}) or features (B, n_{k+1}, C)
+# (scale k, its codes (B, s, s), or with more_smooth its code weights (B, s*s, V)) -> the next
+# scale's inputs: ids (B, n_{k+1}) or features (B, n_{k+1}, C)
 NextInputs = Callable[[int, torch.Tensor], torch.Tensor]
 History = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
@@ -31,6 +33,19 @@ def feature_inputs(step: Callable[[int, torch.Tensor, torch.Tensor], tuple[torch
     return next_inputs
 
 
+def smooth_weights(logits: torch.Tensor, progress: float, generators: list[torch.Generator]) -> torch.Tensor:
+    """VAR's ``more_smooth`` (FoundationVision/VAR ``models/var.py``, ``autoregressive_infer_cfg``,
+    with ``gumbel_softmax_with_rng`` of ``models/helpers.py``): instead of one code, each token
+    passes on a Gumbel-softmax over the codebook, of the filtered logits (B, n, V) sharpened by
+    ``1 + progress``, at temperature ``tau = max(0.27 (1 - 0.95 progress), 0.005)``; returns the
+    weights (B, n, V). Row ``b``'s Gumbel noise ``-log(E)``, ``E ~ Exp(1)``, comes from
+    ``generators[b]``, after that row's token draw, as the reference draws from its one generator."""
+    tau = max(0.27 * (1 - progress * 0.95), 0.005)
+    gumbels = torch.stack([-torch.empty_like(row).exponential_(generator=g).log()
+                           for row, g in zip(logits, generators)])  # (B, n, V)
+    return ((logits.mul(1 + progress) + gumbels) / tau).softmax(-1)
+
+
 def extend(seq: History, nxt: torch.Tensor) -> History:
     """The uncached input history plus one scale's inputs: ids stay one (R, T) tensor; features
     (R, n, C) collect after the id prefix as a pair (ids (R, P), features (R, T, C))."""
@@ -47,7 +62,7 @@ def generate_scales(model: Callable[..., torch.Tensor], prefix: torch.Tensor, st
                     generators: list[torch.Generator] | None = None, seed: int | None = None,
                     uncond_prefix: torch.Tensor | None = None, vocab_limit: int | None = None,
                     forced: list[torch.Tensor] | None = None, use_cache: bool = True,
-                    raster: int = 0) -> list[torch.Tensor]:
+                    raster: int = 0, more_smooth: bool = False, always_twins: bool = False) -> list[torch.Tensor]:
     """Sample one grid of codes per scale; returns ``[(B, s, s) for s in scales]``.
 
     ``prefix`` (B, P) are the conditioning ids and ``start`` (B, 1) the input that predicts the
@@ -61,24 +76,43 @@ def generate_scales(model: Callable[..., torch.Tensor], prefix: torch.Tensor, st
     ``model`` is any module called as ``model(inputs, cache=..., num_logits=...)`` with a
     ``new_cache(rows, capacity=...)``: the backbone Transformer, or VAR, whose scale inputs are
     features; uncached, those arrive as the pair that :func:`extend` builds.
+
+    ``more_smooth`` (VAR's option of that name, off by default) hands ``next_inputs`` each
+    scale's :func:`smooth_weights` (B, s*s, V) in place of its codes, the last scale's too (so
+    that a stateful ``next_inputs`` ends with the image's features); the returned grids are
+    still the codes drawn. It needs sampling (temperature > 0), no raster scales and no forcing.
+    ``always_twins`` runs the unconditional twins even where no scale is guided, as VAR's
+    reference does: the rows' number sets how the matrix products round, so only then are the
+    conditional logits bit-identical to the reference's.
     """
     sampling = sampling or SamplingConfig()
+    if more_smooth and (sampling.greedy or raster or forced is not None):
+        raise UsageError("more_smooth samples Gumbel noise on every scale: it needs a temperature above 0, "
+                         "and no raster scales or forced tokens", hint="leave more_smooth off for greedy decoding")
     device = next(model.parameters()).device
     b = prefix.shape[0]
     if generators is None and not sampling.greedy:
         generators = make_generators(seed if seed is not None else torch.seed() % 2**31, b, device)
-    guided = uncond_prefix is not None and sampling.guided
+    guided = uncond_prefix is not None and (sampling.guided or always_twins)
     rows = torch.cat([prefix, uncond_prefix]) if guided else prefix
     twin = (lambda x: torch.cat([x, x])) if guided else (lambda x: x)
     seq = torch.cat([rows, twin(start)], dim=1).to(device)  # (R, P + 1)
     cache = model.new_cache(rows.shape[0], capacity=prefix.shape[1] + sum(s * s for s in scales)) if use_cache else None
     logits = model(seq, cache=cache, num_logits=1)  # (R, 1, V)
 
+    smooth: list[torch.Tensor] = []  # with more_smooth: the last scale's weights (B, n, V)
+
     def pick(logits: torch.Tensor, k: int, at: slice) -> torch.Tensor:
         """Tokens (B, n) for the positions ``at`` of scale k from their logits (R, n, V)."""
         if vocab_limit is not None:
             logits = logits[..., :vocab_limit]
-        logits = guide(logits, b, sampling, k / max(1, len(scales) - 1))  # (B, n, V)
+        progress = k / max(1, len(scales) - 1)
+        logits = guide(logits, b, sampling, progress)  # (B, n, V)
+        if more_smooth:
+            filtered = process_logits(logits, sampling)  # (B, n, V), excluded codes at -inf
+            tok = sample(filtered.softmax(-1), generators)
+            smooth[:] = [smooth_weights(filtered, progress, generators)]
+            return tok
         tok = logits.argmax(-1) if sampling.greedy else sample(probs_from_logits(logits, sampling), generators)
         if forced is not None:
             f = forced[k][:, at].to(device)
@@ -105,6 +139,11 @@ def generate_scales(model: Callable[..., torch.Tensor], prefix: torch.Tensor, st
         else:
             tok = pick(logits, k, slice(None))  # (B, s*s), in parallel
         grids.append(tok.view(b, s, s))
+        if more_smooth:  # the last scale's weights go to next_inputs too: they shape the final features
+            nxt = next_inputs(k, smooth[0])
+            if k < len(scales) - 1:
+                logits = feed(twin(nxt))
+            continue
         if k == len(scales) - 1:
             break
         if k >= raster - 1:

@@ -137,6 +137,12 @@ def guide(logits: torch.Tensor, b: int, cfg: SamplingConfig, progress: float, st
         return logits
     if cfg.cfg_tokens is not None and step is not None and step >= cfg.cfg_tokens:
         return logits[:b]
+    if cfg.cfg_schedule == "var":
+        # VAR's own arithmetic, ``(1 + t) * cond - t * uncond`` (FoundationVision/VAR
+        # models/var.py, autoregressive_infer_cfg): the same weights as apply_cfg at
+        # 1 + t, rounded as the reference rounds them
+        t = cfg.cfg_scale * progress
+        return (1 + t) * logits[:b].float() - t * logits[b:].float()
     scale = guidance_scale(cfg.cfg_scale, cfg.cfg_schedule, progress)
     return apply_cfg(logits[:b].float(), logits[b:].float(), scale)
 

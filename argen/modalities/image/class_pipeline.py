@@ -5,7 +5,7 @@ the family's tokenizer decoder -> RGB (+ metadata). Each family is one entry of 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -17,6 +17,7 @@ from argen.engine.device import resolve_device, resolve_dtype
 from argen.engine.sampling.processors import SamplingConfig
 from argen.errors import UsageError
 from argen.io.metadata import build_metadata
+from argen.modalities.image.guidance import GUIDANCE, Guidance
 from argen.modalities.base import Row
 from argen.modalities.image.imagenet import class_index, class_name
 from argen.modalities.image.pipeline import ImageOutput, ImagePipelineBase
@@ -27,19 +28,25 @@ from argen.modalities.image.spec import ImageSpec
 class Family:
     sampler: str  # next-scale | next-token
     load: Callable[[Path], tuple[Any, Any, dict]]  # folder -> (tokenizer, transformer, config)
-    # (tokenizer, transformer, labels, sampling, generators, use_cache) -> uint8 (B, H, W, 3)
+    # (tokenizer, transformer, labels, sampling, generators, use_cache, **options) -> uint8 (B, H, W, 3)
     sample: Callable[..., np.ndarray]
     defaults: Callable[[], SamplingConfig]  # the settings the family's authors publish
+    guidance: Guidance
+    options: dict[str, str] = field(default_factory=dict)  # the family's own switches (all default off): name -> help
 
 
 def _var() -> Family:
     from argen.modalities.image.var.convert import load_var_dir
     from argen.modalities.image.var.sampling import FID_SAMPLING, sample_var
 
-    def sample(vae, var, labels, sampling, generators, use_cache):
-        return sample_var(vae, var, labels, sampling, generators=generators, use_cache=use_cache)
+    def sample(vae, var, labels, sampling, generators, use_cache, more_smooth=False):
+        return sample_var(vae, var, labels, sampling, generators=generators, use_cache=use_cache,
+                          more_smooth=more_smooth)
 
-    return Family("next-scale", load_var_dir, sample, lambda: FID_SAMPLING)
+    smooth = ("VAR's more_smooth: each scale hands a Gumbel-softmax blend of code vectors to the next "
+              "(sharper at finer scales) instead of the sampled code; the README's 'better visual "
+              "quality' option, not used for its FID figures. Needs a temperature above 0.")
+    return Family("next-scale", load_var_dir, sample, lambda: FID_SAMPLING, GUIDANCE["var"], {"more_smooth": smooth})
 
 
 def _llamagen() -> Family:
@@ -49,7 +56,7 @@ def _llamagen() -> Family:
     def sample(vq, gpt, labels, sampling, generators, use_cache):
         return sample_llamagen(vq, gpt, labels, sampling, generators=generators, use_cache=use_cache)
 
-    return Family("next-token", load_llamagen_dir, sample, lambda: DEFAULT_SAMPLING)
+    return Family("next-token", load_llamagen_dir, sample, lambda: DEFAULT_SAMPLING, GUIDANCE["llamagen"])
 
 
 FAMILIES: dict[str, Callable[[], Family]] = {"var": _var, "llamagen": _llamagen}
@@ -117,6 +124,11 @@ class ClassImagePipeline(ImagePipelineBase):
                                  hint="class models take an ImageNet class (--class-label or --prompt) only")
         if spec.prompt is None:
             raise UsageError(f"{self.name} is class-conditional: give --class-label ID|NAME", hint="e.g. --class-label 207")
+        self._options = {"more_smooth": True} if spec.more_smooth else {}  # only what is switched on
+        for name in self._options:
+            if name not in self.family.options:
+                raise UsageError(f"--{name.replace('_', '-')} is an option of VAR models; {self.name} is a "
+                                 f"{self.family_name} model", hint="drop it")
 
     def check_prompt(self, prompt: str | None) -> int:
         label = class_index(prompt)
@@ -132,17 +144,20 @@ class ClassImagePipeline(ImagePipelineBase):
         # 1. one generator per image, so an image is the same alone or in a batch
         gens = None if sampling.greedy else [torch.Generator(device=self.device).manual_seed(r.seed) for r in rows]
         # 2. sample the codes and decode them (the family's glue around the engine's loop)
-        images = self.family.sample(self.tokenizer, self.model, labels, sampling, gens, self.use_cache)
+        images = self.family.sample(self.tokenizer, self.model, labels, sampling, gens, self.use_cache, **self._options)
         seconds = (time.time() - t0) / len(rows)
         # 3. one record per image
-        return [ImageOutput(r.index, r.seed, r.prompt, seconds, self._metadata(sampling, label, r.seed, img.shape),
+        return [ImageOutput(r.index, r.seed, r.prompt, seconds,
+                            self._metadata(sampling, label, r.seed, img.shape, self._options),
                             pixels=img, sampler=self.sampler, class_label=label)
                 for img, label, r in zip(images, labels, rows)]
 
-    def _metadata(self, sampling: SamplingConfig, label: int, seed: int, shape: tuple) -> dict[str, Any]:
+    def _metadata(self, sampling: SamplingConfig, label: int, seed: int, shape: tuple,
+                  options: dict[str, Any]) -> dict[str, Any]:
         ref = self.ref
         return build_metadata(
             modality="image", class_label=label, class_name=class_name(label), seed=seed, model=self.name,
             model_sha256=weights.digest(ref) if ref else None,
             model_path=None if ref is None or ref.bundled else str(ref.path), family=self.family_name,
-            sampler=self.sampler, sampling=sampling.to_dict(), size=[shape[1], shape[0]], device=str(self.device))
+            sampler=self.sampler, sampling=sampling.to_dict(), size=[shape[1], shape[0]], device=str(self.device),
+            **options)

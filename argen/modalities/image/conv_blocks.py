@@ -5,6 +5,8 @@ nin_shortcut; conv), so one definition loads both strictly."""
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -14,12 +16,20 @@ def group_norm(ch: int, groups: int = 32) -> nn.GroupNorm:
     return nn.GroupNorm(groups, ch, eps=1e-6, affine=True)
 
 
+def swish(x: torch.Tensor) -> torch.Tensor:
+    """``x * sigmoid(x)`` in two roundings, as LlamaGen's ``nonlinearity`` computes it (``F.silu``,
+    which VAR uses, rounds once and so differs in the last bit)."""
+    return x * torch.sigmoid(x)
+
+
 class ResnetBlock(nn.Module):
     """(B, c_in, H, W) -> (B, c_out, H, W): two norm-SiLU-conv steps plus a (1x1 when the width
-    changes) shortcut."""
+    changes) shortcut. ``act`` is the SiLU as the checkpoint's own code computes it."""
 
-    def __init__(self, c_in: int, c_out: int, groups: int = 32) -> None:
+    def __init__(self, c_in: int, c_out: int, groups: int = 32,
+                 act: Callable[[torch.Tensor], torch.Tensor] = F.silu) -> None:
         super().__init__()
+        self.act = act
         self.norm1 = group_norm(c_in, groups)
         self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
         self.norm2 = group_norm(c_out, groups)
@@ -27,8 +37,8 @@ class ResnetBlock(nn.Module):
         self.nin_shortcut = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(F.silu(self.norm1(x)))
-        h = self.conv2(F.silu(self.norm2(h)))
+        h = self.conv1(self.act(self.norm1(x)))
+        h = self.conv2(self.act(self.norm2(h)))
         return self.nin_shortcut(x) + h
 
 

@@ -192,6 +192,8 @@ class ImagePipeline(ImagePipelineBase):
         return to_uint8(x)
 
     def check(self, spec: ImageSpec) -> None:
+        if spec.more_smooth:
+            raise UsageError(f"--more-smooth is an option of VAR models; {self.name} is a shapes model", hint="drop it")
         if (spec.inpaint is None) != (spec.mask is None):
             raise UsageError("--inpaint and --mask go together", hint="give both the image and its mask")
         self._forced = None

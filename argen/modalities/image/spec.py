@@ -25,6 +25,8 @@ class ImageSpec(GenerationSpec):
              "Default: the model's.")
     cfg_interval: float | None = flag(None, "--cfg-interval", metavar="K",
                                       help="LlamaGen's cfg_interval: guide tokens 0..K+1 only; -1 guides all.", ge=-1, le=1e6)
+    more_smooth: bool = flag(False, "--more-smooth", help="VAR models: VAR's more_smooth sampling (a Gumbel-softmax "
+                             "blend of codes handed to each next scale; sharper detail, not used for VAR's FID figures).")
     inpaint: str | None = flag(None, "--inpaint", metavar="IMAGE", help="Keep this image outside the mask.")
     mask: str | None = flag(None, "--mask", metavar="MASK", help="White where --inpaint's image is regenerated.")
     grid: bool = flag(False, "--grid", help="Also write a contact sheet of all the images (NAME-grid.png).", recipe=False)

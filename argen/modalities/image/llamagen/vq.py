@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from argen.engine.config import DictConfig
-from argen.modalities.image.conv_blocks import Downsample, ResnetBlock, Upsample, group_norm
-from argen.modalities.image.vq import to_uint8, to_unit
+from argen.modalities.image.conv_blocks import Downsample, ResnetBlock, Upsample, group_norm, swish
+from argen.modalities.image.vq import to_unit
 
 # the reference keeps a 65536-entry history of used code ids (a training statistic that
 # inference never reads) as a buffer, so it is in every official state dict
@@ -56,11 +56,16 @@ class AttnBlock(nn.Module):
         self.q, self.k, self.v, self.proj_out = (nn.Conv2d(ch, ch, 1) for _ in range(4))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # the reference's exact arithmetic: two bmm over the same (non-contiguous) views and a
+        # softmax; scaled_dot_product_attention rounds differently, which moves decoded pixels
         b, c, hh, ww = x.shape
         h = self.norm(x)
-        q, k, v = (f(h).flatten(2).transpose(1, 2)[:, None] for f in (self.q, self.k, self.v))  # (B, 1, HW, C)
-        y = F.scaled_dot_product_attention(q, k, v)  # scale 1/sqrt(C), as the reference
-        return x + self.proj_out(y[:, 0].transpose(1, 2).reshape(b, c, hh, ww))
+        q = self.q(h).reshape(b, c, hh * ww).permute(0, 2, 1)  # (B, HW, C)
+        k = self.k(h).reshape(b, c, hh * ww)  # (B, C, HW)
+        att = F.softmax(torch.bmm(q, k) * (int(c) ** -0.5), dim=2)  # (B, HW_q, HW_k)
+        v = self.v(h).reshape(b, c, hh * ww)  # (B, C, HW)
+        y = torch.bmm(v, att.permute(0, 2, 1))  # (B, C, HW_q)
+        return x + self.proj_out(y.reshape(b, c, hh, ww))
 
 
 def _level(res: list[nn.Module], attn: list[nn.Module], resample: nn.Module | None, name: str) -> nn.Module:
@@ -73,7 +78,8 @@ def _level(res: list[nn.Module], attn: list[nn.Module], resample: nn.Module | No
 
 
 def _middle(ch: int, groups: int) -> nn.ModuleList:
-    return nn.ModuleList([ResnetBlock(ch, ch, groups), AttnBlock(ch, groups), ResnetBlock(ch, ch, groups)])
+    return nn.ModuleList([ResnetBlock(ch, ch, groups, swish), AttnBlock(ch, groups),
+                          ResnetBlock(ch, ch, groups, swish)])
 
 
 def _run_level(level: nn.Module, h: torch.Tensor) -> torch.Tensor:
@@ -95,7 +101,7 @@ class Encoder(nn.Module):
             last = i == len(mult) - 1
             res, attn = [], []
             for _ in range(cfg.num_res_blocks):
-                res.append(ResnetBlock(c_in, cfg.ch * m, g))
+                res.append(ResnetBlock(c_in, cfg.ch * m, g, swish))
                 c_in = cfg.ch * m
                 if last:
                     attn.append(AttnBlock(c_in, g))
@@ -112,7 +118,7 @@ class Encoder(nn.Module):
                 h = level.downsample(h)
         for block in self.mid:
             h = block(h)
-        return self.conv_out(F.silu(self.norm_out(h)))
+        return self.conv_out(swish(self.norm_out(h)))
 
 
 class Decoder(nn.Module):
@@ -126,7 +132,7 @@ class Decoder(nn.Module):
         for i in reversed(range(len(mult))):
             res, attn = [], []
             for _ in range(cfg.num_res_blocks + 1):
-                res.append(ResnetBlock(c_in, cfg.ch * mult[i], g))
+                res.append(ResnetBlock(c_in, cfg.ch * mult[i], g, swish))
                 c_in = cfg.ch * mult[i]
                 if i == len(mult) - 1:
                     attn.append(AttnBlock(c_in, g))
@@ -142,7 +148,7 @@ class Decoder(nn.Module):
             h = _run_level(level, h)
             if hasattr(level, "upsample"):
                 h = level.upsample(h)
-        return self.conv_out(F.silu(self.norm_out(h)))
+        return self.conv_out(swish(self.norm_out(h)))
 
 
 class Quantizer(nn.Module):
@@ -196,6 +202,13 @@ def images_to_indices(vq: LlamaGenVQ, images) -> torch.Tensor:
     """uint8 images (B, H, W, 3), numpy or torch, H and W multiples of 16 -> code ids (B, H/16, W/16)."""
     w = vq.quant_conv.weight
     return vq.encode(to_unit(images).to(w.device, w.dtype))
+
+
+def to_uint8(x: torch.Tensor):
+    """Decoded images (B, 3, H, W), nominally in [-1, 1] -> uint8 numpy (B, H, W, 3), as
+    LlamaGen's ``autoregressive/sample/sample_c2i_ddp.py`` writes its PNGs (the samples of its
+    FID figures): ``clamp(127.5 * x + 128, 0, 255)``, then truncated to uint8."""
+    return torch.clamp(127.5 * x + 128.0, 0, 255).permute(0, 2, 3, 1).to("cpu", dtype=torch.uint8).numpy()
 
 
 @torch.inference_mode()

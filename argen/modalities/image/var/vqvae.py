@@ -72,12 +72,19 @@ class AttnBlock(nn.Module):
         self.norm = group_norm(ch)
         self.qkv = nn.Conv2d(ch, 3 * ch, 1)
         self.proj_out = nn.Conv2d(ch, ch, 1)
+        self.scale = int(ch) ** -0.5
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # the reference's exact arithmetic (two bmm and a softmax, the copies where it makes
+        # them): scaled_dot_product_attention rounds differently, which moves decoded pixels
         b, c, h, w = x.shape
-        q, k, v = self.qkv(self.norm(x)).view(b, 3, c, h * w).transpose(-1, -2).unbind(1)  # (B, hw, C) each
-        y = F.scaled_dot_product_attention(q, k, v)  # softmax(q k^T / sqrt(C)) v
-        return x + self.proj_out(y.transpose(1, 2).reshape(b, c, h, w))
+        q, k, v = self.qkv(self.norm(x)).reshape(b, 3, c, h, w).unbind(1)  # (B, C, h, w) each
+        q = q.reshape(b, c, h * w).contiguous().permute(0, 2, 1).contiguous()  # (B, hw, C)
+        k = k.reshape(b, c, h * w).contiguous()  # (B, C, hw)
+        att = torch.bmm(q, k).mul_(self.scale).softmax(dim=2)  # (B, hw_q, hw_k)
+        v = v.reshape(b, c, h * w).contiguous()  # (B, C, hw)
+        y = torch.bmm(v, att.permute(0, 2, 1).contiguous())  # (B, C, hw_q)
+        return x + self.proj_out(y.view(b, c, h, w).contiguous())
 
 
 class Level(nn.Module):
@@ -202,13 +209,23 @@ class MultiScaleQuantizer(nn.Module):
         self.embedding = nn.Embedding(cfg.vocab_size, cfg.z_channels)
 
     def embed(self, codes: torch.Tensor) -> torch.Tensor:
-        """Codes (B, s, s) -> their embeddings as a feature map (B, Cvae, s, s)."""
-        return self.embedding(codes).permute(0, 3, 1, 2)
+        """Codes (B, s, s) -> their embeddings as a feature map (B, Cvae, s, s), laid out as the
+        reference's sampling loop lays them out (embedding of the flat ids, transposed): the
+        layout picks the bicubic and conv kernels, and so the rounding of f_hat."""
+        b, s = codes.shape[0], codes.shape[-1]
+        return self.embedding(codes.reshape(b, s * s)).transpose(1, 2).reshape(b, -1, s, s)
 
-    def residual(self, k: int, codes: torch.Tensor) -> torch.Tensor:
-        """What scale ``k``'s codes (B, s, s) add to ``f_hat``: (B, Cvae, p, p)."""
+    def soft_embed(self, weights: torch.Tensor, s: int) -> torch.Tensor:
+        """Weights over the codebook (B, s*s, V) -> the weighted code vectors (B, Cvae, s, s), as
+        VAR's ``more_smooth`` sampling feeds them instead of one code each (``models/var.py``:
+        ``gumbel_softmax_with_rng(...) @ embedding.weight.unsqueeze(0)``)."""
+        h = weights @ self.embedding.weight.unsqueeze(0)  # (B, s*s, Cvae)
+        return h.transpose(1, 2).reshape(h.shape[0], -1, s, s)
+
+    def residual(self, k: int, h: torch.Tensor) -> torch.Tensor:
+        """What scale ``k``'s code vectors h (B, Cvae, s, s) (from :meth:`embed`) add to
+        ``f_hat``: (B, Cvae, p, p)."""
         n, p = len(self.patch_nums), self.patch_nums[-1]
-        h = self.embed(codes)
         if k != n - 1:
             h = F.interpolate(h, size=(p, p), mode="bicubic")
         return self.quant_resi(h, k, n)
@@ -228,22 +245,30 @@ class MultiScaleQuantizer(nn.Module):
         for k, s in enumerate(self.patch_nums):
             z = F.interpolate(rest, size=(s, s), mode="area") if k != n - 1 else rest  # (B, C, s, s)
             codes = self.nearest(z.permute(0, 2, 3, 1).reshape(-1, c)).view(b, s, s)
-            rest = rest - self.residual(k, codes)
+            # the reference's encoder lays the embeddings out channels-last and copies them
+            # after the upsampling (models/quant.py, f_to_idxBl_or_fhat)
+            h = self.embedding(codes).permute(0, 3, 1, 2)  # (B, C, s, s)
+            h = (F.interpolate(h, size=(p, p), mode="bicubic") if k != n - 1 else h).contiguous()
+            rest = rest - self.quant_resi(h, k, n)
             grids.append(codes)
         return grids
 
     def to_fhat(self, grids: list[torch.Tensor]) -> torch.Tensor:
         """Codes of every scale ``[(B, s, s)]`` -> f_hat (B, Cvae, p, p)."""
-        f_hat = 0.0
+        b, p = grids[0].shape[0], self.patch_nums[-1]
+        w = self.embedding.weight
+        f_hat = torch.zeros(b, w.shape[1], p, p, dtype=w.dtype, device=w.device)
         for k, codes in enumerate(grids):
-            f_hat = f_hat + self.residual(k, codes)
+            f_hat.add_(self.residual(k, self.embed(codes)))  # in place, as the reference: f_hat stays contiguous
         return f_hat
 
     def next_step(self, k: int, f_hat: torch.Tensor, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One sampling step (VAR's ``get_next_autoregressive_input``): add scale ``k``'s codes
-        (B, s, s) to ``f_hat`` (B, Cvae, p, p); return the new f_hat and the next scale's input,
-        f_hat area-downsampled to (B, Cvae, s', s') (f_hat itself after the last scale)."""
-        f_hat = f_hat + self.residual(k, codes)
+        (B, s, s), or under ``more_smooth`` its weights over the codebook (B, s*s, V), to
+        ``f_hat`` (B, Cvae, p, p); return the new f_hat and the next scale's input, f_hat
+        area-downsampled to (B, Cvae, s', s') (f_hat itself after the last scale)."""
+        h = self.soft_embed(codes, self.patch_nums[k]) if codes.is_floating_point() else self.embed(codes)
+        f_hat = f_hat.clone().add_(self.residual(k, h))  # f_hat's layout (and rounding) as the reference's in-place add
         if k == len(self.patch_nums) - 1:
             return f_hat, f_hat
         s = self.patch_nums[k + 1]
