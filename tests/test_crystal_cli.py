@@ -69,10 +69,10 @@ def test_invalid_samples_are_drawn_again_and_written_with_metadata(cli, model_di
 
 
 def test_keep_invalid_writes_a_warning_and_no_valid_sample_is_an_error(cli, model_dir, tmp_path):
-    code, out, err = cli("crystal", "--model", model_dir, "-c", "SrTiO3", "--seed", "0", "--max-attempts", "2",
+    code, out, err = cli("crystal", "--model", model_dir, "--composition", "SrTiO3", "--seed", "0", "--max-attempts", "2",
                          "-o", tmp_path / "a.cif")
     assert code == 1 and "no valid structure" in err and not (tmp_path / "a.cif").exists()
-    code, out, err = cli("crystal", "--model", model_dir, "-c", "SrTiO3", "--seed", "0", "--max-attempts", "2",
+    code, out, err = cli("crystal", "--model", model_dir, "--composition", "SrTiO3", "--seed", "0", "--max-attempts", "2",
                          "--keep-invalid", "-o", tmp_path / "a.cif", "--json")
     assert code == 0, err
     rec = json.loads(out)
@@ -84,21 +84,21 @@ def test_keep_invalid_writes_a_warning_and_no_valid_sample_is_an_error(cli, mode
 
 def test_same_seed_same_file(cli, model_dir, tmp_path):
     for name in ("a", "b"):
-        assert cli("crystal", "--model", model_dir, "-c", "BaTiO3", "--seed", "5", "--keep-invalid",
+        assert cli("crystal", "--model", model_dir, "--composition", "BaTiO3", "--seed", "5", "--keep-invalid",
                    "--max-attempts", "1", "-q", "-o", tmp_path / f"{name}.cif")[0] == 0
     a, b = (read_cif_body(tmp_path / f"{n}.cif") for n in "ab")
     assert a == b and a.startswith("data_Ba1Ti1O3\n")
 
 
 @pytest.mark.parametrize("args,code,needle", [
-    (["-c", "Xx2O"], 2, "unknown element 'Xx'"),
-    (["-c", ""], 2, "--composition is empty"),
-    (["-c", "BaTiO3", "--spacegroup", "Pm-4q"], 2, "unknown space group 'Pm-4q'"),
-    (["-c", "BaTiO3", "--spacegroup", "pm-3m"], 2, "did you mean Pm-3m"),
-    (["-c", "Ba(TiO3"], 2, "cannot read composition"),
-    (["-c", "BaTiO3", "--formula-units", "0"], 2, "--formula-units must be at least 1"),
-    (["-c", "BaTiO3", "-n", "0"], 2, "-n must be at least 1"),
-    (["-c", "BaTiO3", "-o", "x.png"], 2, "written as .cif"),
+    (["--composition", "Xx2O"], 2, "unknown element 'Xx'"),
+    (["--composition", ""], 2, "--composition is empty"),
+    (["--composition", "BaTiO3", "--spacegroup", "Pm-4q"], 2, "unknown space group 'Pm-4q'"),
+    (["--composition", "BaTiO3", "--spacegroup", "pm-3m"], 2, "did you mean Pm-3m"),
+    (["--composition", "Ba(TiO3"], 2, "cannot read composition"),
+    (["--composition", "BaTiO3", "--formula-units", "0"], 2, "--formula-units must be at least 1"),
+    (["--composition", "BaTiO3", "-n", "0"], 2, "-n must be at least 1"),
+    (["--composition", "BaTiO3", "-o", "x.png"], 2, "written as .cif"),
 ])
 def test_bad_input_is_one_line_error(cli, model_dir, tmp_path, args, code, needle):
     got, out, err = cli("crystal", "--model", model_dir, *args)
@@ -111,17 +111,17 @@ def test_checkpoint_needing_unpickling_is_refused_by_the_cli(cli, tmp_path):
             return (print, ("this must never run",))
 
     torch.save({"model": {}, "model_args": {}, "x": Evil()}, tmp_path / "ckpt.pt")
-    code, out, err = cli("crystal", "--model", tmp_path / "ckpt.pt", "-c", "BaTiO3")
+    code, out, err = cli("crystal", "--model", tmp_path / "ckpt.pt", "--composition", "BaTiO3")
     assert code == 1 and "refused" in err and "pickled code" in err and "this must never run" not in out
 
 
 def test_a_text_model_is_not_a_crystal_model(cli, char_model_dir):
-    code, _, err = cli("crystal", "--model", char_model_dir, "-c", "BaTiO3")
+    code, _, err = cli("crystal", "--model", char_model_dir, "--composition", "BaTiO3")
     assert code == 1 and "not a crystal model" in err
 
 
 def test_preview_png(cli, model_dir, tmp_path, scripted):
-    code, _, err = cli("crystal", "--model", model_dir, "-c", "BaTiO3", "--seed", "200", "-o", tmp_path / "x.cif",
+    code, _, err = cli("crystal", "--model", model_dir, "--composition", "BaTiO3", "--seed", "200", "-o", tmp_path / "x.cif",
                        "--preview", tmp_path / "x.png")
     assert code == 0, err
     assert (tmp_path / "x.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -154,7 +154,7 @@ def test_eval_crystal_counts_matches(cli, model_dir, tmp_path, monkeypatch):
 
 @pytest.mark.skipif(not (BUNDLED / "model.safetensors").is_file(), reason="bundled crystal model not built yet")
 def test_bundled_model_writes_a_valid_cif(cli, tmp_path):
-    code, out, err = cli("crystal", "--model", BUNDLED, "-c", "BaTiO3", "--seed", "0", "--max-attempts", "5",
+    code, out, err = cli("crystal", "--model", BUNDLED, "--composition", "BaTiO3", "--seed", "0", "--max-attempts", "5",
                          "-o", tmp_path / "b.cif")
     assert code == 0, err
     meta = read_cif_metadata(out.strip())

@@ -109,6 +109,12 @@ def run_generation(modality: str, values: dict[str, Any]) -> int:
     previews = expand_output(Path(spec.preview), len(rows)) if getattr(spec, "preview", None) else None
     if previews is not None and Path(spec.preview).suffix.lower() != ".png":
         raise UsageError(f"--preview {spec.preview}: previews are written as PNG", hint="give a path ending in .png")
+    from argen.cli.progress import progress_bar
+    from argen.modalities.loading import load
+
+    options = {k: v for k, v in spec.load_options().items() if k not in ("model", "device", "dtype", "compile")}
+    pipe = load(spec.model, modality, device=spec.device, dtype=spec.dtype, compile=spec.compile, **options)
+    job = pipe.prepare(spec, rows)  # flags and prompts checked against this model
     overwrite = io["overwrite"]
     for r in rows:  # every output can be written, before any work
         if paths is not None:
@@ -117,12 +123,6 @@ def run_generation(modality: str, values: dict[str, Any]) -> int:
             check_writable(previews(r.index, r.seed), overwrite)
     if getattr(spec, "grid", False) and paths is not None and not paths.folder:
         check_writable(sheet_path(Path(pattern)), overwrite)
-
-    from argen.cli.progress import progress_bar
-    from argen.modalities.loading import load
-
-    options = {k: v for k, v in spec.load_options().items() if k not in ("model", "device", "dtype", "compile")}
-    pipe = load(spec.model, modality, device=spec.device, dtype=spec.dtype, compile=spec.compile, **options)
     quiet, as_json = io["quiet"], io["json_out"]
     stream = modality == "text" and paths is None and spec.stream and not as_json and len(rows) == 1
     extra = {}
@@ -136,7 +136,7 @@ def run_generation(modality: str, values: dict[str, Any]) -> int:
             write_out(spec.prompt[0])
     outs, written = [], 0
     with progress_bar(quiet or stream) as on_progress:
-        for out in pipe.generate(spec, rows, on_progress, **extra):
+        for out in pipe.generate(spec, rows, on_progress, prepared=job, **extra):
             outs.append(out)
             written += emit(out, spec, paths, previews, overwrite, as_json, stream, len(rows), quiet)
     if getattr(spec, "grid", False) and outs and paths is not None:

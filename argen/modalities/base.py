@@ -39,6 +39,15 @@ def plan_rows(prompts: list[str] | None, n: int, seed: int | None) -> list[Row]:
 
 
 @dataclass
+class Prepared:
+    """A checked request: its rows, what each prompt became (ids, a label...) and the sampling settings."""
+
+    rows: list[Row]
+    prompts: dict[str | None, Any]
+    sampling: Any
+
+
+@dataclass
 class Output:
     """One generated sample. Subclasses add the content (``image``, ``text``, ``samples``...)
     and implement :meth:`write`; :meth:`save` adds the overwrite policy."""
@@ -125,17 +134,22 @@ class Pipeline:
         return prompt
 
     # --- generating ----------------------------------------------------------------------------
-    def generate(self, spec: GenerationSpec, rows: list[Row] | None = None,
-                 on_progress: OnProgress | None = None) -> Iterator[Output]:
-        """Outputs of ``spec`` (or of explicit ``rows``, as batch recipes give), yielded batch by
-        batch so that a caller can write each finished batch. Every prompt is checked first."""
+    def prepare(self, spec: GenerationSpec, rows: list[Row] | None = None) -> "Prepared":
+        """Check a request before any work: its flags against this family, every prompt, the
+        sampling settings. Returns what :meth:`generate` runs."""
         self.check(spec)
         rows = rows if rows is not None else plan_rows(spec.prompt, spec.n, spec.seed)
         prepared = {p: self.check_prompt(p) for p in dict.fromkeys(r.prompt for r in rows)}
-        sampling = self.sampling(spec)
+        return Prepared(rows, prepared, self.sampling(spec))
+
+    def generate(self, spec: GenerationSpec, rows: list[Row] | None = None,
+                 on_progress: OnProgress | None = None, prepared: "Prepared | None" = None) -> Iterator[Output]:
+        """Outputs of ``spec`` (or of explicit ``rows``, as batch recipes give), yielded batch by
+        batch so that a caller can write each finished batch. Every prompt is checked first."""
+        job = prepared if prepared is not None else self.prepare(spec, rows)
         size = spec.batch_size or self.default_batch_size
-        for start in range(0, len(rows), size):
-            yield from self.generate_batch(spec, rows[start:start + size], prepared, sampling, on_progress)
+        for start in range(0, len(job.rows), size):
+            yield from self.generate_batch(spec, job.rows[start:start + size], job.prompts, job.sampling, on_progress)
 
     def generate_batch(self, spec: GenerationSpec, rows: list[Row], prepared: dict, sampling,
                        on_progress: OnProgress | None) -> list[Output]:

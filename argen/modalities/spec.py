@@ -77,7 +77,7 @@ class GenerationSpec(BaseModel):
                              help="Classifier-free guidance scale (default: the model's; see `argen models` for what "
                                   "1 and 0 mean for each family).")
 
-    @field_validator("temperature", "top_p", "cfg")
+    @field_validator("temperature", "top_p", "cfg", check_fields=False)
     @classmethod
     def _no_inf_nan(cls, v: float | None, info) -> float | None:
         return _finite(info.field_name, v)

@@ -122,8 +122,6 @@ class ClassImagePipeline(ImagePipelineBase):
             if value is not None:
                 raise UsageError(f"{flag} does not apply to {self.name}, a class-conditional model",
                                  hint="class models take an ImageNet class (--class-label or --prompt) only")
-        if spec.prompt is None:
-            raise UsageError(f"{self.name} is class-conditional: give --class-label ID|NAME", hint="e.g. --class-label 207")
         self._options = {"more_smooth": True} if spec.more_smooth else {}  # only what is switched on
         for name in self._options:
             if name not in self.family.options:
@@ -131,6 +129,8 @@ class ClassImagePipeline(ImagePipelineBase):
                                  f"{self.family_name} model", hint="drop it")
 
     def check_prompt(self, prompt: str | None) -> int:
+        if prompt is None:
+            raise UsageError(f"{self.name} is class-conditional: give --class-label ID|NAME", hint="e.g. --class-label 207")
         label = class_index(prompt)
         if label >= self.num_classes:
             raise UsageError(f"class label {label} is out of range: {self.name} knows classes 0 to {self.num_classes - 1}")

@@ -24,7 +24,7 @@ class ImageSpec(GenerationSpec):
         help="linear ramps guidance from 1 to --cfg over the tokens or scales; var from 1 to 1 + --cfg (VAR's ramp). "
              "Default: the model's.")
     cfg_interval: float | None = flag(None, "--cfg-interval", metavar="K",
-                                      help="LlamaGen's cfg_interval: guide tokens 0..K+1 only; -1 guides all.", ge=-1, le=1e6)
+                                      help="LlamaGen's cfg_interval: guide tokens 0..K+1 only; -1 guides all.", ge=-1e9, le=1e9)
     more_smooth: bool = flag(False, "--more-smooth", help="VAR models: VAR's more_smooth sampling (a Gumbel-softmax "
                              "blend of codes handed to each next scale; sharper detail, not used for VAR's FID figures).")
     inpaint: str | None = flag(None, "--inpaint", metavar="IMAGE", help="Keep this image outside the mask.")

@@ -154,11 +154,10 @@ class TextPipeline(Pipeline):
         return draft.to(device=self.device, dtype=self.model.embed.weight.dtype), ref
 
     def generate(self, spec: TextSpec, rows: list[Row] | None = None, on_progress: OnProgress | None = None,
-                 on_text: Callable[[str], None] | None = None) -> Iterator[TextOutput]:
+                 prepared=None, on_text: Callable[[str], None] | None = None) -> Iterator[TextOutput]:
         """As :meth:`Pipeline.generate`; ``on_text`` streams the text of a single sample as it is made."""
-        self._spec_max_new = spec.max_new_tokens
         self.on_text = on_text
-        return super().generate(spec, rows, on_progress)
+        return super().generate(spec, rows, on_progress, prepared)
 
     @torch.inference_mode()
     def generate_batch(self, spec: TextSpec, rows: list[Row], prepared: dict, sampling: SamplingConfig,
