@@ -22,10 +22,10 @@ import pytest
 import torch
 from test_var_fidelity import fill, float_digest, one_thread, png_digest, recorded
 
-from argen.errors import ArgenError
-from argen.modalities.image.llamagen.vq import LlamaGenVQ, LlamaGenVQConfig, indices_to_images, to_uint8
-from argen.modalities.image.guidance import GUIDANCE, describe_guidance
 from argen.engine.sampling.processors import SamplingConfig, apply_cfg, guidance_scale
+from argen.errors import ArgenError
+from argen.modalities.image.guidance import GUIDANCE, describe_guidance
+from argen.modalities.image.llamagen.vq import LlamaGenVQ, LlamaGenVQConfig, indices_to_images, to_uint8
 
 torch.set_num_threads(1)
 

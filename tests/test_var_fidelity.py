@@ -22,15 +22,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from argen.errors import UsageError
-from argen.io.png import read_image, write_png
-from argen.modalities.image.var.model import VAR, VARConfig
-from argen.modalities.image.var.vqvae import VQVAE, VQVAEConfig
-from argen.modalities.image.class_pipeline import ClassImagePipeline
-from argen.modalities.image.guidance import GUIDANCE, describe_guidance
-from argen.modalities.image.var.sampling import sample_var, sample_var_codes, to_uint8
 from argen.engine.sampling.next_scale import smooth_weights
 from argen.engine.sampling.processors import SamplingConfig, guidance_scale, guide
+from argen.errors import UsageError
+from argen.io.png import read_image, write_png
+from argen.modalities.image.class_pipeline import ClassImagePipeline
+from argen.modalities.image.guidance import GUIDANCE, describe_guidance
+from argen.modalities.image.var.model import VAR, VARConfig
+from argen.modalities.image.var.sampling import sample_var, sample_var_codes, to_uint8
+from argen.modalities.image.var.vqvae import VQVAE, VQVAEConfig
 
 torch.set_num_threads(1)
 

@@ -39,6 +39,7 @@ class RegistryEntry(Strict):
     modality: str
     path: str | None = None  # a bundled model's folder, relative to the weights folder
     description: str = ""
+    params: str | None = None  # published parameter count, shown by `argen models` before a pull (e.g. "310M + 109M VAE")
     default: bool = False  # the default model of its modality
     files: list[RegistryFile] = []  # bundled files, relative to the weights folder
     hub: HubSource | None = None  # or: downloaded by `argen weights pull` into the cache

@@ -23,6 +23,19 @@ OnProgress = Callable[[int, int, str], None]
 LOAD_FLAGS = ("model", "device", "dtype", "compile", "quantize", "sampler")  # given to argen.load, not to a call
 
 
+def ticker(on_progress: OnProgress | None, total: int, unit: str):
+    """An engine ``on_token`` callback that reports each step to ``on_progress`` (None: no callback)."""
+    if on_progress is None:
+        return None
+    done = [0]
+
+    def tick(_tokens) -> None:
+        done[0] += 1
+        on_progress(done[0], total, unit)
+
+    return tick
+
+
 @dataclass(frozen=True)
 class Row:
     """One output: its index over the whole request, its prompt and its seed."""

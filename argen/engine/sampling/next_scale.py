@@ -10,8 +10,8 @@ from typing import Callable
 
 import torch
 
-from argen.errors import UsageError
 from argen.engine.sampling.processors import SamplingConfig, guide, make_generators, probs_from_logits, process_logits, sample
+from argen.errors import UsageError
 
 # (scale k, its codes (B, s, s), or with more_smooth its code weights (B, s*s, V)) -> the next
 # scale's inputs: ids (B, n_{k+1}) or features (B, n_{k+1}, C)

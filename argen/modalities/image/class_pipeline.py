@@ -17,8 +17,8 @@ from argen.engine.device import resolve_device, resolve_dtype
 from argen.engine.sampling.processors import SamplingConfig
 from argen.errors import UsageError
 from argen.io.metadata import build_metadata
-from argen.modalities.image.guidance import GUIDANCE, Guidance
 from argen.modalities.base import Row
+from argen.modalities.image.guidance import GUIDANCE, Guidance
 from argen.modalities.image.imagenet import class_index, class_name
 from argen.modalities.image.pipeline import ImageOutput, ImagePipelineBase
 from argen.modalities.image.spec import ImageSpec

@@ -22,7 +22,7 @@ from argen.engine.transformer import Transformer
 from argen.errors import ArgenError, UsageError
 from argen.io.metadata import build_metadata
 from argen.io.png import write_png
-from argen.modalities.base import OnProgress, Output, Pipeline, Row
+from argen.modalities.base import OnProgress, Output, Pipeline, Row, ticker
 from argen.modalities.image.layout import ImageLayout
 from argen.modalities.image.spec import ImageSpec
 from argen.modalities.image.vq import ImageTokenizer, load_tokenizer_dir, to_uint8, to_unit
@@ -153,7 +153,7 @@ class ImagePipeline(ImagePipelineBase):
 
     def sample_tokens(self, prompt_ids: list[list[int]], seeds: list[int], sampling: SamplingConfig,
                       forced: torch.Tensor | None = None, use_cache: bool = True,
-                      negative: list[int] | None = None) -> torch.Tensor:
+                      negative: list[int] | None = None, on_progress: OnProgress | None = None) -> torch.Tensor:
         """Image tokens (B, L) for one prompt (prefix ids) and one seed per row; ``negative``: the
         prefix ids the unconditional branch of guidance reads instead of the null caption."""
         lay, b = self.layout, len(seeds)
@@ -164,7 +164,7 @@ class ImagePipeline(ImagePipelineBase):
             prompts = [ids + [lay.bos] for ids in prompt_ids]
             out = generate(self.model, prompts, lay.num_tokens, sampling, generators=gens,
                            uncond_prompts=[null + [lay.bos]] * b, vocab_limit=lay.codebook_size,
-                           forced=rows, use_cache=use_cache)
+                           forced=rows, use_cache=use_cache, on_token=ticker(on_progress, lay.num_tokens, "tokens"))
             return torch.tensor(out, dtype=torch.long)
         per_scale = lay.split(rows) if rows is not None else None
         prefix = torch.tensor(prompt_ids, device=self.device)
@@ -209,7 +209,7 @@ class ImagePipeline(ImagePipelineBase):
         t0 = time.time()
         # 1. sample image tokens (prompts checked, inpainting tokens fixed in check), 2. decode them to pixels
         tokens = self.sample_tokens([prepared[r.prompt] for r in rows], [r.seed for r in rows], sampling, self._forced,
-                                    use_cache=self.use_cache, negative=self._negative)
+                                    use_cache=self.use_cache, negative=self._negative, on_progress=on_progress)
         images = self.decode(tokens)
         seconds = (time.time() - t0) / len(rows)
         # 3. one record per image

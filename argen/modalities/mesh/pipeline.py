@@ -17,7 +17,7 @@ from argen.engine.sampling.processors import SamplingConfig
 from argen.engine.transformer import Transformer
 from argen.errors import ArgenError, UsageError
 from argen.io.metadata import build_metadata
-from argen.modalities.base import OnProgress, Output, Pipeline, Row
+from argen.modalities.base import OnProgress, Output, Pipeline, Row, ticker
 from argen.modalities.mesh.constraints import MeshConstraint, max_tokens
 from argen.modalities.mesh.spec import MeshSpec
 from argen.modalities.mesh.tokenizer import MeshLayout
@@ -102,7 +102,8 @@ class MeshPipeline(Pipeline):
         return self.layout.caption_ids(prompt)
 
     def sample_tokens(self, prompt_ids: list[list[int]], seeds: list[int], sampling: SamplingConfig,
-                      max_faces: int = 400, use_cache: bool = True) -> list[list[int]]:
+                      max_faces: int = 400, use_cache: bool = True,
+                      on_progress: OnProgress | None = None) -> list[list[int]]:
         """Mesh tokens (each ending with EOS) for one prompt's prefix ids and seed per row."""
         lay, b = self.layout, len(seeds)
         budget = min(max_tokens(max_faces), lay.max_seq_len)
@@ -110,7 +111,8 @@ class MeshPipeline(Pipeline):
         constraint = MeshConstraint(b, lay.adjacent, max_faces, lay.mesh_vocab, budget)
         return generate(self.model, [ids + [lay.bos] for ids in prompt_ids], budget, sampling, generators=gens,
                         eos_id=lay.eos, uncond_prompts=[lay.null_ids() + [lay.bos]] * b,
-                        vocab_limit=lay.mesh_vocab, allowed=constraint, use_cache=use_cache)
+                        vocab_limit=lay.mesh_vocab, allowed=constraint, use_cache=use_cache,
+                        on_token=ticker(on_progress, budget, "tokens"))
 
     @torch.inference_mode()
     def generate_batch(self, spec: MeshSpec, rows: list[Row], prepared: dict, sampling: SamplingConfig,
@@ -118,7 +120,7 @@ class MeshPipeline(Pipeline):
         t0 = time.time()
         # 1. sample mesh tokens under the grammar constraint
         tokens = self.sample_tokens([prepared[r.prompt] for r in rows], [r.seed for r in rows], sampling, spec.max_faces,
-                                    self.use_cache)
+                                    self.use_cache, on_progress)
         # 2. tokens -> meshes
         meshes = [self.layout.detokenize(t) for t in tokens]
         seconds = (time.time() - t0) / len(rows)

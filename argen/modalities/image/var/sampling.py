@@ -14,10 +14,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from argen.modalities.image.var.model import VAR
-from argen.modalities.image.var.vqvae import VQVAE
 from argen.engine.sampling.next_scale import feature_inputs, generate_scales
 from argen.engine.sampling.processors import SamplingConfig, make_generators
+from argen.modalities.image.var.model import VAR
+from argen.modalities.image.var.vqvae import VQVAE
 
 # VAR's README settings for its FID numbers: cfg 1.5, top_k 900, top_p 0.96
 FID_SAMPLING = SamplingConfig(cfg_scale=1.5, cfg_schedule="var", top_k=900, top_p=0.96)
