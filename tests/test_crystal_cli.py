@@ -57,7 +57,8 @@ def test_invalid_samples_are_drawn_again_and_written_with_metadata(cli, model_di
     # attempt 1 draws seeds 100, 101 (garbage); attempt 2 draws 102, 103 (valid)
     assert scripted == [[100, 101], [102, 103]]
     paths = out.split()
-    assert paths == [str(tmp_path / "out" / "BaTiO3-0.cif"), str(tmp_path / "out" / "BaTiO3-1.cif")]
+    # a folder takes <composition>-<requested seed>.cif; the record names the seed that made it
+    assert paths == [str(tmp_path / "out" / "BaTiO3-100.cif"), str(tmp_path / "out" / "BaTiO3-101.cif")]
     meta = read_cif_metadata(paths[0])
     assert meta["seed"] == 102 and meta["attempts"] == 2 and meta["model"] == "tiny-crystal"
     assert meta["prompt"] == "data_Ba1Ti1O3\n" and meta["checks"]["valid"] is True
@@ -92,13 +93,13 @@ def test_same_seed_same_file(cli, model_dir, tmp_path):
 
 @pytest.mark.parametrize("args,code,needle", [
     (["--composition", "Xx2O"], 2, "unknown element 'Xx'"),
-    (["--composition", ""], 2, "--composition is empty"),
+    (["--composition", ""], 2, "give a composition"),
     (["--composition", "BaTiO3", "--spacegroup", "Pm-4q"], 2, "unknown space group 'Pm-4q'"),
     (["--composition", "BaTiO3", "--spacegroup", "pm-3m"], 2, "did you mean Pm-3m"),
     (["--composition", "Ba(TiO3"], 2, "cannot read composition"),
-    (["--composition", "BaTiO3", "--formula-units", "0"], 2, "--formula-units must be at least 1"),
-    (["--composition", "BaTiO3", "-n", "0"], 2, "-n must be at least 1"),
-    (["--composition", "BaTiO3", "-o", "x.png"], 2, "written as .cif"),
+    (["--composition", "BaTiO3", "--formula-units", "0"], 2, "--formula-units 0: input should be greater than or equal to 1"),
+    (["--composition", "BaTiO3", "-n", "0"], 2, "--num 0: input should be greater than or equal to 1"),
+    (["--composition", "BaTiO3", "-o", "x.png"], 2, "crystal outputs are .cif files"),
 ])
 def test_bad_input_is_one_line_error(cli, model_dir, tmp_path, args, code, needle):
     got, out, err = cli("crystal", "--model", model_dir, *args)

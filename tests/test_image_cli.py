@@ -67,13 +67,13 @@ def test_inpainting_from_files(cli, model, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["-p", "a purple circle"], "unknown word(s) in the prompt: purple"),
     (["-p", "a red"], "cannot read"),
-    (["-p", PROMPT, "--cfg", "-1"], "--cfg must be 0 or more"),
-    (["-p", PROMPT, "--temperature", "-0.5"], "--temperature must be 0 or more"),
-    (["-p", PROMPT, "--top-p", "1.5"], "--top-p must be in (0, 1]"),
-    (["-p", PROMPT, "-n", "0"], "-n must be at least 1"),
-    (["-p", PROMPT, "--sampler", "diffusion"], "unknown --sampler"),
+    (["-p", PROMPT, "--cfg", "-1"], "--cfg -1.0: input should be greater than or equal to 0"),
+    (["-p", PROMPT, "--temperature", "-0.5"], "--temperature -0.5: input should be greater than or equal to 0"),
+    (["-p", PROMPT, "--top-p", "1.5"], "--top-p 1.5: input should be less than or equal to 1"),
+    (["-p", PROMPT, "-n", "0"], "--num 0: input should be greater than or equal to 1"),
+    (["-p", PROMPT, "--sampler", "diffusion"], "--sampler 'diffusion': input should be 'next-scale' or 'next-token'"),
     (["-p", PROMPT, "--sampler", "next-token"], "is a next-scale model"),
-    (["-p", PROMPT, "-o", "x.jpg"], "written as PNG"),
+    (["-p", PROMPT, "-o", "x.jpg"], "image outputs are .png files"),
     (["-p", PROMPT, "--inpaint", "IMG"], "--inpaint and --mask go together"),
 ])
 def test_bad_input_is_one_line(cli, model, tmp_path, args, message):

@@ -139,7 +139,7 @@ def test_cli_generates_an_mp4_with_metadata(model_dir, tmp_path, capsys):
     assert read_video(out, 32, 8).shape == (6, 32, 32, 3)
     assert read_metadata(out)["prompt"] == "a red circle and a blue square"
     err = capsys.readouterr().err
-    assert "frames 6/6" in err and "codec" in err and "denoising" in err
+    assert "6 new frames" in err and "codec" in err and "denoising" in err
 
 
 def test_cli_extends_an_odd_24fps_clip_with_audio(model_dir, tmp_path):
@@ -176,7 +176,7 @@ def test_guided_generation_records_its_scale(model_dir, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--frames", "0"], "--frames"), (["--sink", "16"], "--sink"), (["--scheduler", "euler"], "--scheduler"),
     (["--cond-noise", "1.5"], "--cond-noise"), (["--block-frames", "3"], "2-frame blocks"),
-    (["-o", "x.avi"], "cannot write video"), (["--prompt", "a red triangle"], "cannot read"), (["--cfg", "-1"], "--cfg"),
+    (["-o", "x.avi"], "video outputs are .mp4 files"), (["--prompt", "a red triangle"], "cannot read"), (["--cfg", "-1"], "--cfg"),
 ])
 def test_bad_flags_are_one_line_errors(model_dir, tmp_path, capsys, args, message):
     base = ["video", "--model", str(model_dir), "--prompt", "a red circle", "--frames", "2", "--steps", "1",

@@ -75,5 +75,6 @@ def load(model: str | None = None, modality: str | None = None, *, device: str =
         if cls.matches(config, ref.path):
             return cls.from_ref(ref, config, device=device, dtype=dtype, compile=compile, **options)
     what = (config or {}).get("modality") or (config or {}).get("model_type") or "unknown"
-    raise ArgenError(f"{ref.name} is not a {modality} model (its config says {what})",
-                     hint=f"pick a {modality} model (see `argen models`)")
+    article = "an" if modality[0] in "aeiou" else "a"
+    raise ArgenError(f"{ref.name} is not {article} {modality} model (its config says {what})",
+                     hint=f"pick {article} {modality} model (see `argen models`)")

@@ -33,12 +33,6 @@ def flag_info(field) -> dict[str, Any] | None:
     return extra.get("argen") if isinstance(extra, dict) else None
 
 
-def _finite(name: str, value: float | None) -> float | None:
-    if value is not None and not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value}")
-    return value
-
-
 class GenerationSpec(BaseModel):
     """The flags every generating command shares, with the same names, meaning and checks.
 
@@ -77,10 +71,12 @@ class GenerationSpec(BaseModel):
                              help="Classifier-free guidance scale (default: the model's; see `argen models` for what "
                                   "1 and 0 mean for each family).")
 
-    @field_validator("temperature", "top_p", "cfg", check_fields=False)
+    @field_validator("temperature", "top_p", "cfg", mode="before", check_fields=False)
     @classmethod
-    def _no_inf_nan(cls, v: float | None, info) -> float | None:
-        return _finite(info.field_name, v)
+    def _no_inf_nan(cls, v: Any) -> Any:
+        if isinstance(v, (int, float)) and not math.isfinite(v):
+            raise ValueError("must be a finite number")
+        return v
 
     @field_validator("device")
     @classmethod

@@ -40,7 +40,9 @@ class CrystalOutput(Output):
         return path
 
     def record(self) -> dict[str, Any]:
-        return {"valid": self.valid, "seed": self.seed, "attempts": self.attempts, "checks": self.checks}
+        # the seed of the attempt that made it (the file's record), not the one asked for
+        return {"valid": self.valid, "seed": self.metadata.get("seed", self.seed), "attempts": self.attempts,
+                "checks": self.checks}
 
 
 class CrystalModalityPipeline(Pipeline):
