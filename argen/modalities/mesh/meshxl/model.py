@@ -1,0 +1,192 @@
+"""MeshXL on argen's engine: load a released folder, sample meshes (always valid when constrained).
+
+A MeshXL folder is what its README asks for (OpenMeshLab/MeshXL ``README.md``): the size's
+config.json (``mesh-xl/mesh-xl-{125m,350m,1.3b}/config.json``, model_type "opt") beside its
+weights (``pytorch_model.bin`` from ``CH3COOK/mesh-xl-*``, or model.safetensors), and
+optionally the category fine-tunes ``meshxl-<size>-<category>.pth`` from
+``CH3COOK/MeshXL-<size>-sft`` (chair, table, bench, lamp). A fine-tune is chosen by its
+category; its category is the part of the file name after the last ``-`` (the release's
+naming). A ``.pth`` path loads that fine-tune alone, with the config.json beside it.
+
+Sampling defaults are MeshXL's (``models/mesh_xl/get_model.py``: top-k 50, top-p 0.95,
+temperature 1); a sequence starts from BOS alone and ends at EOS or the context.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import trimesh
+
+from argen.errors import ArgenError, UsageError
+from argen.models.checkpoint import read_json
+from argen.modalities.mesh.meshxl import tokenizer as tok
+from argen.modalities.mesh.meshxl.constraint import MAX_FACES, MeshXLConstraint
+from argen.modalities.mesh.meshxl.convert import load_opt, opt_state, read_checkpoint, strip
+from argen.samplers.next_token import generate
+from argen.samplers.processors import SamplingConfig
+
+DEFAULT_FACES = 800  # MeshXL's --n_max_triangles in every released script
+BASE_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def matches(config: dict[str, Any]) -> bool:
+    """Is this config.json a MeshXL model's? The released ones are OPT configs whose
+    ``_name_or_path`` is ``mesh-xl/mesh-xl-<size>`` (their vocab_size, 50272, is OPT's, not the
+    model's); a config saved from the rebuilt model has MeshXL's 131-token vocabulary."""
+    if not isinstance(config, dict) or config.get("model_type") != "opt":
+        return False
+    return "mesh-xl" in str(config.get("_name_or_path", "")).lower() or config.get("vocab_size") == tok.VOCAB
+
+
+@dataclass
+class MeshXLSample:
+    """One generated sequence: its tokens (after BOS), the mesh (cleaned), the mesh exactly as
+    written (degenerate or repeated faces kept) and whether the sequence is well formed."""
+
+    tokens: list[int]
+    mesh: trimesh.Trimesh
+    raw: trimesh.Trimesh
+    parsed: bool
+    seed: int
+
+
+class MeshXL:
+    """``MeshXL.from_pretrained(folder).generate(4, category="chair")`` -> 4 trimesh meshes in
+    MeshXL's frame ([-1, 1] on the longest side)."""
+
+    family = "meshxl"
+    takes_prompt = False
+
+    def __init__(self, model, config: dict[str, Any], base: Path | None, fine_tunes: dict[str, Path],
+                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> None:
+        if model.cfg.vocab_size != tok.VOCAB:
+            raise ArgenError(f"not a MeshXL checkpoint: its vocabulary has {model.cfg.vocab_size} tokens, MeshXL's "
+                             f"has {tok.VOCAB}", hint="point at a MeshXL folder (mesh-xl-125m, -350m, -1.3b)")
+        self.config, self.base, self.fine_tunes = config, base, fine_tunes
+        self.device, self.dtype = torch.device(device), dtype
+        self.model = model.to(self.device, dtype)
+        self.loaded = None if base is not None else next(iter(fine_tunes))  # which weights are in the model
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: torch.device | str = "cpu",
+                        dtype: torch.dtype = torch.float32) -> "MeshXL":
+        """Load a MeshXL folder (or one fine-tune ``.pth`` with its config.json beside it)."""
+        path = Path(path)
+        folder = path.parent if path.suffix == ".pth" else path
+        if not (folder / "config.json").is_file():
+            raise ArgenError(f"{folder} has no config.json", hint="MeshXL needs its size's config.json beside the weights")
+        config = read_json(folder / "config.json")
+        if not matches(config):
+            raise ArgenError(f"{folder / 'config.json'} is not a MeshXL config", hint="expected an OPT config from mesh-xl")
+        if path.suffix == ".pth":
+            fine_tunes, base = {_category(path): path}, None
+        else:
+            fine_tunes = {_category(p): p for p in sorted(folder.glob("*.pth"))}
+            base = next((folder / f for f in BASE_FILES if (folder / f).is_file()), None)
+        if base is None and not fine_tunes:
+            raise ArgenError(f"no MeshXL weights in {folder}", hint="download pytorch_model.bin (or a fine-tune .pth)")
+        first = base or next(iter(fine_tunes.values()))
+        model, _ = load_opt(config, read_checkpoint(first), str(first))
+        return cls(model, config, base, fine_tunes, device, dtype)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def categories(self) -> list[str]:
+        """Categories with a fine-tune in the folder (sampling with one loads its weights)."""
+        return sorted(self.fine_tunes)
+
+    @property
+    def context(self) -> int:
+        """Positions the model has (from its weights: 8192 for the released models)."""
+        return self.model.cfg.max_seq_len
+
+    @property
+    def max_faces_limit(self) -> int:
+        """Most faces a sequence can hold: BOS, 9 tokens a face; EOS is sampled, never fed."""
+        return min((self.context - 1) // tok.PER_FACE, MAX_FACES)
+
+    def default_sampling(self, **overrides: Any) -> SamplingConfig:
+        return SamplingConfig(**{"temperature": 1.0, "top_k": 50, "top_p": 0.95,
+                                 **{k: v for k, v in overrides.items() if v is not None}})
+
+    # ------------------------------------------------------------------ sampling
+    def check(self, category: str | None = None, prompt: str | None = None, max_faces: int = DEFAULT_FACES) -> None:
+        """One-line UsageErrors for requests this model cannot serve."""
+        if prompt:
+            raise UsageError("MeshXL takes no text prompt (its released models sample unconditionally)",
+                             hint="leave the prompt out" + (f"; pick a --category ({', '.join(self.categories)})"
+                                                            if self.categories else ""))
+        if category is not None and category not in self.fine_tunes:
+            have = ", ".join(self.categories) or "none in this folder"
+            raise UsageError(f"unknown category {category!r} (this MeshXL has: {have})",
+                             hint="download meshxl-<size>-<category>.pth from CH3COOK/MeshXL-<size>-sft into the folder")
+        if category is None and self.base is None:
+            raise UsageError("this MeshXL folder holds only category fine-tunes",
+                             hint=f"pick a category: {', '.join(self.categories)}")
+        if not 1 <= max_faces <= self.max_faces_limit:
+            raise UsageError(f"--max-faces must be in 1..{self.max_faces_limit} for this model (context "
+                             f"{self.context} tokens, 9 a face), got {max_faces}", hint=f"e.g. --max-faces {DEFAULT_FACES}")
+
+    def _use(self, category: str | None) -> None:
+        """Put the base weights or a category's fine-tune into the model (once per switch)."""
+        if category == self.loaded:
+            return
+        path = self.fine_tunes[category] if category is not None else self.base
+        dec, head, other = strip(read_checkpoint(path))
+        if other:
+            raise ArgenError(f"{path}: {len(other)} weight(s) outside the OPT decoder, e.g. {other[:3]}",
+                             hint="this is not a MeshXL fine-tune of this model")
+        state = opt_state(dec, head, self.model.cfg, str(path))
+        if self.model.cfg.tie_embeddings:
+            state.pop("lm_head.weight", None)
+        _load_strict(self.model, state, path)
+        self.loaded = category
+
+    @torch.inference_mode()
+    def sample(self, n: int = 1, seeds: list[int] | None = None, category: str | None = None,
+               max_faces: int = DEFAULT_FACES, sampling: SamplingConfig | None = None, constrained: bool = True,
+               prompt: str | None = None, batch_size: int = 8, use_cache: bool = True) -> list[MeshXLSample]:
+        """``n`` sequences (seed ``seeds[i]``, default ``i``), batched ``batch_size`` at a time."""
+        self.check(category, prompt, max_faces)
+        seeds = list(range(n)) if seeds is None else list(seeds)
+        if not seeds:
+            raise UsageError("nothing to generate: n is 0", hint="ask for at least one mesh")
+        self._use(category)
+        sampling = sampling or self.default_sampling()
+        budget = tok.PER_FACE * max_faces + 1  # tokens after BOS
+        out = []
+        for start in range(0, len(seeds), batch_size):
+            chunk = seeds[start:start + batch_size]
+            gens = None if sampling.greedy else [torch.Generator(device=self.device).manual_seed(s) for s in chunk]
+            allowed = MeshXLConstraint(len(chunk), max_faces, budget) if constrained else None
+            seqs = generate(self.model, [[tok.BOS]] * len(chunk), budget, sampling, generators=gens,
+                            eos_id=tok.EOS, allowed=allowed, use_cache=use_cache)
+            for s, seq in zip(chunk, seqs):
+                _, parsed = tok.split_faces(seq)
+                out.append(MeshXLSample(seq, tok.detokenize(seq), tok.detokenize(seq, clean=False), parsed, s))
+        return out
+
+    def generate(self, n: int = 1, seeds: list[int] | None = None, category: str | None = None,
+                 max_faces: int = DEFAULT_FACES, sampling: SamplingConfig | None = None, constrained: bool = True,
+                 prompt: str | None = None, batch_size: int = 8) -> list[trimesh.Trimesh]:
+        """Meshes (cleaned, in [-1, 1]); see :meth:`sample`."""
+        return [s.mesh for s in self.sample(n, seeds, category, max_faces, sampling, constrained, prompt, batch_size)]
+
+
+def _load_strict(model, state: dict[str, torch.Tensor], path: Path) -> None:
+    own = model.state_dict()
+    if model.cfg.tie_embeddings:
+        own.pop("lm_head.weight", None)
+    bad = sorted(set(own) ^ set(state)) + sorted(k for k in state if k in own and state[k].shape != own[k].shape)
+    if bad:
+        raise ArgenError(f"{path}: weights do not fit this MeshXL size (e.g. {bad[:3]})",
+                         hint="the fine-tune belongs to another model size; use its size's config.json")
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=False)
+
+
+def _category(path: Path) -> str:
+    return path.stem.rsplit("-", 1)[-1].lower()
