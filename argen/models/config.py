@@ -52,7 +52,7 @@ class TransformerConfig(DictConfig):
     rope_frame: int | None = None
     norm: Literal["rmsnorm", "layernorm"] = "rmsnorm"
     norm_eps: float = 1e-5
-    mlp: Literal["swiglu", "gelu", "gelu_tanh", "relu"] = "swiglu"
+    mlp: Literal["swiglu", "gelu", "gelu_tanh", "relu", "quick_gelu"] = "swiglu"
     qkv_bias: bool = False
     out_bias: bool = False
     mlp_bias: bool = False

@@ -101,6 +101,9 @@ class MLP(nn.Module):
             return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
         if self.kind == "relu":
             return self.down_proj(F.relu(self.up_proj(x)))
+        if self.kind == "quick_gelu":  # CLIP's x * sigmoid(1.702 x)
+            h = self.up_proj(x)
+            return self.down_proj(h * torch.sigmoid(1.702 * h))
         approx = "tanh" if self.kind == "gelu_tanh" else "none"
         return self.down_proj(F.gelu(self.up_proj(x), approximate=approx))
 

@@ -143,14 +143,21 @@ def opt_state(dec: dict[str, torch.Tensor], head: torch.Tensor | None, cfg: Tran
     return out
 
 
-def load_opt(hf: dict[str, Any], state: dict[str, torch.Tensor], source: str,
-             allow_extra: bool = False) -> tuple[Transformer, list[str]]:
+def load_opt(hf: dict[str, Any], state: dict[str, torch.Tensor], source: str, allow_extra: bool = False,
+             cond_vocab: int = 0) -> tuple[Transformer, list[str]]:
     """An OPT state dict (any of MeshXL's key layouts) as an argen Transformer (CPU, float32,
-    eval) and the keys outside the decoder (an error unless ``allow_extra``)."""
+    eval) and the keys outside the decoder (an error unless ``allow_extra``). ``cond_vocab``
+    adds that many conditioning ids after the vocabulary, their embeddings zero (x-mesh-xl
+    writes its prefix vectors there before sampling)."""
     dec, head, other = strip(state)
     if other and not allow_extra:
         raise ArgenError(f"{source}: {len(other)} weight(s) outside the OPT decoder, e.g. {other[:3]}",
                          hint="this checkpoint carries another model part (x-mesh-xl's text encoder?)")
     cfg = opt_config(hf, dec, source)
     state = opt_state(dec, head, cfg, source)
+    if cond_vocab:
+        if cfg.embed_dim is not None:
+            raise ArgenError(f"{source}: prefix vectors with project_in are not supported", hint="x-mesh-xl has none")
+        cfg.cond_vocab = cond_vocab
+        state["cond_embed.weight"] = torch.zeros(cond_vocab, cfg.d_model)
     return build_model(cfg, {k: v.float() for k, v in state.items()}, source), other

@@ -10,6 +10,15 @@ naming). A ``.pth`` path loads that fine-tune alone, with the config.json beside
 
 Sampling defaults are MeshXL's (``models/mesh_xl/get_model.py``: top-k 50, top-p 0.95,
 temperature 1); a sequence starts from BOS alone and ends at EOS or the context.
+
+x-mesh-xl-350m (``CH3COOK/x-mesh-xl-350m``: weights public, conditioning code public in
+``models/x_mesh_xl/``) is recognised by the ``condition_encoder.*`` tensors in its checkpoint.
+It takes a text prompt: CLIP ViT-B/32's tokenizer.json must sit in the folder or in its
+``clip-vit-base-patch32/`` subfolder (MeshXL ships it as ``openai/clip-vit-base-patch32/``).
+The prompt's 32 prefix vectors (:mod:`.text_encoder`) enter the decoder as conditioning ids
+131..162 whose embedding rows are those vectors (``Transformer.cond_embed``), so argen's own
+sampling loop runs it; the mesh tokens follow them directly (no BOS), as ``sample_t2m.py``
+generates from ``inputs_embeds``; its sampling defaults: top-k 50, top-p 0.95, temperature 0.1.
 """
 
 from __future__ import annotations
@@ -26,11 +35,14 @@ from argen.models.checkpoint import read_json
 from argen.modalities.mesh.meshxl import tokenizer as tok
 from argen.modalities.mesh.meshxl.constraint import MAX_FACES, MeshXLConstraint
 from argen.modalities.mesh.meshxl.convert import load_opt, opt_state, read_checkpoint, strip
+from argen.modalities.mesh.meshxl.text_encoder import condition_encoder, encode_prompt
 from argen.samplers.next_token import generate
 from argen.samplers.processors import SamplingConfig
 
 DEFAULT_FACES = 800  # MeshXL's --n_max_triangles in every released script
 BASE_FILES = ("model.safetensors", "pytorch_model.bin")
+CLIP_TOKENIZER = ("tokenizer.json", "clip-vit-base-patch32/tokenizer.json",
+                  "openai/clip-vit-base-patch32/tokenizer.json")
 
 
 def matches(config: dict[str, Any]) -> bool:
@@ -59,16 +71,18 @@ class MeshXL:
     MeshXL's frame ([-1, 1] on the longest side)."""
 
     family = "meshxl"
-    takes_prompt = False
 
     def __init__(self, model, config: dict[str, Any], base: Path | None, fine_tunes: dict[str, Path],
-                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> None:
+                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+                 encoder=None, text_tokenizer=None) -> None:
         if model.cfg.vocab_size != tok.VOCAB:
             raise ArgenError(f"not a MeshXL checkpoint: its vocabulary has {model.cfg.vocab_size} tokens, MeshXL's "
                              f"has {tok.VOCAB}", hint="point at a MeshXL folder (mesh-xl-125m, -350m, -1.3b)")
         self.config, self.base, self.fine_tunes = config, base, fine_tunes
         self.device, self.dtype = torch.device(device), dtype
         self.model = model.to(self.device, dtype)
+        self.encoder = encoder.to(self.device) if encoder is not None else None  # kept in float32
+        self.text_tokenizer = text_tokenizer
         self.loaded = None if base is not None else next(iter(fine_tunes))  # which weights are in the model
 
     @classmethod
@@ -90,10 +104,25 @@ class MeshXL:
         if base is None and not fine_tunes:
             raise ArgenError(f"no MeshXL weights in {folder}", hint="download pytorch_model.bin (or a fine-tune .pth)")
         first = base or next(iter(fine_tunes.values()))
-        model, _ = load_opt(config, read_checkpoint(first), str(first))
-        return cls(model, config, base, fine_tunes, device, dtype)
+        state = read_checkpoint(first)
+        if not any(k.startswith("condition_encoder.") for k in state):
+            model, _ = load_opt(config, state, str(first))
+            return cls(model, config, base, fine_tunes, device, dtype)
+        encoder = condition_encoder(state, str(first))  # x-mesh-xl: text-conditioned
+        rest = {k: v for k, v in state.items() if not k.startswith("condition_encoder.")}
+        model, _ = load_opt(config, rest, str(first), cond_vocab=encoder.query_embeds.num_embeddings)
+        return cls(model, config, base, fine_tunes, device, dtype, encoder, _clip_tokenizer(folder))
 
     # ------------------------------------------------------------------ properties
+    @property
+    def takes_prompt(self) -> bool:
+        """x-mesh-xl takes a text prompt; the base models and their fine-tunes take none."""
+        return self.encoder is not None
+
+    @property
+    def prompt_len(self) -> int:
+        """Positions before the first mesh token: BOS, or x-mesh-xl's 32 prefix vectors."""
+        return self.encoder.query_embeds.num_embeddings if self.encoder is not None else 1
     @property
     def categories(self) -> list[str]:
         """Categories with a fine-tune in the folder (sampling with one loads its weights)."""
@@ -107,19 +136,21 @@ class MeshXL:
     @property
     def max_faces_limit(self) -> int:
         """Most faces a sequence can hold: BOS, 9 tokens a face; EOS is sampled, never fed."""
-        return min((self.context - 1) // tok.PER_FACE, MAX_FACES)
+        return min((self.context - self.prompt_len) // tok.PER_FACE, MAX_FACES)
 
     def default_sampling(self, **overrides: Any) -> SamplingConfig:
-        return SamplingConfig(**{"temperature": 1.0, "top_k": 50, "top_p": 0.95,
+        return SamplingConfig(**{"temperature": 0.1 if self.takes_prompt else 1.0, "top_k": 50, "top_p": 0.95,
                                  **{k: v for k, v in overrides.items() if v is not None}})
 
     # ------------------------------------------------------------------ sampling
     def check(self, category: str | None = None, prompt: str | None = None, max_faces: int = DEFAULT_FACES) -> None:
         """One-line UsageErrors for requests this model cannot serve."""
-        if prompt:
-            raise UsageError("MeshXL takes no text prompt (its released models sample unconditionally)",
+        if prompt and not self.takes_prompt:
+            raise UsageError("this MeshXL model takes no text prompt (it samples unconditionally)",
                              hint="leave the prompt out" + (f"; pick a --category ({', '.join(self.categories)})"
-                                                            if self.categories else ""))
+                                                            if self.categories else "; x-mesh-xl-350m takes text"))
+        if self.takes_prompt and not (prompt and prompt.strip()):
+            raise UsageError("x-mesh-xl needs a text prompt", hint='e.g. -p "3d model of a table"')
         if category is not None and category not in self.fine_tunes:
             have = ", ".join(self.categories) or "none in this folder"
             raise UsageError(f"unknown category {category!r} (this MeshXL has: {have})",
@@ -157,13 +188,19 @@ class MeshXL:
             raise UsageError("nothing to generate: n is 0", hint="ask for at least one mesh")
         self._use(category)
         sampling = sampling or self.default_sampling()
-        budget = tok.PER_FACE * max_faces + 1  # tokens after BOS
+        budget = tok.PER_FACE * max_faces + 1  # tokens after BOS (or the prefix)
+        head = [tok.BOS]
+        if self.encoder is not None:  # the prompt's prefix vectors become conditioning ids 131..
+            ids, mask = encode_prompt(self.text_tokenizer, [prompt])
+            prefix = self.encoder(ids.to(self.device), mask.to(self.device))[0]  # (32, d_model)
+            self.model.cond_embed.weight.data.copy_(prefix.to(self.model.cond_embed.weight.dtype))
+            head = list(range(tok.VOCAB, tok.VOCAB + self.prompt_len))
         out = []
         for start in range(0, len(seeds), batch_size):
             chunk = seeds[start:start + batch_size]
             gens = None if sampling.greedy else [torch.Generator(device=self.device).manual_seed(s) for s in chunk]
             allowed = MeshXLConstraint(len(chunk), max_faces, budget) if constrained else None
-            seqs = generate(self.model, [[tok.BOS]] * len(chunk), budget, sampling, generators=gens,
+            seqs = generate(self.model, [head] * len(chunk), budget, sampling, generators=gens,
                             eos_id=tok.EOS, allowed=allowed, use_cache=use_cache)
             for s, seq in zip(chunk, seqs):
                 _, parsed = tok.split_faces(seq)
@@ -186,6 +223,16 @@ def _load_strict(model, state: dict[str, torch.Tensor], path: Path) -> None:
         raise ArgenError(f"{path}: weights do not fit this MeshXL size (e.g. {bad[:3]})",
                          hint="the fine-tune belongs to another model size; use its size's config.json")
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=False)
+
+
+def _clip_tokenizer(folder: Path):
+    from tokenizers import Tokenizer
+
+    for name in CLIP_TOKENIZER:
+        if (folder / name).is_file():
+            return Tokenizer.from_file(str(folder / name))
+    raise ArgenError(f"x-mesh-xl needs CLIP's tokenizer.json in {folder} (or clip-vit-base-patch32/ in it)",
+                     hint="copy openai/clip-vit-base-patch32/tokenizer.json from the MeshXL repository")
 
 
 def _category(path: Path) -> str:
