@@ -21,7 +21,7 @@ from argen.modalities.mesh.meshxl import tokenizer as tok  # noqa: E402
 from argen.modalities.mesh.meshxl.constraint import follows_grammar  # noqa: E402
 from argen.modalities.mesh.meshxl.convert import load_opt, read_checkpoint  # noqa: E402
 from argen.modalities.mesh.meshxl.model import MeshXL, matches  # noqa: E402
-from argen.modalities.mesh.metrics import mesh_metrics  # noqa: E402
+from argen.modalities.mesh.metrics import mesh_metrics, summarize  # noqa: E402
 from argen.samplers.next_token import generate  # noqa: E402
 from argen.samplers.processors import SamplingConfig  # noqa: E402
 
@@ -149,6 +149,8 @@ def test_constrained_sampling_always_gives_valid_meshes(meshxl_dir):
     print(f"\ntiny random MeshXL, 12 samples, max 12 faces: constrained {on}; unconstrained {off}")
     assert on["parse"] == 1.0 and on["clean"] == 1.0 and on["faces"] >= 1
     assert off["parse"] < 1.0  # the random model alone does not follow the serialisation
+    loose = m.sample(6, max_faces=12, ordered=False)  # valid meshes in any face order
+    assert summarize(loose)["parse"] == 1.0 and summarize(loose)["clean"] == 1.0
     # same seeds, same meshes; batched or one at a time
     again = m.sample(3, seeds=[5, 1, 7], max_faces=12, batch_size=1)
     batched = m.sample(3, seeds=[5, 1, 7], max_faces=12, batch_size=3)

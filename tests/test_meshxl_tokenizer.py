@@ -92,12 +92,12 @@ def test_line_keys_are_the_grid_points_on_the_line():
     assert sorted(keys.tolist()) == sorted((inside @ tok.PLACE).tolist())
 
 
-def _walk(seed: int, max_faces: int, scale: float, top: float) -> list[int]:
+def _walk(seed: int, max_faces: int, scale: float, top: float, ordered: bool = True) -> list[int]:
     """Sample from random logits under the constraint (``top`` pushes coordinates to the grid's
     last values, where the valid faces run out)."""
     g = torch.Generator().manual_seed(seed)
     budget = 9 * max_faces + 1
-    c = MeshXLConstraint(1, max_faces, budget)
+    c = MeshXLConstraint(1, max_faces, budget, ordered=ordered)
     out: list[list[int]] = [[]]
     for step in range(budget):
         logits = torch.randn(tok.VOCAB, generator=g) * scale
@@ -122,6 +122,24 @@ def test_constrained_walks_are_canonical(top):
     assert m["parse"] == 1.0 and m["clean"] == 1.0
 
 
+@pytest.mark.parametrize("top", [0.0, 40.0])
+def test_unordered_walks_are_valid_meshes(top):
+    seqs = [_walk(seed, max_faces=(2, 15)[seed % 2], scale=(1.0, 8.0)[seed % 2], top=top, ordered=False)
+            for seed in range(10)]
+    for s in seqs:
+        assert s[-1] == tok.EOS and follows_grammar(s, ordered=False)
+        raw = tok.detokenize(s, clean=False)
+        assert len(raw.faces) == (len(s) - 1) // 9 and len(tok.detokenize(s).faces) == len(raw.faces)
+    m = mesh_metrics([tok.detokenize(s, clean=False) for s in seqs], [tok.split_faces(s)[1] for s in seqs])
+    assert m["parse"] == 1.0 and m["clean"] == 1.0
+    assert not all(tok.is_canonical([tok.BOS] + s) for s in seqs)  # the order is really free
+    face = [0, 0, 0, 5, 0, 0, 0, 5, 0]
+    rolled = face[3:] + face[:3]  # the same face started at another corner
+    assert follows_grammar(rolled + [tok.EOS], ordered=False) and not follows_grammar(rolled + [tok.EOS])
+    assert not follows_grammar(face + rolled + [tok.EOS], ordered=False)  # the same vertex set twice
+    assert not follows_grammar([0, 0, 0, 1, 0, 0, 2, 0, 0, tok.EOS], ordered=False)  # collinear
+
+
 def test_budget_and_face_limit_hold():
     for budget in (10, 19, 25):  # at most (budget - 1) // 9 faces fit
         c = MeshXLConstraint(1, 50, budget)
@@ -135,3 +153,14 @@ def test_budget_and_face_limit_hold():
         assert out[0][-1] == tok.EOS and (len(out[0]) - 1) // 9 == (budget - 1) // 9
     with pytest.raises(ValueError):
         MeshXLConstraint(1, 1, 9)
+
+
+def test_mesh_metrics_count_what_they_say():
+    box = trimesh.creation.box()
+    flipped = trimesh.Trimesh(box.vertices, np.vstack([box.faces, box.faces[:1, ::-1]]), process=False)
+    flat = trimesh.Trimesh(np.vstack([box.vertices, [[0.0, 0.0, 0.0]]]),
+                           np.vstack([box.faces, [[0, 8, 7]]]), process=False)  # (0, centre, opposite corner): a line
+    soup = trimesh.Trimesh(box.vertices[box.faces].reshape(-1, 3), np.arange(36).reshape(-1, 3), process=False)
+    m = mesh_metrics([box, flipped, flat, soup, None], [True, True, False, True, False])
+    assert m == {"n": 5, "parse": 0.6, "watertight": 0.2, "clean": 0.4, "faces": round((12 + 13 + 13 + 12) / 5, 2)}
+    assert mesh_metrics([], []) == {"n": 0, "parse": 0.0, "watertight": 0.0, "clean": 0.0, "faces": 0.0}

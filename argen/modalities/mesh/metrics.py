@@ -61,3 +61,10 @@ def mesh_metrics(meshes: Iterable[trimesh.Trimesh | None], parsed: Iterable[bool
 
     return {"n": n, "parse": share("parse"), "watertight": share("watertight"), "clean": share("clean"),
             "faces": round(float(np.mean([r["faces"] for r in rows])), 2) if n else 0.0}
+
+
+def summarize(samples) -> dict:
+    """:func:`mesh_metrics` of samples with ``.raw`` (the mesh as decoded) and ``.parsed``
+    (what ``MeshXL.sample`` and ``LlamaMesh.sample`` return)."""
+    samples = list(samples)
+    return mesh_metrics([s.raw for s in samples], [s.parsed for s in samples])

@@ -49,7 +49,8 @@ class ObjGrammar:
         self.digit_len = np.array([len(texts[i]) for i in pure], dtype=np.int64)
         self.digit_val = np.array([int(texts[i]) for i in pure], dtype=np.int64)
         self.digit_lead0 = np.array([texts[i][0] == "0" and len(texts[i]) > 1 for i in pure])
-        others = [i for i in cand if i not in set(pure)]
+        pure_set = set(pure)
+        others = [i for i in cand if i not in pure_set]
         self.other_ids = others
         self.by_first = {c: [i for i in others if texts[i][0] == c] for c in ALPHABET}
 

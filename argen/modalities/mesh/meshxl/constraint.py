@@ -11,6 +11,10 @@ argen's own mesh constraint, ``argen.samplers.mesh_constraints``, applies to its
   other winding of a face already written).
 - no degenerate triangle: three distinct vertices, not on one line of the grid.
 
+``ordered=False`` keeps the validity rules (structure, no degenerate face, no repeated vertex
+set) and drops the order ones (smallest vertex first, increasing faces): for a checkpoint whose
+training data turns out to be ordered otherwise (MeshXL's preprocessing is unreleased).
+
 Coordinates come x, y, z but vertices compare by ``key = (z * 128 + y) * 128 + x``; a vertex
 known up to some axes leaves open the keys ``{n : n = r (mod m)}`` (m = 128, 128^2, 128^3 after
 one, two, three coordinates). Every rule is checked over such residue classes, so a coordinate
@@ -68,12 +72,12 @@ def line_keys(p: int, q: int) -> np.ndarray:
 class RowState:
     """The grammar state of one sequence (the tokens after BOS), advanced by :meth:`feed`."""
 
-    def __init__(self, max_faces: int, budget: int, vocab: int = VOCAB) -> None:
+    def __init__(self, max_faces: int, budget: int, vocab: int = VOCAB, ordered: bool = True) -> None:
         if not 1 <= max_faces <= MAX_FACES:
             raise ValueError(f"max_faces must be in 1..{MAX_FACES}, got {max_faces}")
         if budget < PER_FACE + 1:
             raise ValueError("a mesh needs a budget of at least 10 tokens (one face and EOS)")
-        self.max_faces, self.budget, self.vocab = max_faces, budget, vocab
+        self.max_faces, self.budget, self.vocab, self.ordered = max_faces, budget, vocab, ordered
         self.used = 0
         self.coords: list[int] = []  # coordinates of the face being written
         self.verts: list[int] = []  # keys of its finished vertices
@@ -134,9 +138,11 @@ class RowState:
 
     def _tight(self, k: int) -> bool:
         """Does the face so far equal the previous face's first k vertices?"""
-        return self.prev is not None and tuple(self.verts[:k]) == self.prev[:k]
+        return self.ordered and self.prev is not None and tuple(self.verts[:k]) == self.prev[:k]
 
     def _first_vertex(self) -> np.ndarray:
+        if not self.ordered:  # any vertex: a grid row without it gives 8128 faces with it
+            return np.ones(LEVELS, dtype=bool)
         r, m = self._residues()
         p = self.prev
         lo = p[0] if p is not None else 0
@@ -152,10 +158,10 @@ class RowState:
         a = self.verts[0]
         r, m = self._residues()
         tight = self._tight(1)
-        lo = self.prev[1] if tight else a + 1
+        lo = self.prev[1] if tight else (a + 1 if self.ordered else 0)
         b0 = first_at_least(lo, r, m)
         ok = b0 <= TOP
-        special = set(self.nbrs.get(a, ()))
+        special = set(self.nbrs.get(a, ())) | {a}
         if tight:
             special.add(self.prev[1])
         for i in np.nonzero(ok)[0]:
@@ -166,7 +172,7 @@ class RowState:
     def _third_vertex(self) -> np.ndarray:
         a, b = self.verts
         r, m = self._residues()
-        lo = self.prev[2] + 1 if self._tight(2) else a + 1
+        lo = self.prev[2] + 1 if self._tight(2) else (a + 1 if self.ordered else 0)
         bad = self._bad[self._bad >= lo]
         inside = (np.mod(bad[None] - r[:, None], m) == 0).sum(1)
         return count_in(lo, TOP, r, m) > inside
@@ -183,11 +189,13 @@ class RowState:
         return (TOP - lo + 1) - int(((bad >= lo) & (bad <= TOP)).sum()) > 0
 
     def _b_ok(self, a: int, b: int, tight: bool) -> bool:
+        if b == a:
+            return False
         if tight and b == self.prev[1]:
             return self._third_exists(a, b, self.prev[2] + 1)
         if (min(a, b), max(a, b)) not in self.thirds:
             return True  # no face on this edge yet: the line alone cannot block every third
-        return self._third_exists(a, b, a + 1)
+        return self._third_exists(a, b, a + 1 if self.ordered else 0)
 
     def _any_second(self, a: int, b: int, m: int, tight: bool) -> bool:
         """Is some b' in {b, b + m, ...} <= TOP a valid second vertex? (Each failure needs a
@@ -204,16 +212,17 @@ class RowState:
 
     def _face_after_prev(self) -> bool:
         p = self.prev
-        return p is None or p[0] + 1 <= LAST_ROW or self._rest_after(*p)
+        return not self.ordered or p is None or p[0] + 1 <= LAST_ROW or self._rest_after(*p)
 
 
 class MeshXLConstraint:
     """``allowed(step, outputs) -> (B, vocab) bool`` for :func:`generate`: each row's state is
     advanced with the tokens it gained since the previous call."""
 
-    def __init__(self, batch: int, max_faces: int, budget: int | None = None, vocab: int = VOCAB) -> None:
+    def __init__(self, batch: int, max_faces: int, budget: int | None = None, vocab: int = VOCAB,
+                 ordered: bool = True) -> None:
         budget = budget if budget is not None else max_tokens(max_faces)
-        self.rows = [RowState(max_faces, budget, vocab) for _ in range(batch)]
+        self.rows = [RowState(max_faces, budget, vocab, ordered) for _ in range(batch)]
         self.seen = [0] * batch
 
     def __call__(self, step: int, outputs: list[list[int]]) -> torch.Tensor:
@@ -231,9 +240,10 @@ def max_tokens(max_faces: int) -> int:
     return PER_FACE * max_faces + 1
 
 
-def follows_grammar(tokens: list[int], max_faces: int = MAX_FACES, budget: int | None = None) -> bool:
+def follows_grammar(tokens: list[int], max_faces: int = MAX_FACES, budget: int | None = None,
+                    ordered: bool = True) -> bool:
     """Does the sequence after BOS (ending with EOS) follow what the constraint enforces?"""
-    row = RowState(max_faces, budget if budget is not None else max_tokens(max_faces))
+    row = RowState(max_faces, budget if budget is not None else max_tokens(max_faces), ordered=ordered)
     for t in tokens:
         if row.done or not row.allowed()[t]:
             return False

@@ -180,8 +180,11 @@ class MeshXL:
     @torch.inference_mode()
     def sample(self, n: int = 1, seeds: list[int] | None = None, category: str | None = None,
                max_faces: int = DEFAULT_FACES, sampling: SamplingConfig | None = None, constrained: bool = True,
-               prompt: str | None = None, batch_size: int = 8, use_cache: bool = True) -> list[MeshXLSample]:
-        """``n`` sequences (seed ``seeds[i]``, default ``i``), batched ``batch_size`` at a time."""
+               prompt: str | None = None, batch_size: int = 8, use_cache: bool = True,
+               ordered: bool = True) -> list[MeshXLSample]:
+        """``n`` sequences (seed ``seeds[i]``, default ``i``), batched ``batch_size`` at a time.
+        ``constrained``: every sequence a valid mesh in MeshXL's order (``ordered=False``: valid,
+        in any order); ``prompt`` only for x-mesh-xl; ``category`` picks a fine-tune."""
         self.check(category, prompt, max_faces)
         seeds = list(range(n)) if seeds is None else list(seeds)
         if not seeds:
@@ -199,7 +202,7 @@ class MeshXL:
         for start in range(0, len(seeds), batch_size):
             chunk = seeds[start:start + batch_size]
             gens = None if sampling.greedy else [torch.Generator(device=self.device).manual_seed(s) for s in chunk]
-            allowed = MeshXLConstraint(len(chunk), max_faces, budget) if constrained else None
+            allowed = MeshXLConstraint(len(chunk), max_faces, budget, ordered=ordered) if constrained else None
             seqs = generate(self.model, [head] * len(chunk), budget, sampling, generators=gens,
                             eos_id=tok.EOS, allowed=allowed, use_cache=use_cache)
             for s, seq in zip(chunk, seqs):
