@@ -144,3 +144,25 @@ def test_text_to_mesh_sampling_and_errors(xmeshxl):
         m.generate(1)
     with pytest.raises(UsageError, match="--max-faces"):
         m.generate(1, prompt="a lamp", max_faces=m.max_faces_limit + 1)
+
+
+def test_older_qformer_layouts_load_and_broken_ones_fail(xmeshxl, tmp_path):
+    from argen.errors import ArgenError
+    from argen.modalities.mesh.meshxl.text_encoder import condition_encoder
+
+    folder, ref = xmeshxl
+    state = dict(ref.state_dict())
+    # transformers 4.x also built the (unused) text branch of every Q-Former layer
+    state["condition_encoder.qformer.encoder.layer.0.intermediate.dense.weight"] = torch.zeros(256, 128)
+    state["condition_encoder.qformer.encoder.layer.0.output.LayerNorm.bias"] = torch.zeros(128)
+    enc = condition_encoder(state, "old")
+    ids, mask = encode_prompt(_clip_like_tokenizer(), ["a tall lamp"])
+    with torch.no_grad():
+        assert (enc(ids, mask) - ref.condition_encoder(ids, mask)).abs().max().item() <= TOL
+    del state["condition_encoder.out_project.bias"]
+    with pytest.raises(ArgenError, match="out_project.bias"):
+        condition_encoder(state, "broken")
+    state["condition_encoder.out_project.bias"] = torch.zeros(64)
+    state["condition_encoder.qformer.encoder.layer.1.crossattention.attention.query.weight"] = torch.zeros(128, 128)
+    with pytest.raises(ArgenError, match="do not fit"):  # layer 1 has no cross-attention
+        condition_encoder(state, "broken")

@@ -118,14 +118,15 @@ class ConditionEncoder(nn.Module):
         return self.out_project(x)  # (B, 32, out_dim)
 
 
-_QF_KEYS = [(r"layernorm\.(weight|bias)", "in_norm.{0}")]
+# transformers' Blip2QFormerModel tensor names -> ConditionEncoder's (the weight/bias suffix kept)
+_QF_RENAMES = [(r"layernorm\.", "in_norm.")]
 for _src, _dst in (("attention", "attn"), ("crossattention", "cross")):
-    _QF_KEYS += [(rf"encoder\.layer\.(\d+)\.{_src}\.attention\.(query|key|value)\.(weight|bias)", f"layers.{{0}}.{_dst}.{{1}}.{{2}}"),
-                 (rf"encoder\.layer\.(\d+)\.{_src}\.output\.dense\.(weight|bias)", f"layers.{{0}}.{_dst}.dense.{{1}}"),
-                 (rf"encoder\.layer\.(\d+)\.{_src}\.output\.LayerNorm\.(weight|bias)", f"layers.{{0}}.{_dst}.norm.{{1}}")]
-_QF_KEYS += [(r"encoder\.layer\.(\d+)\.intermediate_query\.dense\.(weight|bias)", "layers.{0}.up.{1}"),
-             (r"encoder\.layer\.(\d+)\.output_query\.dense\.(weight|bias)", "layers.{0}.down.{1}"),
-             (r"encoder\.layer\.(\d+)\.output_query\.LayerNorm\.(weight|bias)", "layers.{0}.norm.{1}")]
+    _QF_RENAMES += [(rf"encoder\.layer\.(\d+)\.{_src}\.attention\.", rf"layers.\1.{_dst}."),
+                    (rf"encoder\.layer\.(\d+)\.{_src}\.output\.dense\.", rf"layers.\1.{_dst}.dense."),
+                    (rf"encoder\.layer\.(\d+)\.{_src}\.output\.LayerNorm\.", rf"layers.\1.{_dst}.norm.")]
+_QF_RENAMES += [(r"encoder\.layer\.(\d+)\.intermediate_query\.dense\.", r"layers.\1.up."),
+                (r"encoder\.layer\.(\d+)\.output_query\.dense\.", r"layers.\1.down."),
+                (r"encoder\.layer\.(\d+)\.output_query\.LayerNorm\.", r"layers.\1.norm.")]
 _QF_UNUSED = re.compile(r"encoder\.layer\.\d+\.(intermediate|output)\.")  # the text branch: queries never use it
 
 
@@ -136,10 +137,10 @@ def condition_encoder(state: dict[str, torch.Tensor], source: str) -> ConditionE
         if not key.startswith(QF):
             continue
         name = key[len(QF):]
-        for pattern, target in _QF_KEYS:
-            m = re.fullmatch(pattern, name)
-            if m:
-                mapped[target.format(*m.groups())] = t
+        for pattern, target in _QF_RENAMES:
+            renamed, hit = re.subn("^" + pattern, target, name)
+            if hit:  # names that map to nothing real fail the shape check below
+                mapped[renamed] = t
                 break
         else:
             if not _QF_UNUSED.match(name):
