@@ -123,6 +123,7 @@ class MeshXL:
     def prompt_len(self) -> int:
         """Positions before the first mesh token: BOS, or x-mesh-xl's 32 prefix vectors."""
         return self.encoder.query_embeds.num_embeddings if self.encoder is not None else 1
+
     @property
     def categories(self) -> list[str]:
         """Categories with a fine-tune in the folder (sampling with one loads its weights)."""
@@ -160,7 +161,8 @@ class MeshXL:
                              hint=f"pick a category: {', '.join(self.categories)}")
         if not 1 <= max_faces <= self.max_faces_limit:
             raise UsageError(f"--max-faces must be in 1..{self.max_faces_limit} for this model (context "
-                             f"{self.context} tokens, 9 a face), got {max_faces}", hint=f"e.g. --max-faces {DEFAULT_FACES}")
+                             f"{self.context} tokens, 9 a face), got {max_faces}",
+                             hint=f"e.g. --max-faces {min(DEFAULT_FACES, self.max_faces_limit)}")
 
     def _use(self, category: str | None) -> None:
         """Put the base weights or a category's fine-tune into the model (once per switch)."""
@@ -212,9 +214,10 @@ class MeshXL:
 
     def generate(self, n: int = 1, seeds: list[int] | None = None, category: str | None = None,
                  max_faces: int = DEFAULT_FACES, sampling: SamplingConfig | None = None, constrained: bool = True,
-                 prompt: str | None = None, batch_size: int = 8) -> list[trimesh.Trimesh]:
+                 prompt: str | None = None, batch_size: int = 8, ordered: bool = True) -> list[trimesh.Trimesh]:
         """Meshes (cleaned, in [-1, 1]); see :meth:`sample`."""
-        return [s.mesh for s in self.sample(n, seeds, category, max_faces, sampling, constrained, prompt, batch_size)]
+        return [s.mesh for s in self.sample(n, seeds, category, max_faces, sampling, constrained, prompt, batch_size,
+                                            ordered=ordered)]
 
 
 def _load_strict(model, state: dict[str, torch.Tensor], path: Path) -> None:
