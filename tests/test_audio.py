@@ -147,7 +147,8 @@ def test_extend_any_clip_and_preview(model_dir, tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--prompt", "flute C4"], "sine|square|saw|triangle"), (["--prompt", "sine H9"], "not a note"),
-    (["--prompt", "sine C4", "--seconds", "0"], "--seconds"), (["--prompt", "sine C4", "-o", "x.aiff"], "audio outputs are .wav, .flac, .mp3, .ogg files"),
+    (["--prompt", "sine C4", "--seconds", "0"], "--seconds"),
+    (["--prompt", "sine C4", "-o", "x.aiff"], "audio outputs are .wav, .flac, .mp3, .ogg files"),
     (["--extend", "missing.wav"], "not found"),
 ])
 def test_bad_input_is_a_one_line_error(model_dir, tmp_path, capsys, monkeypatch, args, message):

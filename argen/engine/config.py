@@ -52,7 +52,7 @@ class TransformerConfig(DictConfig):
     rope_frame: int | None = None
     norm: Literal["rmsnorm", "layernorm"] = "rmsnorm"
     norm_eps: float = 1e-5
-    mlp: Literal["swiglu", "gelu", "gelu_tanh"] = "swiglu"
+    mlp: Literal["swiglu", "gelu", "gelu_tanh", "relu", "quick_gelu"] = "swiglu"
     qkv_bias: bool = False
     out_bias: bool = False
     mlp_bias: bool = False
@@ -77,6 +77,15 @@ class TransformerConfig(DictConfig):
     # a linear map of a per-token conditioning vector (a diffusion model's noise time), the map
     # zero at initialisation; the caller passes the vectors (see Transformer.forward's ``mod``)
     adaln: bool = False
+    # OPT-style options, all off by default. Learned positions read row p + pos_offset of a table
+    # of max_seq_len + pos_offset rows (OPT keeps 2 unused rows first); post_norm puts each
+    # block's norms after its residual adds (OPT with do_layer_norm_before false); final_norm
+    # false drops the norm after the last block; embed_dim, when it differs from d_model, is the
+    # token embedding's width, mapped in and out by bias-free project_in / project_out.
+    pos_offset: int = 0
+    post_norm: bool = False
+    final_norm: bool = True
+    embed_dim: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes (tokenizer, origin)
 
     def __post_init__(self) -> None:
@@ -101,6 +110,12 @@ class TransformerConfig(DictConfig):
             raise ValueError("block_sizes must be a non-empty list of positive sizes")
         if self.rope_grid is not None and (self.rope_grid < 1 or self.head_dim % 4):
             raise ValueError("2D RoPE needs rope_grid >= 1 and head_dim divisible by 4")
+        if self.pos_offset < 0:
+            raise ValueError("pos_offset must be 0 or more")
+        if self.embed_dim is not None and self.embed_dim != self.d_model and self.n_streams > 1:
+            raise ValueError("embed_dim (project_in/out) is not supported with parallel streams")
+        if self.post_norm and self.adaln:
+            raise ValueError("post_norm blocks have no adaLN form")
         if self.rope_frame is not None and (self.rope_grid is None or self.rope_frame % self.rope_grid
                                             or self.head_dim % 8):
             raise ValueError("3D RoPE needs rope_grid, rope_frame a multiple of it and head_dim divisible by 8")
@@ -119,11 +134,14 @@ class TransformerConfig(DictConfig):
         mlp = n_mats * c.d_model * c.d_ff + ((n_mats - 1) * c.d_ff + c.d_model if c.mlp_bias else 0)
         norm = c.d_model * (2 if c.norm_bias else 1)
         per_layer = attn + mlp + 2 * norm
-        total = c.n_layer * per_layer + norm + (c.vocab_size + c.cond_vocab) * c.d_model
+        width = c.embed_dim or c.d_model  # the token embedding's (and the head's) width
+        total = c.n_layer * per_layer + (norm if c.final_norm else 0) + c.vocab_size * width + c.cond_vocab * c.d_model
+        if width != c.d_model:
+            total += 2 * width * c.d_model  # project_in, project_out
         if not c.tie_embeddings:
-            total += c.vocab_size * c.d_model
+            total += c.vocab_size * width
         if c.pos_emb == "learned":
-            total += c.max_seq_len * c.d_model
+            total += (c.max_seq_len + c.pos_offset) * c.d_model
         if c.cond_dim:
             total += c.cond_dim * c.d_model + c.d_model
         if c.feature_dim:

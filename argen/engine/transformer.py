@@ -98,6 +98,11 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.kind == "swiglu":
             return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        if self.kind == "relu":
+            return self.down_proj(F.relu(self.up_proj(x)))
+        if self.kind == "quick_gelu":  # CLIP's x * sigmoid(1.702 x)
+            h = self.up_proj(x)
+            return self.down_proj(h * torch.sigmoid(1.702 * h))
         approx = "tanh" if self.kind == "gelu_tanh" else "none"
         return self.down_proj(F.gelu(self.up_proj(x), approximate=approx))
 
@@ -111,8 +116,12 @@ class Block(nn.Module):
         self.mlp = MLP(cfg)
         self.drop = nn.Dropout(cfg.dropout)
         self.ada = nn.Linear(cfg.d_model, 6 * cfg.d_model) if cfg.adaln else None
+        self.post_norm = cfg.post_norm
 
     def forward(self, x, rope, mask, cache, slots, mod=None):
+        if self.post_norm:  # OPT-350m style: normalise the residual stream after each add
+            x = self.attn_norm(x + self.drop(self.attn(x, rope, mask, cache, slots)))
+            return self.mlp_norm(x + self.drop(self.mlp(x)))
         if mod is None:
             x = x + self.drop(self.attn(self.attn_norm(x), rope, mask, cache, slots))
             return x + self.drop(self.mlp(self.mlp_norm(x)))
@@ -140,15 +149,19 @@ class Transformer(nn.Module):
     def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        width = cfg.embed_dim or cfg.d_model  # OPT-350m embeds tokens narrower than d_model
+        self.embed = nn.Embedding(cfg.vocab_size, width)
         self.cond_embed = nn.Embedding(cfg.cond_vocab, cfg.d_model) if cfg.cond_vocab else None
-        self.pos_embed = nn.Embedding(cfg.max_seq_len, cfg.d_model) if cfg.pos_emb == "learned" else None
+        self.pos_embed = (nn.Embedding(cfg.max_seq_len + cfg.pos_offset, cfg.d_model)
+                          if cfg.pos_emb == "learned" else None)
         self.cond_proj = nn.Linear(cfg.cond_dim, cfg.d_model) if cfg.cond_dim else None
         self.feature_in = nn.Linear(cfg.feature_dim, cfg.d_model) if cfg.feature_dim else None
         self.drop = nn.Dropout(cfg.dropout)
         self.layers = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layer))
-        self.norm = make_norm(cfg)
-        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.norm = make_norm(cfg) if cfg.final_norm else nn.Identity()
+        self.lm_head = nn.Linear(width, cfg.vocab_size, bias=False)
+        self.project_in = nn.Linear(width, cfg.d_model, bias=False) if width != cfg.d_model else None
+        self.project_out = nn.Linear(cfg.d_model, width, bias=False) if width != cfg.d_model else None
         if cfg.tie_embeddings:
             self.lm_head.weight = self.embed.weight
         self.register_buffer("inv_freq", rope_freqs(cfg), persistent=False)
@@ -194,11 +207,15 @@ class Transformer(nn.Module):
             if self.cond_embed is None:
                 return h
         elif self.cond_embed is None:
-            return self.embed(idx)
+            return self._embed_tokens(idx)
         else:
-            h = self.embed(idx.clamp(max=v - 1))
+            h = self._embed_tokens(idx.clamp(max=v - 1))
         is_cond = (idx >= v)[..., None]  # (B, T, 1)
         return torch.where(is_cond, self.cond_embed((idx - v).clamp(min=0)), h)
+
+    def _embed_tokens(self, idx: torch.Tensor) -> torch.Tensor:
+        h = self.embed(idx)
+        return h if self.project_in is None else self.project_in(h)
 
     def embed_inputs(self, inputs: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """Ids (B, T) as :meth:`embed_ids`; features (B, T, feature_dim) through ``feature_in``; or
@@ -269,7 +286,8 @@ class Transformer(nn.Module):
             start = cache.length if cache is not None else 0
             pos = torch.arange(start, start + t, device=h.device).expand(b, t)
         if self.pos_embed is not None:
-            h = h + self.pos_embed(pos.clamp(min=0))
+            rows = pos.clamp(min=0)
+            h = h + self.pos_embed(rows + c.pos_offset if c.pos_offset else rows)
         h = self.drop(h)
         rope = self.rope(pos, h.dtype)
         slots = None
@@ -292,4 +310,6 @@ class Transformer(nn.Module):
         if num_logits is not None:
             h = h[:, -num_logits:]
         h = self.norm(h)
+        if self.project_out is not None:
+            h = self.project_out(h)
         return self.lm_head(h) if head else h  # head=False: final hidden states (B, N, C) for a model's own head
