@@ -204,7 +204,8 @@ class SkyReelsVideo:
             return Sampler(self.sf.timesteps, self.sf.stepper, s.ar_step, s.block, 1.0, s.addnoise)
         sched = load_scheduler(self.folder / "scheduler", s.shift)
         sched.set_timesteps(s.steps)
-        return Sampler(sched.timesteps, lambda: UniPCStepper(sched), s.ar_step, s.block, s.cfg, s.addnoise)
+        in_place = self.family.name == "skyreels-v2-df"  # see UniPCStepper: each reference's own update
+        return Sampler(sched.timesteps, lambda: UniPCStepper(sched, in_place), s.ar_step, s.block, s.cfg, s.addnoise)
 
     @torch.inference_mode()
     def sample(self, prompt: str, seeds: list[int], plan: Plan, s: Settings, size: tuple[int, int],

@@ -92,15 +92,22 @@ def plan_windows(total: int, base: int, overlap: int, history: int) -> list[Wind
 
 class UniPCStepper:
     """A block's own copy of the pipeline's scheduler (diffusers keeps one per latent frame; the
-    frames of a block always share their history, so one per block steps them identically)."""
+    frames of a block always share their history, so one per block steps them identically).
 
-    def __init__(self, template) -> None:
+    ``in_place``: SkyReels-V2's loops (the original ``diffusion_forcing_pipeline.py`` and
+    diffusers') hand the scheduler a view of the latents and then overwrite that view with the
+    result, so the sample UniPC keeps from its first step (for the second step's corrector) is
+    the new one; the caller reproduces this by passing its view and assigning into it. Without
+    it (Wan's text-to-video pipeline rebinds its latents) the scheduler gets a copy."""
+
+    def __init__(self, template, in_place: bool = False) -> None:
         self.sched = copy.deepcopy(template)
         self.sched.set_timesteps(len(template.timesteps), device=template.timesteps.device)
+        self.in_place = in_place
 
     def step(self, v: torch.Tensor, k: int, x: torch.Tensor, generators=None) -> torch.Tensor:
         """Move x one step using velocity v at the schedule's k-th timestep (0-based)."""
-        return self.sched.step(v, self.sched.timesteps[k], x, return_dict=False)[0]
+        return self.sched.step(v, self.sched.timesteps[k], x if self.in_place else x.clone(), return_dict=False)[0]
 
 
 class SelfForcingSchedule:
