@@ -23,6 +23,15 @@ H, W = 32, 48  # latent 4 x 6, tokens 2 x 3 per frame: rows and columns differ
 TEXT_LEN = 16
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """These tensors are tiny: one thread avoids OpenMP's spinning on a shared machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     folder, ref = build_tiny(tmp_path_factory.mktemp("skyreels") / "df")

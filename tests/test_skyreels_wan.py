@@ -45,6 +45,15 @@ def to_original(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """These tensors are tiny: one thread avoids OpenMP's spinning on a shared machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def wan(tmp_path_factory):
     folder, ref = build_tiny(tmp_path_factory.mktemp("wan") / "wan", kind="wan", seed=3)

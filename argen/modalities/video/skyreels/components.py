@@ -36,12 +36,14 @@ def clean_prompt(text: str) -> str:
 
 
 class TextEncoder:
-    """umT5 prompt embeddings (R, L, 4096), loaded on first use; ``release()`` frees it (a 5.7B
-    encoder need not stay in memory while the transformer runs)."""
+    """umT5 prompt embeddings (R, L, 4096), loaded on first use. umT5-XXL has 5.7B parameters
+    (11 GB in bfloat16): on an accelerator it is freed after each use unless ``keep`` (the
+    embeddings of every prompt seen are kept, so a prompt is encoded once)."""
 
     def __init__(self, folder: Path, device: torch.device, dtype: torch.dtype, max_length: int = 512) -> None:
         self.folder, self.device, self.dtype, self.max_length = folder, device, dtype, max_length
         self.tokenizer = self.model = None
+        self.keep = device.type == "cpu"
         self.memo: dict[tuple[str, int], torch.Tensor] = {}
 
     def _load(self) -> None:
@@ -64,10 +66,14 @@ class TextEncoder:
             out = out * mask[..., None].to(out.dtype)  # the pipelines keep u[:len] and pad with zeros
             for p, e in zip(todo, out):
                 self.memo[(p, self.max_length)] = e
+            if not self.keep:
+                self.release()
         return torch.stack([self.memo[(p, self.max_length)] for p in prompts])
 
     def release(self) -> None:
         self.model = None
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
 
 
 class VideoVAE:
