@@ -12,12 +12,12 @@ import torch
 pytest.importorskip("transformers")
 diffusers = pytest.importorskip("diffusers")
 
-from argen.errors import ArgenError, UsageError  # noqa: E402
-from argen.modalities.video.skyreels.config import WanConfig, count_params, matches  # noqa: E402
-from argen.modalities.video.skyreels.convert import convert_state_dict  # noqa: E402
-from argen.modalities.video.skyreels.pipeline import SkyReelsVideo  # noqa: E402
-from argen.modalities.video.skyreels.tiny import build_tiny  # noqa: E402
-from argen.modalities.video.skyreels.transformer import WanModel  # noqa: E402
+from argen.errors import ArgenError, UsageError
+from argen.modalities.video.skyreels.config import WanConfig, count_params, matches
+from argen.modalities.video.skyreels.convert import convert_state_dict
+from argen.modalities.video.skyreels.pipeline import SkyReelsVideo
+from argen.modalities.video.skyreels.tiny import build_tiny
+from argen.modalities.video.skyreels.transformer import WanModel
 
 H, W = 32, 48  # latent 4 x 6, tokens 2 x 3 per frame: rows and columns differ
 TEXT_LEN = 16
@@ -147,9 +147,9 @@ def test_1p3b_keys_shapes_and_parameter_count():
     (4 bytes a parameter plus the JSON header)."""
     from diffusers import SkyReelsV2Transformer3DModel, WanTransformer3DModel
 
-    base = dict(attention_head_dim=128, cross_attn_norm=True, eps=1e-6, ffn_dim=8960, freq_dim=256, in_channels=16,
-                num_attention_heads=12, num_layers=30, out_channels=16, patch_size=[1, 2, 2],
-                qk_norm="rms_norm_across_heads", text_dim=4096)
+    base = {"attention_head_dim": 128, "cross_attn_norm": True, "eps": 1e-6, "ffn_dim": 8960, "freq_dim": 256, "in_channels": 16,
+                "num_attention_heads": 12, "num_layers": 30, "out_channels": 16, "patch_size": [1, 2, 2],
+                "qk_norm": "rms_norm_across_heads", "text_dim": 4096}
     for cls, extra in ((WanTransformer3DModel, {}), (SkyReelsV2Transformer3DModel, {"inject_sample_info": True})):
         with torch.device("meta"):
             ref = cls(**base, **extra)
@@ -181,7 +181,7 @@ def test_family_recognised_from_config_files(tiny):
 
 def test_bad_input_is_one_line(tiny, tmp_path):
     _, _, pipe = tiny
-    small = dict(steps=2, window=21, overlap=5, block=2, ar_step=2)
+    small = {"steps": 2, "window": 21, "overlap": 5, "block": 2, "ar_step": 2}
     with pytest.raises(UsageError, match="continues from its last 5"):
         pipe.generate("a cat", [0], 8, clip=_clip(3), **small)
     with pytest.raises(UsageError, match="cannot take 40x32"):

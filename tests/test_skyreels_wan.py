@@ -13,10 +13,10 @@ import torch
 pytest.importorskip("transformers")
 pytest.importorskip("diffusers")
 
-from argen.errors import ArgenError, UsageError  # noqa: E402
-from argen.modalities.video.skyreels.pipeline import SkyReelsVideo  # noqa: E402
-from argen.modalities.video.skyreels.schedule import SelfForcingSchedule  # noqa: E402
-from argen.modalities.video.skyreels.tiny import build_tiny  # noqa: E402
+from argen.errors import ArgenError, UsageError
+from argen.modalities.video.skyreels.pipeline import SkyReelsVideo
+from argen.modalities.video.skyreels.schedule import SelfForcingSchedule
+from argen.modalities.video.skyreels.tiny import build_tiny
 
 H, W = 32, 48
 TEXT_LEN = 16

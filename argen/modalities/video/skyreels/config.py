@@ -69,7 +69,7 @@ class WanConfig:
         return self.head_dim - 2 * hw, hw, hw
 
     @classmethod
-    def from_diffusers(cls, d: dict[str, Any]) -> "WanConfig":
+    def from_diffusers(cls, d: dict[str, Any]) -> WanConfig:
         """From a diffusers transformer config.json; refuses variants this module does not build."""
         name = d.get("_class_name")
         if name not in TRANSFORMERS:

@@ -14,21 +14,33 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from argen.device import resolve_device, resolve_dtype
 from argen.errors import ArgenError, UsageError
-from argen.modalities.video.skyreels.components import TextEncoder, VideoVAE, load_scheduler
+from argen.modalities.video.skyreels.components import (
+    TextEncoder,
+    VideoVAE,
+    load_scheduler,
+)
 from argen.modalities.video.skyreels.config import FAMILIES, Family, matches, read_json
-from argen.modalities.video.skyreels.convert import load_transformer, self_forcing_state_dict
+from argen.modalities.video.skyreels.convert import (
+    load_transformer,
+    self_forcing_state_dict,
+)
 from argen.modalities.video.skyreels.sampler import BlockDone, Sampler, sample_window
-from argen.modalities.video.skyreels.schedule import (SelfForcingSchedule, UniPCStepper, Window,
-                                                      plan_windows)
+from argen.modalities.video.skyreels.schedule import (
+    SelfForcingSchedule,
+    UniPCStepper,
+    Window,
+    plan_windows,
+)
 
 log = logging.getLogger("argen.skyreels")
 MAX_FRAMES = 10_000
@@ -77,7 +89,7 @@ class SkyReelsVideo:
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, device: str = "auto", dtype: str | torch.dtype = "auto",
-                        weights: str | Path | None = None) -> "SkyReelsVideo":
+                        weights: str | Path | None = None) -> SkyReelsVideo:
         """Load a diffusers folder; ``weights``: a Self-Forcing checkpoint to run on a Wan folder."""
         folder = Path(folder)
         index = read_json(folder / "model_index.json")

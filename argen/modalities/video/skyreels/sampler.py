@@ -13,8 +13,8 @@ the negative-caption rows as one batch (diffusers runs two passes).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -79,6 +79,9 @@ def sample_window(model, text_kv: list, history: torch.Tensor | None, frames: in
     noise once per window (diffusers draws it again every pass; drawing it once is what lets the
     cache hold it). ``start``: the window's first latent frame in the whole video (for events).
     """
+    if use_cache and sp.block <= 1:
+        raise ValueError("the KV cache needs block-causal attention (block > 1): with full attention "
+                         "every frame reads every other, so nothing stays fixed")
     dev = next(model.parameters()).device
     b, fb = len(generators), sp.block
     c, h, w = latent_shape

@@ -127,7 +127,7 @@ class SelfForcingSchedule:
     def sigma(self, t: torch.Tensor) -> torch.Tensor:
         return self.sigmas[torch.argmin((self.train_t - t).abs())]
 
-    def stepper(self) -> "SelfForcingStepper":
+    def stepper(self) -> SelfForcingStepper:
         return SelfForcingStepper(self)
 
 

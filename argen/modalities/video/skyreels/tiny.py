@@ -14,8 +14,7 @@ from pathlib import Path
 
 import torch
 
-WORDS = ("a red fox runs through snow over the hill dance monkey cat dog lake sun sky blue green slow fast "
-         "camera pans left right bird water tree").split()
+WORDS = ["a", "red", "fox", "runs", "through", "snow", "over", "the", "hill", "dance", "monkey", "cat", "dog", "lake", "sun", "sky", "blue", "green", "slow", "fast", "camera", "pans", "left", "right", "bird", "water", "tree"]
 
 
 def tiny_tokenizer():
@@ -34,9 +33,14 @@ def build_tiny(folder: str | Path, kind: str = "df", seed: int = 0, heads: int =
     """Save a tiny random pipeline to ``folder``: ``kind`` "df" (SkyReels-V2 diffusion forcing,
     video-to-video pipeline) or "wan" (Wan2.1 text-to-video). Returns the folder and the diffusers
     pipeline object (the same weights; loading it back needs accelerate, which argen does not)."""
-    from diffusers import (AutoencoderKLWan, SkyReelsV2DiffusionForcingVideoToVideoPipeline,
-                           SkyReelsV2Transformer3DModel, UniPCMultistepScheduler, WanPipeline,
-                           WanTransformer3DModel)
+    from diffusers import (
+        AutoencoderKLWan,
+        SkyReelsV2DiffusionForcingVideoToVideoPipeline,
+        SkyReelsV2Transformer3DModel,
+        UniPCMultistepScheduler,
+        WanPipeline,
+        WanTransformer3DModel,
+    )
     from transformers import UMT5Config, UMT5EncoderModel
 
     folder = Path(folder)
@@ -48,9 +52,9 @@ def build_tiny(folder: str | Path, kind: str = "df", seed: int = 0, heads: int =
     vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
                            temperal_downsample=[False, True, True]).eval()
     torch.manual_seed(seed + 2)
-    shape = dict(patch_size=(1, 2, 2), num_attention_heads=heads, attention_head_dim=head_dim, in_channels=16,
-                 out_channels=16, text_dim=text_dim, freq_dim=256, ffn_dim=ffn, num_layers=layers,
-                 cross_attn_norm=True, qk_norm="rms_norm_across_heads", rope_max_seq_len=64)
+    shape = {"patch_size": (1, 2, 2), "num_attention_heads": heads, "attention_head_dim": head_dim, "in_channels": 16,
+                 "out_channels": 16, "text_dim": text_dim, "freq_dim": 256, "ffn_dim": ffn, "num_layers": layers,
+                 "cross_attn_norm": True, "qk_norm": "rms_norm_across_heads", "rope_max_seq_len": 64}
     if kind == "df":
         transformer = SkyReelsV2Transformer3DModel(inject_sample_info=inject_sample_info, **shape)
     elif kind == "wan":

@@ -27,10 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from argen.modalities.video.skyreels.config import WanConfig
 from argen.models.config import TransformerConfig
 from argen.models.kv_cache import KVCache
 from argen.models.transformer import MLP, Attention, RMSNorm
-from argen.modalities.video.skyreels.config import WanConfig
 
 
 def backbone_config(cfg: WanConfig) -> TransformerConfig:
@@ -124,7 +124,7 @@ class WanModel(nn.Module):
     def dtype(self) -> torch.dtype:
         return self.patch_in.weight.dtype
 
-    def set_dtype(self, dtype: torch.dtype) -> "WanModel":
+    def set_dtype(self, dtype: torch.dtype) -> WanModel:
         """Cast to ``dtype``, keeping the time embedding and the modulation tables in float32 (as
         diffusers' ``_keep_in_fp32_modules``: the six vectors are summed and applied in float32)."""
         self.to(dtype)
