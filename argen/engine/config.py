@@ -86,6 +86,9 @@ class TransformerConfig(DictConfig):
     post_norm: bool = False
     final_norm: bool = True
     embed_dim: int | None = None
+    # RMSNorm over all heads' queries and over all heads' keys (one norm each, d = n_head * head_dim),
+    # after their projections and before RoPE (Wan's "rms_norm_across_heads"); off: none
+    qk_norm: bool = False
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes (tokenizer, origin)
 
     def __post_init__(self) -> None:
@@ -130,6 +133,7 @@ class TransformerConfig(DictConfig):
         c = self
         attn = c.d_model * c.head_dim * (c.n_head * 2 + c.n_kv_head * 2)
         attn += (c.head_dim * (c.n_head + 2 * c.n_kv_head) if c.qkv_bias else 0) + (c.d_model if c.out_bias else 0)
+        attn += c.head_dim * (c.n_head + c.n_kv_head) if c.qk_norm else 0
         n_mats = 3 if c.mlp == "swiglu" else 2
         mlp = n_mats * c.d_model * c.d_ff + ((n_mats - 1) * c.d_ff + c.d_model if c.mlp_bias else 0)
         norm = c.d_model * (2 if c.norm_bias else 1)

@@ -67,12 +67,19 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(cfg.d_model, cfg.n_kv_head * cfg.head_dim, bias=cfg.qkv_bias)
         self.o_proj = nn.Linear(cfg.n_head * cfg.head_dim, cfg.d_model, bias=cfg.out_bias)
         self.dropout = cfg.dropout
+        if cfg.qk_norm:  # norms over the concatenated heads, so they act before the split into heads
+            self.q_norm = RMSNorm(cfg.n_head * cfg.head_dim, cfg.norm_eps)
+            self.k_norm = RMSNorm(cfg.n_kv_head * cfg.head_dim, cfg.norm_eps)
+        self.qk_norm = cfg.qk_norm
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None,
                 mask: torch.Tensor | str, cache: KVCache | None, slots: slice | None) -> torch.Tensor:
         b, t, _ = x.shape
-        q = self.q_proj(x).view(b, t, self.n_head, self.head_dim).transpose(1, 2)  # (B, H, T, hd)
-        k = self.k_proj(x).view(b, t, self.n_kv_head, self.head_dim).transpose(1, 2)  # (B, Hkv, T, hd)
+        q, k = self.q_proj(x), self.k_proj(x)  # (B, T, H * hd), (B, T, Hkv * hd)
+        if self.qk_norm:
+            q, k = self.q_norm(q), self.k_norm(k)
+        q = q.view(b, t, self.n_head, self.head_dim).transpose(1, 2)  # (B, H, T, hd)
+        k = k.view(b, t, self.n_kv_head, self.head_dim).transpose(1, 2)  # (B, Hkv, T, hd)
         v = self.v_proj(x).view(b, t, self.n_kv_head, self.head_dim).transpose(1, 2)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
