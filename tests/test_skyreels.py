@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from argen.errors import ArgenError, UsageError
-from argen.modalities.video.skyreels.config import WanConfig, count_params, matches
+from argen.modalities.video.skyreels.config import WanConfig, matches
 from argen.modalities.video.skyreels.convert import convert_state_dict
 from argen.modalities.video.skyreels.pipeline import SkyReelsVideo
 from argen.modalities.video.skyreels.tiny import build_tiny
-from argen.modalities.video.skyreels.transformer import WanModel
+from argen.modalities.video.skyreels.transformer import WanModel, count_params
 
 pytest.importorskip("transformers")
 diffusers = pytest.importorskip("diffusers")

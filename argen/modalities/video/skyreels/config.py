@@ -139,14 +139,3 @@ def matches(config: dict[str, Any]) -> str | None:
     if name in WAN_PIPELINES or name == "WanTransformer3DModel":
         return "wan2.1-t2v"
     return None
-
-
-def count_params(cfg: WanConfig) -> int:
-    """Parameters of the argen module built from ``cfg`` on the meta device (no memory used)."""
-    import torch
-
-    from argen.modalities.video.skyreels.transformer import WanModel
-
-    with torch.device("meta"):
-        model = WanModel(cfg)
-    return sum(p.numel() for p in model.parameters())

@@ -247,3 +247,10 @@ class WanModel(nn.Module):
         c = self.cfg
         return KVCache(c.layers, batch, c.heads, frames * frame_tokens, c.head_dim,
                        device=self.patch_in.weight.device, dtype=self.dtype)
+
+
+def count_params(cfg: WanConfig) -> int:
+    """Parameters of the argen module built from ``cfg`` on the meta device (no memory used)."""
+    with torch.device("meta"):
+        model = WanModel(cfg)
+    return sum(p.numel() for p in model.parameters())
