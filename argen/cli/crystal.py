@@ -115,8 +115,12 @@ def evaluate_crystal(model: str | None, split: Path | None, n: int, limit: int |
     if json_out:
         print(json.dumps({"model": pipe.name, **r}))
         return
-    print(f"validity        {r['validity'] * 100:5.1f}%  (true structures: {r['validity_of_true_structures'] * 100:.1f}%)")
-    for c, v in r["checks"].items():
-        print(f"  {c:13s} {v * 100:5.1f}%")
     print(f"match rate n=1  {r['match_1'] * 100:5.1f}%  RMSE {r['rmse_1']}")
-    print(f"match rate n={n:<3d}{r['match_n'] * 100:5.1f}%  RMSE {r['rmse_n']}")
+    if n > 1:
+        print(f"match rate n={n:<3d}{r['match_n'] * 100:5.1f}%  RMSE {r['rmse_n']}")
+    print(f"structural validity     {r['struct_valid'] * 100:5.1f}%  (true structures: {r['true_struct_valid'] * 100:.1f}%)")
+    print(f"compositional validity  {r['comp_valid'] * 100:5.1f}%  (true structures: {r['true_comp_valid'] * 100:.1f}%)")
+    print(f"CrystaLLM's checks      {r['validity'] * 100:5.1f}%  (true structures: {r['validity_of_true_structures'] * 100:.1f}%)")
+    for c, v in r["checks"].items():
+        print(f"  {c:21s} {v * 100:5.1f}%  (true structures: {r['checks_of_true_structures'][c] * 100:.1f}%)")
+    print(f"samples/s               {r['samples_per_s']}  ({r['samples']} samples in {r['seconds']} s)")
