@@ -119,7 +119,6 @@ class CrystalPipeline:
         """One CIF text per seed (row ``i`` is drawn with a generator seeded ``seeds[i]``)."""
         return self.sample_many([prompt] * len(seeds), seeds, sampling, max_new_tokens)
 
-    @torch.inference_mode()
     def sample_many(self, prompts: list[str], seeds: list[int], sampling: SamplingConfig,
                     max_new_tokens: int | None = MAX_NEW_TOKENS, batch: int = BATCH) -> list[str]:
         """One CIF text per row: ``prompts[i]`` continued with a generator seeded ``seeds[i]``.
@@ -130,6 +129,13 @@ class CrystalPipeline:
         CrystaLLM's ``GPT.generate`` does, on its last ``block_size`` tokens, until
         ``max_new_tokens`` new tokens (CrystaLLM: 3000); ``None`` stops it at the context.
         """
+        outs = self.sample_ids(prompts, seeds, sampling, max_new_tokens, batch)
+        return [p + self.tokenizer.decode(o) for p, o in zip(prompts, outs)]
+
+    @torch.inference_mode()
+    def sample_ids(self, prompts: list[str], seeds: list[int], sampling: SamplingConfig,
+                   max_new_tokens: int | None = MAX_NEW_TOKENS, batch: int = BATCH) -> list[list[int]]:
+        """:meth:`sample_many`'s new token ids, one list per row."""
         if len(prompts) != len(seeds):
             raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
         ids = [self.tokenizer.encode(p) for p in prompts]
@@ -146,7 +152,7 @@ class CrystalPipeline:
             rows = order[start:start + batch]
             gens = [torch.Generator(device=device).manual_seed(seeds[i]) for i in rows]
             self._decode([ids[i] for i in rows], gens, sampling, max_new_tokens, [outs[i] for i in rows], nl)
-        return [p + self.tokenizer.decode(o) for p, o in zip(prompts, outs)]
+        return outs
 
     def _decode(self, ids: list[list[int]], gens: list[torch.Generator], sampling: SamplingConfig,
                 max_new_tokens: int | None, outs: list[list[int]], nl: int) -> None:
