@@ -30,6 +30,7 @@ def crystal(
     temperature: opt.Temperature = None,
     top_k: opt.TopK = None,
     max_attempts: Annotated[int, typer.Option("--max-attempts", help="Draws per structure until one passes every check.")] = 3,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Tokens per CIF at most; past the model's context the window slides, as CrystaLLM's sampler does (its default: 3000).")] = 3000,
     keep_invalid: Annotated[bool, typer.Option("--keep-invalid", help="Also write structures that fail a check (with a warning comment).")] = False,
     preview: Annotated[Optional[Path], typer.Option("--preview", metavar="PNG", help="Also draw the first structure's cell to this PNG.")] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="A folder (out/) or a .cif path (x.cif, or x-0.cif... with -n).")] = Path("crystals/"),
@@ -46,10 +47,12 @@ def crystal(
     from argen.samplers.processors import SamplingConfig
 
     check_preview(preview)
-    req = CrystalRequest(composition, formula_units, spacegroup, num, seed, None, max_attempts, keep_invalid)
+    req = CrystalRequest(composition, formula_units, spacegroup, num, seed, None, max_attempts, keep_invalid, max_new_tokens)
     paths = output_paths(output, num, composition.strip())
-    parse_composition(composition, formula_units)  # bad input fails before the model loads
-    check_spacegroup(spacegroup)
+    from argen.modalities.crystal.crystallm.spacegroup_fit import check_fit
+
+    # bad input fails before the model loads
+    check_fit(parse_composition(composition, formula_units), check_spacegroup(spacegroup))
     pipe = CrystalPipeline.from_pretrained(model, device=device)
     defaults = dict(pipe.default_sampling)
     if temperature is not None:

@@ -168,6 +168,11 @@ def parse_composition(text: str, formula_units: int | None = None):
     elements = re.findall(r"[A-Z][a-z]?", raw)
     unknown = [e for e in elements if e not in ATOMS]
     if unknown:
+        from pymatgen.core import Element
+
+        if Element.is_valid_symbol(unknown[0]):
+            raise UsageError(f"element {unknown[0]!r} is outside CrystaLLM's vocabulary ({len(ATOMS)} elements)",
+                             hint="its 89 elements are H to Pu except Po, At, Rn, Fr and Ra")
         raise UsageError(f"unknown element {unknown[0]!r} in {raw!r}",
                          hint="use element symbols CrystaLLM's vocabulary knows (e.g. Ba, Ti, O)")
     try:

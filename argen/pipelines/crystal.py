@@ -111,8 +111,12 @@ class CrystalPipeline:
         return overrides or SamplingConfig(**self.default_sampling)
 
     def prompt(self, composition: str, formula_units: int | None = None, spacegroup: str | None = None) -> str:
+        from argen.modalities.crystal.crystallm.spacegroup_fit import check_fit
+
         comp = parse_composition(composition, formula_units)
-        return make_prompt(comp, check_spacegroup(spacegroup))
+        sg = check_spacegroup(spacegroup)
+        check_fit(comp, sg)  # a group whose sites cannot hold the counts is refused before sampling
+        return make_prompt(comp, sg)
 
     def sample_texts(self, prompt: str, seeds: list[int], sampling: SamplingConfig,
                      max_new_tokens: int | None = MAX_NEW_TOKENS) -> list[str]:
