@@ -32,7 +32,13 @@ import time
 import warnings
 from concurrent.futures import Future, ProcessPoolExecutor
 
-from argen.crystal_checks import CHECKS, MAX_SITES, check_cif, min_distance_ok, parse_structure
+from argen.crystal_checks import (
+    CHECKS,
+    MAX_SITES,
+    check_cif,
+    min_distance_ok,
+    parse_structure,
+)
 from argen.data.crystal import cif_to_text, prompt_of_text, read_split, require_pymatgen
 from argen.samplers.processors import SamplingConfig
 

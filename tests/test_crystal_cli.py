@@ -69,10 +69,12 @@ def test_invalid_samples_are_drawn_again_and_written_with_metadata(cli, model_di
 
 
 def test_keep_invalid_writes_a_warning_and_no_valid_sample_is_an_error(cli, model_dir, tmp_path):
-    code, out, err = cli("crystal", "--model", model_dir, "-c", "SrTiO3", "--seed", "0", "--max-attempts", "2",
+    code, out, err = cli("crystal", "--model", model_dir, "-c", "SrTiO3", "--max-new-tokens", "90", "--seed", "0",
+                         "--max-attempts", "2",
                          "-o", tmp_path / "a.cif")
     assert code == 1 and "no valid structure" in err and not (tmp_path / "a.cif").exists()
-    code, out, err = cli("crystal", "--model", model_dir, "-c", "SrTiO3", "--seed", "0", "--max-attempts", "2",
+    code, out, err = cli("crystal", "--model", model_dir, "-c", "SrTiO3", "--max-new-tokens", "90", "--seed", "0",
+                         "--max-attempts", "2",
                          "--keep-invalid", "-o", tmp_path / "a.cif", "--json")
     assert code == 0, err
     rec = json.loads(out)
@@ -84,8 +86,8 @@ def test_keep_invalid_writes_a_warning_and_no_valid_sample_is_an_error(cli, mode
 
 def test_same_seed_same_file(cli, model_dir, tmp_path):
     for name in ("a", "b"):
-        assert cli("crystal", "--model", model_dir, "-c", "BaTiO3", "--seed", "5", "--keep-invalid",
-                   "--max-attempts", "1", "-q", "-o", tmp_path / f"{name}.cif")[0] == 0
+        assert cli("crystal", "--model", model_dir, "-c", "BaTiO3", "--max-new-tokens", "90", "--seed", "5",
+                   "--keep-invalid", "--max-attempts", "1", "-q", "-o", tmp_path / f"{name}.cif")[0] == 0
     a, b = (read_cif_body(tmp_path / f"{n}.cif") for n in "ab")
     assert a == b and a.startswith("data_Ba1Ti1O3\n")
 

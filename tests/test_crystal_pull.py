@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from test_crystal_convert import random_nanogpt_state, save_checkpoint
 
 pytest.importorskip("pymatgen")

@@ -10,10 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from test_crystal_convert import (
+    random_nanogpt_state,
+    reference_forward,
+    save_checkpoint,
+)
 
-from argen.models.crystallm_convert import load_crystallm_checkpoint
 from argen.samplers.processors import SamplingConfig, sample
-from test_crystal_convert import random_nanogpt_state, reference_forward, save_checkpoint
 
 pytest.importorskip("pymatgen")
 
@@ -73,7 +76,7 @@ def test_sampled_rows_slide_independently_in_a_batch(fixture_model):
         ids = pipe.tokenizer.encode(prompt)
         gen = torch.Generator().manual_seed(seed)
 
-        def pick(logits):
+        def pick(logits, gen=gen):
             logits = logits / sampling.temperature
             v, _ = torch.topk(logits, sampling.top_k)
             logits = logits.masked_fill(logits < v[:, [-1]], float("-inf"))

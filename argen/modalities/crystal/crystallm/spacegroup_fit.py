@@ -52,7 +52,7 @@ def misfit(counts: dict[str, int], symbol: str) -> str | None:
     """None if every count is a sum of the group's multiplicities, else the first element that is not."""
     parts = multiplicities(symbol)
     for el, n in counts.items():
-        if not representable(int(n), parts):
+        if not representable(n, parts):
             return el
     return None
 
@@ -63,12 +63,12 @@ def check_fit(composition, symbol: str | None) -> None:
 
     if symbol is None:
         return
-    counts = {str(el): int(round(n)) for el, n in composition.items()}
+    counts = {str(el): round(n) for el, n in composition.items()}
     bad = misfit(counts, symbol)
     if bad is None:
         return
     parts = multiplicities(symbol)
-    reduced = {str(el): int(round(n)) for el, n in composition.reduced_composition.items()}
+    reduced = {str(el): round(n) for el, n in composition.reduced_composition.items()}
     z = next((z for z in range(1, 25) if misfit({e: n * z for e, n in reduced.items()}, symbol) is None), None)
     shown = ", ".join(map(str, parts[:8])) + (", ..." if len(parts) > 8 else "")
     hint = f"try --formula-units {z}" if z else "choose another space group"

@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter
-from functools import lru_cache
+from functools import cache
 
 from argen.errors import ArgenError
 
@@ -30,14 +30,14 @@ MAX_COMBINATIONS = 1e7
 
 def require_smact():
     try:
-        import smact  # noqa: F401
+        import smact
     except ImportError:
         raise ArgenError("compositional validity needs SMACT (smact is missing)",
                          hint='pip install "argen[crystal]"') from None
     return smact
 
 
-@lru_cache(maxsize=None)
+@cache
 def _element(symbol: str) -> tuple[tuple[int, ...], float | None, bool]:
     """(SMACT 1.4 oxidation states, Pauling electronegativity, is a metal) of an element."""
     smact = require_smact()
