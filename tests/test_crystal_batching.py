@@ -37,9 +37,13 @@ def test_a_row_in_a_mixed_batch_equals_the_row_alone():
 
     torch.manual_seed(0)
     pipe = CrystalPipeline(tiny_model(vocab=371, pos_emb="learned", norm="layernorm", max_seq_len=60, sharp=3.0))
-    prompts = ["data_Ba1Ti1O3\n", "data_Sr2Ti2O6\n", "data_Na1Cl1\n", "data_Ba1Ti1O3\n"]
-    seeds = [3, 4, 5, 6]
+    # nine prompts of 6 tokens and one of 11: the long row reaches the 60-token context 5 steps
+    # before the others and stays in the batch (1 of 10 is under the eighth that compacts)
+    prompts = ["data_Na1Cl1\n"] * 9 + ["data_Ba1Ti1O3Na12\n"]
+    seeds = list(range(10))
     sampling = SamplingConfig(temperature=0.9, top_k=10)
-    together = pipe.sample_ids(prompts, seeds, sampling, max_new_tokens=None, batch=3)
+    together = pipe.sample_ids(prompts, seeds, sampling, max_new_tokens=None, batch=10)
+    lengths = {len(pipe.tokenizer.encode(p)) + len(t) for p, t in zip(prompts, together)}
+    assert lengths == {60}  # every row ran to the context
     alone = [pipe.sample_ids([p], [s], sampling, max_new_tokens=None)[0] for p, s in zip(prompts, seeds)]
-    assert together == alone and together[0] != together[3]
+    assert together == alone and together[0] != together[1]

@@ -82,7 +82,9 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int,
 
     ``compact``: finished rows leave the batch (and the cache) once they are an eighth of it,
     so a batch of rows of unequal lengths decodes at the cost of the rows still running; each
-    row's output is unchanged. Not with guidance or ``forced``.
+    row's output is unchanged. Until it leaves, a finished row is fed at its last position, so
+    rows may stop at different lengths right at a learned position table's end. Not with
+    guidance or ``forced``.
 
     ``crop`` (with ``window``, for learned absolute positions, e.g. nanoGPT/CrystaLLM): once a
     row is longer than the window, every step reads its last ``window`` tokens at positions
@@ -197,7 +199,10 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int,
             if window is not None and idx.shape[1] > window:  # nanoGPT's crop (RoPE: relative)
                 idx, pos = idx[:, -window:], pos[:, -window:]
             logits = model(idx, pos=pos, num_logits=1)[:, -1]
-        next_pos = next_pos + 1
+        if compact:  # a finished row still in the batch stays at its last position (inside a learned table)
+            next_pos = next_pos + (~done[rows]).to(next_pos.device, torch.long)[:, None]
+        else:
+            next_pos = next_pos + 1
     return outputs
 
 
