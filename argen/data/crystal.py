@@ -27,7 +27,7 @@ from pathlib import Path
 from argen.errors import ArgenError, UsageError
 from argen.models.cif_tokenizer import ATOMS, SPACE_GROUPS
 
-EXTRA_HINT = 'pip install "argen[crystal]"  (pymatgen and spglib)'
+EXTRA_HINT = 'pip install "argen[crystal]"  (pymatgen, spglib and smact)'
 # CrystaLLM's fallbacks where pymatgen has no value (noble gases)
 NOBLE_VDW_RADII = {"He": 1.40, "Ne": 1.54, "Ar": 1.88, "Kr": 2.02, "Xe": 2.16, "Rn": 2.20}
 ALLEN_ELECTRONEGATIVITY = {"He": 4.16, "Ne": 4.79, "Ar": 3.24}
