@@ -14,9 +14,10 @@ compositions of the smallest normalised RMS displacement. Validities are shares 
 CrystaLLM's checks (:mod:`argen.crystal_checks`) run on every sample and, for the ceiling a
 perfect model would reach, on the true structures.
 
-The prompt: CrystaLLM prompts with ``data_<cell composition>``; with ``props`` (the default)
-the atom-property block that CrystaLLM's preprocessing derives from the composition alone
-follows it, so the model does not spend a quarter of its steps writing what it is given.
+The prompt: CrystaLLM's, ``data_<cell composition>``; with ``props`` the atom-property block that
+CrystaLLM's preprocessing derives from the composition alone follows it, so the model does not
+spend a quarter of its steps writing what it is given (on the first 16 Perov-5 compositions at
+n=20 this made no difference beyond noise: docs/crystal-benchmark.md).
 
 Speed: the samples of many compositions are decoded together (``CrystalPipeline.sample_many``:
 one batch, the KV cache, finished rows leave the batch) while worker processes run the checks
@@ -55,7 +56,7 @@ def _matcher():
     return _MATCHER
 
 
-def prepare(cif: str, props: bool = True) -> tuple[str, str]:
+def prepare(cif: str, props: bool = False) -> tuple[str, str]:
     """(prompt, CrystaLLM text) of a test CIF."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -136,7 +137,7 @@ def _clock(seconds: float) -> str:
 
 
 def evaluate_split(pipe, split: str, n: int = 20, limit: int | None = None, sampling: dict | SamplingConfig | None = None,
-                   seed: int = 0, quiet: bool = False, workers: int | None = None, props: bool = True,
+                   seed: int = 0, quiet: bool = False, workers: int | None = None, props: bool = False,
                    batch: int | None = None) -> dict:
     """Score ``pipe`` (a CrystalPipeline) on the first ``limit`` rows of ``split``.
 
