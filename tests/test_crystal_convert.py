@@ -94,9 +94,9 @@ def test_cached_sampling_from_a_checkpoint_pipeline(tmp_path):
 
     ckpt = save_checkpoint(tmp_path / "ckpt.pt", random_nanogpt_state(block_size=48), block_size=48)
     pipe = CrystalPipeline.from_pretrained(str(ckpt))
-    texts = pipe.sample_texts("data_Ba1Ti1O3\n", [0, 1], SamplingConfig(temperature=1.0))
+    texts = pipe.sample_texts("data_Ba1Ti1O3\n", [0, 1], SamplingConfig(temperature=1.0), max_new_tokens=60)
     assert all(t.startswith("data_Ba1Ti1O3\n") for t in texts)
-    assert texts == pipe.sample_texts("data_Ba1Ti1O3\n", [0, 1], SamplingConfig(temperature=1.0))  # seeded
+    assert texts == pipe.sample_texts("data_Ba1Ti1O3\n", [0, 1], SamplingConfig(temperature=1.0), 60)  # seeded
     assert texts[0] != texts[1]  # one generator per row
 
 

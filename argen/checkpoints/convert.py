@@ -13,15 +13,18 @@ from typing import Any
 CONVERTERS = {
     "var": "argen.modalities.image.var.convert:convert_files",
     "llamagen": "argen.modalities.image.llamagen.convert:convert_files",
+    "crystallm": "argen.modalities.crystal.crystallm_convert:convert_files",
 }
 FAMILIES = tuple(CONVERTERS)
 
 
-def convert(family: str, sources: list[Path], out: Path, **options: Any) -> Path:
-    """Convert the checkpoint files ``sources`` of ``family`` into the folder ``out``; returns it."""
+def convert(family: str, sources: list[Path], out: Path, name: str | None = None, **options: Any) -> Path:
+    """Convert the checkpoint files ``sources`` of ``family`` into the folder ``out`` (``name``: the
+    model's registered name, for converters that record it); returns it."""
     from argen.errors import UsageError
 
     if family not in CONVERTERS:
         raise UsageError(f"unknown checkpoint family {family!r}", hint=f"one of: {', '.join(FAMILIES)}")
-    module, name = CONVERTERS[family].split(":")
-    return getattr(importlib.import_module(module), name)(list(sources), out, **options)
+    module, attr = CONVERTERS[family].split(":")
+    fn = getattr(importlib.import_module(module), attr)
+    return fn(list(sources), out, name=name, **options)

@@ -2,19 +2,26 @@
 downloads a registered model's files into argen's cache, checks each against the sha256 the
 registry names (a corrupt download is deleted and fetched again), and leaves them where
 `--model NAME` finds them. Nothing is downloaded implicitly at generation time.
+
+A registry file may instead name a plain ``url`` (e.g. a Zenodo record's file) with a pinned
+checksum: its sha256, or the md5 its publisher lists, in which case the sha256 of the download
+that matched is recorded and checked at every later load, as for unpinned hub files.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import sys
 import tempfile
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from argen.checkpoints.files import sha256_file
-from argen.checkpoints.registry import RegistryEntry
+from argen.checkpoints.registry import RegistryEntry, RegistryFile
 from argen.errors import ArgenError
 from argen.io.atomic import write_text_atomic
 
@@ -128,6 +135,15 @@ def pull(name: str, entry: RegistryEntry, endpoint: str | None = None, attempts:
             _log(f"{f.file}: present, sha256 ok", quiet)
             verified[f.file] = want
             continue
+        if f.url is not None:
+            present = _file_hashes(dest) if not want and dest.is_file() else None  # copied by hand, not yet recorded
+            if present and _matches(f, *present):
+                _log(f"{f.file}: present, checksum ok", quiet)
+                verified[f.file] = present[1]
+                continue
+            verified[f.file] = _pull_url(name, f, dest, folder, attempts, quiet)
+            downloaded = True
+            continue
         try:
             want = f.sha256 or published_sha256(hub.repo_id, f.file, hub.revision, endpoint)
         except ConnectionError as e:
@@ -158,8 +174,49 @@ def pull(name: str, entry: RegistryEntry, endpoint: str | None = None, attempts:
             from argen.checkpoints.convert import convert
 
             _log(f"converting to argen's format ({hub.convert}) in {out}", quiet)
-            convert(hub.convert, [folder / f.file for f in hub.files], out, **hub.options)
+            convert(hub.convert, [folder / f.file for f in hub.files], out, name=name, **hub.options)
     return folder
+
+
+def _file_hashes(path: Path, chunk: int = 1 << 20) -> tuple[str, str]:
+    """(md5, sha256) of a file."""
+    md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            md5.update(block)
+            sha.update(block)
+    return md5.hexdigest(), sha.hexdigest()
+
+
+def _matches(f: RegistryFile, md5: str, sha: str) -> bool:
+    """A url file's bytes carry every checksum the registry pins for it (at least one is pinned)."""
+    return (f.sha256 is None or sha == f.sha256) and (f.md5 is None or md5 == f.md5)
+
+
+def _pull_url(name: str, f: RegistryFile, dest: Path, folder: Path, attempts: int, quiet: bool) -> str:
+    """Download ``f.url`` to ``dest`` until its bytes match the pinned checksum; returns their sha256."""
+    pinned = f"sha256 {f.sha256}" if f.sha256 else f"md5 {f.md5}"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    for attempt in range(1, attempts + 1):
+        with tempfile.TemporaryDirectory(dir=folder, prefix=".pull-") as staging:
+            got = Path(staging) / "download"
+            try:
+                req = urllib.request.Request(f.url, headers={"User-Agent": "argen"})
+                with urllib.request.urlopen(req, timeout=60) as r, open(got, "wb") as out:
+                    shutil.copyfileobj(r, out, 1 << 20)
+            except (urllib.error.URLError, OSError, ValueError) as e:
+                reason = (str(getattr(e, "reason", None) or e).strip().splitlines() or [type(e).__name__])[0][:200]
+                raise ArgenError(f"cannot download {f.file} from {f.url} ({reason})",
+                                 hint=f"offline? copy the file to {dest} ({pinned}) and run "
+                                      f"`argen weights pull {name}` again to check it") from None
+            md5, sha = _file_hashes(got)
+            if _matches(f, md5, sha):
+                os.replace(got, dest)  # same filesystem: the file appears whole or not at all
+                _log(f"{f.file}: downloaded, {pinned.split()[0]} ok", quiet)
+                return sha
+        _log(f"{f.file}: checksum mismatch on attempt {attempt} of {attempts} (expected {pinned}); discarded", quiet)
+    raise ArgenError(f"{f.file} from {f.url} did not match its pinned checksum in {attempts} attempts",
+                     hint="the download is being corrupted, or the file changed at its source; try again later")
 
 
 def _offline(name: str, repo_id: str, file: str, dest: Path, sha: str | None, why: Exception) -> ArgenError:

@@ -22,17 +22,37 @@ class RegistryFile(Strict):
     # hub files may leave it out: the sha256 the hub publishes for the file (its LFS oid) is
     # checked at download and recorded in the cache, and every later load checks against that
     sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    # a file served at a plain URL (not a hub repository), e.g. a Zenodo record's file; such a
+    # file needs a pinned checksum: its sha256, or the md5 its publisher lists (then the sha256
+    # is recorded at the download that matched the md5, and later loads check against that)
+    url: str | None = Field(None, pattern=r"^https?://\S+$")
+    md5: str | None = Field(None, pattern=r"^[0-9a-f]{32}$")
+
+    @model_validator(mode="after")
+    def _pinned_url(self) -> "RegistryFile":
+        if self.url is not None and self.sha256 is None and self.md5 is None:
+            raise ValueError(f"{self.file}: a file with a url needs a pinned sha256 or md5")
+        if self.md5 is not None and self.url is None:
+            raise ValueError(f"{self.file}: md5 is for files with a url")
+        return self
 
 
 class HubSource(Strict):
     """Where a model that is not bundled comes from: files of a Hugging Face hub repository,
     each with the sha256 it must have (``file`` is the path inside the repository)."""
 
-    repo_id: str = Field(pattern=r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+    repo_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # None: every file has a url
     revision: str = "main"
     files: list[RegistryFile] = Field(min_length=1)
-    convert: Literal["var", "llamagen"] | None = None  # the converter that makes argen's format from the files
+    # the converter that makes argen's format from the files
+    convert: Literal["var", "llamagen", "crystallm"] | None = None
     options: dict[str, Any] = {}  # passed to the converter (e.g. which architecture the files hold)
+
+    @model_validator(mode="after")
+    def _a_source_per_file(self) -> "HubSource":
+        if self.repo_id is None and any(f.url is None for f in self.files):
+            raise ValueError("files without a url need a repo_id")
+        return self
 
 
 class RegistryEntry(Strict):

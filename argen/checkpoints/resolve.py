@@ -58,7 +58,7 @@ def resolve(name_or_path: str, modality: str | None = None) -> ModelRef:
 
         folder = verify_pulled(name_or_path, entry)
         hashes = expected_hashes(name_or_path, entry)
-        weights = next((sha for f, sha in hashes.items() if f.endswith((".safetensors", ".pt", ".pth"))), None)
+        weights = next((sha for f, sha in hashes.items() if f.endswith((".safetensors", ".pt", ".pth", ".tar.gz"))), None)
         return ModelRef(path=folder, name=name_or_path, bundled=True, sha256=weights, files=dict(hashes))
     root = bundled_dir()
     verify(root, name_or_path, entry)

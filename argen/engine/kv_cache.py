@@ -66,6 +66,12 @@ class KVCache:
             if length == 0:
                 self.padded = False
 
+    def keep_rows(self, rows: torch.Tensor) -> None:
+        """Keep only the batch rows ``rows`` (R,) in that order (finished rows leave the batch)."""
+        self.k = [k.index_select(0, rows) for k in self.k]
+        self.v = [v.index_select(0, rows) for v in self.v]
+        self.pos = self.pos.index_select(0, rows)
+
     def evict(self, n_drop: int, n_sink: int,
               rope_at: Callable[[torch.Tensor, torch.dtype], tuple[torch.Tensor, torch.Tensor] | None]) -> torch.Tensor:
         """Drop ``n_drop`` slots after the first ``n_sink`` and slide the rest down.

@@ -58,7 +58,8 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int,
              use_cache: bool = True, compile: bool = False, pad_id: int = 0,
              window: int | None = None, uncond_prompts: list[list[int]] | None = None,
              vocab_limit: int | None = None, forced: torch.Tensor | None = None,
-             allowed: AllowedFn | None = None) -> list[list[int]]:
+             allowed: AllowedFn | None = None, compact: bool = False,
+             crop: bool = False) -> list[list[int]]:
     """Sample up to ``max_new_tokens`` after each prompt; returns the new tokens of each row.
 
     A row ends at ``eos_id`` (kept in its output) or when ``stop(row, tokens)`` says so.
@@ -78,6 +79,20 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int,
     of one id per stream, each step samples every stream at once (tokens (B, n_streams),
     returned as tuples), ``vocab_limit`` applies within each stream and ``forced`` is
     (B, max_new_tokens, n_streams) (the delay pattern's fixed positions).
+
+    ``compact``: finished rows leave the batch (and the cache) once they are an eighth of it,
+    so a batch of rows of unequal lengths decodes at the cost of the rows still running; each
+    row's output is unchanged. Until it leaves, a finished row is fed at its last position, so
+    rows may stop at different lengths right at a learned position table's end. Not with
+    guidance or ``forced``.
+
+    ``crop`` (with ``window``, for learned absolute positions, e.g. nanoGPT/CrystaLLM): once a
+    row is longer than the window, every step reads its last ``window`` tokens at positions
+    0..window-1, as nanoGPT's ``generate`` crops ``idx[:, -block_size:]``. The window then moves
+    by one token a step and every token's position embedding changes with it, so the keys and
+    values of every layer change: no cache entry survives a crop (eviction cannot express it,
+    unlike RoPE's relative positions), and each step past the window recomputes the window.
+    Up to the window the cache is used as usual; prompts may be longer than the window.
     """
     sampling = sampling or SamplingConfig()
     device = model.embed.weight.device
@@ -85,6 +100,11 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int,
     if generators is None and not sampling.greedy:
         generators = make_generators(seed if seed is not None else torch.seed() % 2**31, b, device)
     guided = uncond_prompts is not None and sampling.guided
+    if compact and (guided or forced is not None):
+        raise ValueError("compact is for unguided, unforced sampling")
+    if crop and (window is None or guided or model.cfg.n_streams > 1):
+        raise ValueError("crop needs a window, one stream and no guidance")
+    rows = list(range(b))  # the original index of each row still in the batch
     if guided:
         prompts = list(prompts) + list(uncond_prompts)  # rows b.. are the unconditional twins
     idx, pos = left_pad(prompts, pad_id)
@@ -101,13 +121,18 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int,
     if max_new_tokens <= 0:
         return outputs
     capacity = idx.shape[1] + max_new_tokens
+    # recompute each row's last window from position 0 (uncached crop: every step)
+    cropping = crop and (idx.shape[1] > window or not use_cache)
     if window is not None:
-        if idx.shape[1] > window:
+        if idx.shape[1] > window and not crop:
             raise ValueError(f"the prompt ({idx.shape[1]} tokens) is longer than the window ({window})")
         capacity = min(capacity, window)
+    use_cache = use_cache and not cropping
     cache = model.new_cache(len(prompts), capacity=capacity) if use_cache else None
     step_fn = compiled_decoder() if (compile and use_cache) else decode_one_token
-    if use_cache:
+    if cropping:
+        logits = _window_logits(model, prompts, outputs, rows, window, pad_id, device)
+    elif use_cache:
         logits = prefill(model, idx, pos, cache)
     else:
         logits = model(idx, pos=pos, num_logits=1)[:, -1]
@@ -117,31 +142,54 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int,
             logits = logits.view(logits.shape[0], streams, -1)  # (B, n_streams, V / n_streams)
         if vocab_limit is not None:
             logits = logits[..., :vocab_limit]
-        logits = guide(logits, b, sampling, step / max(1, max_new_tokens - 1), step)  # (B, V)
+        nb = len(rows)  # rows in the batch (b unless compacted)
+        logits = guide(logits, nb, sampling, step / max(1, max_new_tokens - 1), step)  # (B, V)
         if allowed is not None:
-            logits = logits.masked_fill(~allowed(step, outputs).to(logits.device), float("-inf"))
+            mask = allowed(step, outputs).to(logits.device)
+            logits = logits.masked_fill(~(mask[rows] if compact else mask), float("-inf"))
         if sampling.greedy and not penalise:
             tok = logits.argmax(-1)  # (B,)
         else:
-            tok = sample(probs_from_logits(logits, sampling, None if history is None else history[:b]), generators)
+            tok = sample(probs_from_logits(logits, sampling, None if history is None else history[:nb]), generators)
         if forced is not None:
             tok = torch.where(forced[:, step] >= 0, forced[:, step], tok)
         if on_token is not None:
-            on_token(tok.masked_fill(done.to(tok.device).view(-1, *[1] * (tok.dim() - 1)), -1))
+            shown = tok.masked_fill(done[rows].to(tok.device).view(-1, *[1] * (tok.dim() - 1)), -1)
+            if compact:  # callers see every original row; rows that left the batch read -1
+                shown = torch.full((b, *tok.shape[1:]), -1, dtype=tok.dtype, device=tok.device).index_copy(
+                    0, torch.tensor(rows, device=tok.device), shown)
+            on_token(shown)
         tok_cpu = tok.tolist()
-        for r in range(b):
+        for j, r in enumerate(rows):
             if done[r]:
                 continue
-            outputs[r].append(tuple(tok_cpu[r]) if streams > 1 else tok_cpu[r])
-            if (eos_id is not None and tok_cpu[r] == eos_id) or (stop is not None and stop(r, outputs[r])):
+            outputs[r].append(tuple(tok_cpu[j]) if streams > 1 else tok_cpu[j])
+            if (eos_id is not None and tok_cpu[j] == eos_id) or (stop is not None and stop(r, outputs[r])):
                 done[r] = True
         if bool(done.all()) or step == max_new_tokens - 1:
             break  # no forward pass for a token that will not be sampled
+        if compact and 8 * int(done[rows].sum()) >= nb:  # drop finished rows (a cache copy, so not every step)
+            keep = [j for j, r in enumerate(rows) if not done[r]]
+            sel = torch.tensor(keep, device=device)
+            rows = [rows[j] for j in keep]
+            tok, next_pos = tok[sel], next_pos[sel]
+            if generators is not None:
+                generators = [generators[j] for j in keep]
+            if history is not None:
+                history = history[sel]
+            if cache is not None:
+                cache.keep_rows(sel)
+            if not use_cache and not cropping:
+                idx, pos = idx[sel], pos[sel]
         if guided:
             tok = torch.cat([tok, tok])  # the unconditional twins continue with the same tokens
         if penalise:
             history = torch.cat([history, tok[:, None]], dim=1)
-        if use_cache:
+        if use_cache and crop and cache.length == cache.capacity:  # the window is full: crop from now on
+            use_cache, cropping, cache = False, True, None
+        if cropping:
+            logits = _window_logits(model, prompts, outputs, rows, window, pad_id, device)
+        elif use_cache:
             if cache.length == cache.capacity:  # only reachable with a window
                 next_pos = next_pos - cache.evict(max(1, capacity // 4), 0, model.rope)[:, None]
             logits = step_fn(model, tok[:, None], next_pos, cache)
@@ -151,5 +199,16 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int,
             if window is not None and idx.shape[1] > window:  # nanoGPT's crop (RoPE: relative)
                 idx, pos = idx[:, -window:], pos[:, -window:]
             logits = model(idx, pos=pos, num_logits=1)[:, -1]
-        next_pos = next_pos + 1
+        if compact:  # a finished row still in the batch stays at its last position (inside a learned table)
+            next_pos = next_pos + (~done[rows]).to(next_pos.device, torch.long)[:, None]
+        else:
+            next_pos = next_pos + 1
     return outputs
+
+
+def _window_logits(model: Transformer, prompts: list[list[int]], outputs: list[list[int]], rows: list[int],
+                   window: int, pad_id: int, device) -> torch.Tensor:
+    """Next-token logits (R, V) of each row in ``rows`` from its last ``window`` tokens, read at
+    positions 0.. (nanoGPT's crop of ``idx[:, -block_size:]``), without a cache."""
+    idx, pos = left_pad([(prompts[r] + outputs[r])[-window:] for r in rows], pad_id)  # (R, <=window)
+    return model(idx.to(device), pos=pos.to(device), num_logits=1)[:, -1]

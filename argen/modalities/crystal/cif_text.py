@@ -27,7 +27,7 @@ from pathlib import Path
 from argen.errors import ArgenError, UsageError
 from argen.modalities.crystal.tokenizer import ATOMS, SPACE_GROUPS
 
-EXTRA_HINT = 'pip install "argen[crystal]"  (pymatgen and spglib)'
+EXTRA_HINT = 'pip install "argen[crystal]"  (pymatgen, spglib and smact)'
 # CrystaLLM's fallbacks where pymatgen has no value (noble gases)
 NOBLE_VDW_RADII = {"He": 1.40, "Ne": 1.54, "Ar": 1.88, "Kr": 2.02, "Xe": 2.16, "Rn": 2.20}
 ALLEN_ELECTRONEGATIVITY = {"He": 4.16, "Ne": 4.79, "Ar": 3.24}
@@ -57,7 +57,7 @@ def read_split(path: str | Path, limit: int | None = None) -> list[CrystalRow]:
     try:
         f = p.open(newline="", encoding="utf-8")
     except OSError as e:
-        raise UsageError(f"cannot read {p}: {e.strerror or e}", hint="give a CDVAE-style CSV, e.g. perov_5/test.csv")
+        raise UsageError(f"cannot read {p}: {e.strerror or e}", hint="give a CDVAE-style CSV, e.g. perov_5/test.csv") from None
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     with f:
         reader = csv.DictReader(f)
@@ -168,6 +168,11 @@ def parse_composition(text: str, formula_units: int | None = None):
     elements = re.findall(r"[A-Z][a-z]?", raw)
     unknown = [e for e in elements if e not in ATOMS]
     if unknown:
+        from pymatgen.core import Element
+
+        if Element.is_valid_symbol(unknown[0]):
+            raise UsageError(f"element {unknown[0]!r} is outside CrystaLLM's vocabulary ({len(ATOMS)} elements)",
+                             hint="its 89 elements are H to Pu except Po, At, Rn, Fr and Ra")
         raise UsageError(f"unknown element {unknown[0]!r} in {raw!r}",
                          hint="use element symbols CrystaLLM's vocabulary knows (e.g. Ba, Ti, O)")
     try:
@@ -189,7 +194,8 @@ def check_spacegroup(symbol: str | None) -> str | None:
     s = symbol.strip().replace(" ", "")
     if s not in SPACE_GROUPS:
         near = [g for g in SPACE_GROUPS if g.lower() == s.lower()]
-        hint = f"did you mean {near[0]}?" if near else "use a Hermann-Mauguin symbol as pymatgen writes it, e.g. Pm-3m, P4/mmm, Fd-3m, P2_1/c"
+        hint = (f"did you mean {near[0]}?" if near
+                else "use a Hermann-Mauguin symbol as pymatgen writes it, e.g. Pm-3m, P4/mmm, Fd-3m, P2_1/c")
         raise UsageError(f"unknown space group {symbol!r}", hint=hint)
     return s
 

@@ -105,3 +105,65 @@ def load_crystallm_checkpoint(path: str | Path) -> tuple[Transformer, dict[str, 
     meta = {"format": "crystallm-nanogpt", "modality": "crystal", "name": path.stem,
             "transformer": cfg.to_dict(), "sampling": {"temperature": 0.8, "top_k": 10}}
     return model, meta
+
+
+def extract_member(archive: str | Path, member: str, dest: str | Path) -> Path:
+    """Copy the one regular file named ``member`` (its base name, e.g. ``ckpt.pt``) out of a tar
+    archive (gzip or not) to ``dest``. Nothing is written under a name the archive chooses; an
+    archive holding an absolute path, a ``..`` component, a link or a device is refused whole.
+    (CrystaLLM's Zenodo models are ``<name>.tar.gz`` holding ``<name>/ckpt.pt``, README.md.)"""
+    import shutil
+    import tarfile
+    from pathlib import PurePosixPath
+
+    archive, dest = Path(archive), Path(dest)
+    found = 0
+    try:
+        with tarfile.open(archive, "r|*") as tar:  # one pass: a stream, no seeking back
+            for m in tar:
+                p = PurePosixPath(m.name)
+                if p.is_absolute() or ".." in p.parts or not (m.isfile() or m.isdir()):
+                    raise ArgenError(f"{archive}: refused: member {m.name!r} is a link, a device or a path "
+                                     "outside the archive's folder", hint="the archive is not a CrystaLLM release")
+                if m.isfile() and p.name == member:
+                    found += 1
+                    if found == 1:
+                        src = tar.extractfile(m)
+                        with open(dest, "wb") as out:
+                            shutil.copyfileobj(src, out, 1 << 20)
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise ArgenError(f"{archive} is not a readable tar archive ({e})", hint="delete it and pull again") from None
+    if found != 1:
+        dest.unlink(missing_ok=True)
+        raise ArgenError(f"{archive} holds {found} files named {member}, expected one",
+                         hint="the archive is not a CrystaLLM release")
+    return dest
+
+
+def convert_crystallm(source: str | Path, out: str | Path, name: str | None = None, member: str = "ckpt.pt") -> Path:
+    """A CrystaLLM ``ckpt.pt``, or a release archive holding one, -> an argen model folder ``out``."""
+    import tempfile
+
+    from argen.checkpoints.argen_format import save_model_dir
+
+    source, out = Path(source), Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".convert-") as tmp:
+        ckpt = source
+        if source.name.endswith((".tar", ".tar.gz", ".tgz")):
+            ckpt = extract_member(source, member, Path(tmp) / member)
+        model, meta = load_crystallm_checkpoint(ckpt)
+        meta = {k: v for k, v in meta.items() if k not in ("format", "modality", "transformer")}
+        save_model_dir(out, model, "crystal", {**meta, "name": name or source.name.split(".")[0],
+                                               "source": source.name})
+    return out
+
+
+def convert_files(sources: list[Path], out: Path, name: str | None = None, **options) -> Path:
+    """`argen weights pull` of a CrystaLLM release: its one archive (or ckpt.pt) -> an argen folder."""
+    from argen.errors import UsageError
+
+    if len(sources) != 1:
+        raise UsageError(f"crystallm conversion takes one file (ckpt.pt or its release archive), got {len(sources)}",
+                         hint="e.g. crystallm_v1_small.tar.gz")
+    return convert_crystallm(sources[0], out, name=name, **options)

@@ -100,7 +100,7 @@ class CrystalModalityPipeline(Pipeline):
         for group in runs(rows):  # consecutive seeds of one composition: one request
             first = group[0]
             req = CrystalRequest(first.prompt.strip(), spec.formula_units, spec.spacegroup, len(group), first.seed,
-                                 sampling, spec.max_attempts, spec.keep_invalid)
+                                 sampling, spec.max_attempts, spec.keep_invalid, spec.max_new_tokens)
             for row, s in zip(group, self.inner(req)):
                 meta = {k: v for k, v in s.metadata.items() if k != "seconds"}  # same seed, same bytes
                 skip = None if (s.valid or spec.keep_invalid) else "failed checks"

@@ -23,7 +23,8 @@ from argen.modalities.crystal.checks import CheckReport, check_cif, restore_symm
 from argen.modalities.crystal.cif_text import check_spacegroup, make_prompt, parse_composition, require_pymatgen
 from argen.modalities.crystal.tokenizer import CIFTokenizer
 
-BATCH = 32  # samples drawn together
+BATCH = 256  # rows decoded together (finished rows leave the batch)
+MAX_NEW_TOKENS = 3000  # CrystaLLM's bin/sample.py and bin/generate_cifs.py default
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 
 
@@ -37,12 +38,15 @@ class CrystalRequest:
     sampling: SamplingConfig | None = None  # None: the model's defaults
     max_attempts: int = 3
     keep_invalid: bool = False
+    max_new_tokens: int | None = MAX_NEW_TOKENS  # past the context the window slides; None: stop at the context
 
     def __post_init__(self) -> None:
         if self.n < 1:
             raise UsageError(f"-n must be at least 1, got {self.n}", hint="e.g. -n 10")
         if self.max_attempts < 1:
             raise UsageError(f"--max-attempts must be at least 1, got {self.max_attempts}", hint="e.g. --max-attempts 5")
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            raise UsageError(f"--max-new-tokens must be at least 1, got {self.max_new_tokens}", hint="CrystaLLM uses 3000")
 
 
 @dataclass
@@ -107,30 +111,89 @@ class CrystalPipeline:
         return overrides or SamplingConfig(**self.default_sampling)
 
     def prompt(self, composition: str, formula_units: int | None = None, spacegroup: str | None = None) -> str:
+        from argen.modalities.crystal.crystallm.spacegroup_fit import check_fit
+
         comp = parse_composition(composition, formula_units)
-        return make_prompt(comp, check_spacegroup(spacegroup))
+        sg = check_spacegroup(spacegroup)
+        check_fit(comp, sg)  # a group whose sites cannot hold the counts is refused before sampling
+        return make_prompt(comp, sg)
+
+    def sample_texts(self, prompt: str, seeds: list[int], sampling: SamplingConfig,
+                     max_new_tokens: int | None = MAX_NEW_TOKENS) -> list[str]:
+        """One CIF text per seed (row ``i`` is drawn with a generator seeded ``seeds[i]``)."""
+        return self.sample_many([prompt] * len(seeds), seeds, sampling, max_new_tokens)
+
+    def sample_many(self, prompts: list[str], seeds: list[int], sampling: SamplingConfig,
+                    max_new_tokens: int | None = MAX_NEW_TOKENS, batch: int = BATCH) -> list[str]:
+        """One CIF text per row: ``prompts[i]`` continued with a generator seeded ``seeds[i]``.
+
+        Rows are decoded ``batch`` at a time through the KV cache (any mix of prompts; a row
+        leaves the batch when it ends), so a row's text does not depend on the others. A CIF
+        ends at two newlines in a row. A row that reaches the model's context goes on as
+        CrystaLLM's ``GPT.generate`` does, on its last ``block_size`` tokens, until
+        ``max_new_tokens`` new tokens (CrystaLLM: 3000); ``None`` stops it at the context.
+        """
+        outs = self.sample_ids(prompts, seeds, sampling, max_new_tokens, batch)
+        return [p + self.tokenizer.decode(o) for p, o in zip(prompts, outs)]
 
     @torch.inference_mode()
-    def sample_texts(self, prompt: str, seeds: list[int], sampling: SamplingConfig) -> list[str]:
-        """One CIF text per seed (row ``i`` is drawn with a generator seeded ``seeds[i]``)."""
-        ids = self.tokenizer.encode(prompt)
-        room = self.model.cfg.max_seq_len - len(ids)
-        if room < 1:
-            raise UsageError(f"the prompt ({len(ids)} tokens) fills the model's context ({self.model.cfg.max_seq_len})",
+    def sample_ids(self, prompts: list[str], seeds: list[int], sampling: SamplingConfig,
+                   max_new_tokens: int | None = MAX_NEW_TOKENS, batch: int = BATCH) -> list[list[int]]:
+        """:meth:`sample_many`'s new token ids, one list per row."""
+        if len(prompts) != len(seeds):
+            raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
+        ids = [self.tokenizer.encode(p) for p in prompts]
+        context = self.model.cfg.max_seq_len
+        too_long = [len(i) for i in ids if len(i) >= context]
+        if too_long and max_new_tokens is None:
+            raise UsageError(f"the prompt ({too_long[0]} tokens) fills the model's context ({context})",
                              hint="use a smaller composition")
         nl = self.tokenizer.newline_id
+        device = self.model.embed.weight.device
+        outs: list[list[int]] = [[] for _ in prompts]
+        order = sorted(range(len(prompts)), key=lambda i: len(ids[i]))  # similar widths share a batch
+        for start in range(0, len(order), batch):
+            rows = order[start:start + batch]
+            gens = [torch.Generator(device=device).manual_seed(seeds[i]) for i in rows]
+            self._decode([ids[i] for i in rows], gens, sampling, max_new_tokens, [outs[i] for i in rows], nl)
+        return outs
 
-        def stop(_row: int, new: list[int]) -> bool:
+    def _decode(self, ids: list[list[int]], gens: list[torch.Generator], sampling: SamplingConfig,
+                max_new_tokens: int | None, outs: list[list[int]], nl: int) -> None:
+        """Fill ``outs`` (one list per row) with new tokens: through the cache up to the context,
+        then, for rows still going, on a sliding window (recomputed each step: learned positions)."""
+        context = self.model.cfg.max_seq_len
+        budget = [max_new_tokens if max_new_tokens is not None else max(0, context - len(i)) for i in ids]
+
+        def ended(new: list[int]) -> bool:
             return len(new) >= 2 and new[-1] == nl and new[-2] == nl
 
-        device = self.model.embed.weight.device
-        texts = []
-        for i in range(0, len(seeds), BATCH):
-            chunk = seeds[i:i + BATCH]
-            gens = [torch.Generator(device=device).manual_seed(s) for s in chunk]
-            outs = generate(self.model, [ids] * len(chunk), room, sampling, generators=gens, stop=stop)
-            texts += [prompt + self.tokenizer.decode(o) for o in outs]
-        return texts
+        # 1. cached, each row up to the context (or its budget)
+        first = [r for r, i in enumerate(ids) if len(i) < context and budget[r] > 0]
+        if first:
+            cap = [min(budget[r], context - len(ids[r])) for r in first]
+
+            def stop1(j: int, new: list[int]) -> bool:
+                return ended(new) or len(new) >= cap[j]
+
+            got = generate(self.model, [ids[r] for r in first], max(cap), sampling,
+                           generators=[gens[r] for r in first], stop=stop1, compact=True)
+            for r, g in zip(first, got):
+                outs[r].extend(g)
+        # 2. rows that filled the context without ending, on CrystaLLM's cropped window
+        more = [r for r in range(len(ids)) if not ended(outs[r]) and len(outs[r]) < budget[r]
+                and len(ids[r]) + len(outs[r]) >= context]
+        if more:
+            left = [budget[r] - len(outs[r]) for r in more]
+
+            def stop2(j: int, new: list[int]) -> bool:
+                return ended(outs[more[j]] + new[-2:]) or len(new) >= left[j]
+
+            got = generate(self.model, [ids[r] + outs[r] for r in more], max(left), sampling,
+                           generators=[gens[r] for r in more], stop=stop2, compact=True,
+                           window=context, crop=True)
+            for r, g in zip(more, got):
+                outs[r].extend(g)
 
     def finish(self, text: str) -> tuple[str, CheckReport, Any]:
         """(post-processed CIF, check report, structure or None) for a generated text."""
@@ -155,7 +218,7 @@ class CrystalPipeline:
                 break
             t0 = time.time()
             seeds = [base + attempt * req.n + i for i in todo]
-            texts = self.sample_texts(prompt, seeds, sampling)
+            texts = self.sample_texts(prompt, seeds, sampling, req.max_new_tokens)
             for i, seed, text in zip(todo, seeds, texts):
                 cif, report, structure = self.finish(text)
                 best[i] = CrystalSample(i, text, cif, report, seed, attempt + 1, structure=structure)
@@ -168,7 +231,9 @@ class CrystalPipeline:
                 modality="crystal", prompt=prompt, composition=req.composition, formula_units=req.formula_units,
                 spacegroup=req.spacegroup, seed=s.seed, attempts=s.attempts, max_attempts=req.max_attempts,
                 model=self.name, model_sha256=weights.digest(self.ref) if self.ref else None,
-                sampling=sampling.to_dict(), checks=s.report.to_dict(), seconds=round(seconds, 3))
+                sampling=sampling.to_dict(), checks=s.report.to_dict(),
+                max_new_tokens=None if req.max_new_tokens == MAX_NEW_TOKENS else req.max_new_tokens,
+                seconds=round(seconds, 3))
         return samples
 
 def load_pipeline(model: str | None, device: str = "auto") -> CrystalPipeline:

@@ -156,7 +156,7 @@ def load_llamagen_dir(path: str | Path) -> tuple[LlamaGenVQ, Transformer, dict[s
     return load_llamagen_vq(path / meta.get("tokenizer", "tokenizer")), gpt, meta
 
 
-def convert_files(sources: list[Path], out: Path, **options) -> Path:
+def convert_files(sources: list[Path], out: Path, name: str | None = None, **options) -> Path:
     """``argen weights convert --family llamagen VQ GPT``: the VQ's file, then the transformer's."""
     from argen.errors import UsageError
 

@@ -138,7 +138,7 @@ def load_var_dir(path: str | Path) -> tuple[VQVAE, VAR, dict[str, Any]]:
     return vae, var, meta
 
 
-def convert_files(sources: list[Path], out: Path, **options) -> Path:
+def convert_files(sources: list[Path], out: Path, name: str | None = None, **options) -> Path:
     """``argen weights convert --family var VAE DECODER``: the VAE's file, then the transformer's."""
     from argen.errors import UsageError
 
