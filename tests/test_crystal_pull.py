@@ -93,7 +93,7 @@ def test_pull_checks_the_md5_retries_a_corrupt_download_and_converts(cli, server
 
     data, ckpt = release
     folder = registry(tmp_path, monkeypatch, server, "crystallm_tiny.tar.gz", md5=hashlib.md5(data).hexdigest())
-    code, _, err = cli("crystal", "--model", "tiny-url", "-c", "BaTiO3")
+    code, _, err = cli("crystal", "--model", "tiny-url", "--composition", "BaTiO3")
     assert code == 1 and "argen weights pull tiny-url" in err
     server.corrupt["crystallm_tiny.tar.gz"] = 1
     code, out, err = cli("weights", "pull", "tiny-url")
@@ -107,13 +107,13 @@ def test_pull_checks_the_md5_retries_a_corrupt_download_and_converts(cli, server
     idx = torch.randint(0, 371, (2, 30), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert torch.equal(pipe.model(idx), ref(idx))
-    code, out, err = cli("crystal", "--model", "tiny-url", "-c", "BaTiO3", "--seed", "0", "--keep-invalid",
+    code, out, err = cli("crystal", "--model", "tiny-url", "--composition", "BaTiO3", "--seed", "0", "--keep-invalid",
                          "--max-attempts", "1", "--max-new-tokens", "60", "-o", tmp_path / "x.cif")
     assert code == 0, err
     # a second pull downloads nothing
     assert cli("weights", "pull", "tiny-url")[0] == 0 and server.gets.count("crystallm_tiny.tar.gz") == 2
     (folder / "crystallm_tiny.tar.gz").write_bytes(b"\0" + data[1:])  # replaced after the pull
-    code, _, err = cli("crystal", "--model", "tiny-url", "-c", "BaTiO3")
+    code, _, err = cli("crystal", "--model", "tiny-url", "--composition", "BaTiO3")
     assert code == 1 and "does not match its sha256" in err
 
 
