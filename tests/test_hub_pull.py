@@ -163,7 +163,25 @@ def test_unpinned_files_are_checked_against_the_hubs_sha256_and_recorded(cli, un
     assert code == 1 and "does not match its sha256" in err
 
 
-def test_a_hub_that_publishes_no_sha256_is_refused(cli, unpinned_hub):
-    unpinned_hub.etag = lambda data: hashlib.sha1(data).hexdigest()  # a plain git blob id, not LFS
+def test_small_files_are_checked_against_their_git_blob_id(cli, unpinned_hub, tmp_path):
+    """Files kept out of LFS (config.json, tokenizer.json) get their git blob id as ETag."""
+    unpinned_hub.etag = lambda data: hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+    unpinned_hub.corrupt["config.json"] = 1
     code, _, err = cli("weights", "pull", "tiny-hub", "--endpoint", unpinned_hub.url)
-    assert code == 1 and "publishes no sha256" in err and "pin" in err
+    assert code == 0, err
+    assert "config.json: git-sha1 mismatch on attempt 1 of 3" in err and "config.json: downloaded, git-sha1 ok" in err
+    recorded = json.loads((tmp_path / "home" / "models" / "tiny-hub" / ".sha256.json").read_text())
+    assert recorded == {n: hashlib.sha256(d).hexdigest() for n, d in unpinned_hub.files.items()}  # content sha256
+
+
+def test_a_checksum_that_is_not_the_files_is_refused(cli, unpinned_hub, tmp_path):
+    unpinned_hub.etag = lambda data: hashlib.sha1(data).hexdigest()  # 40 hex digits, but not the git blob id
+    code, _, err = cli("weights", "pull", "tiny-hub", "--endpoint", unpinned_hub.url, "--attempts", "1")
+    assert code == 1 and "did not match its git-sha1 in 1 attempts" in err
+    assert not list((tmp_path / "home" / "models" / "tiny-hub").glob("*.json"))
+
+
+def test_a_hub_that_publishes_no_checksum_is_refused(cli, unpinned_hub):
+    unpinned_hub.etag = lambda data: "W/weak-etag"
+    code, _, err = cli("weights", "pull", "tiny-hub", "--endpoint", unpinned_hub.url)
+    assert code == 1 and "publishes no checksum" in err and "pin" in err

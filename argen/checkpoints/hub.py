@@ -1,7 +1,9 @@
 """Models that live on the Hugging Face hub rather than in weights/: `argen weights pull NAME`
 downloads a registered model's files into argen's cache, checks each against the sha256 the
 registry names (a corrupt download is deleted and fetched again), and leaves them where
-`--model NAME` finds them. Nothing is downloaded implicitly at generation time.
+`--model NAME` finds them. Nothing is downloaded implicitly at generation time. A file the
+registry does not pin is checked against what the hub publishes for it (an LFS file's sha256, or a
+small file's git blob id), and the sha256 of the download that matched is recorded.
 
 A registry file may instead name a plain ``url`` (e.g. a Zenodo record's file) with a pinned
 checksum: its sha256, or the md5 its publisher lists, in which case the sha256 of the download
@@ -80,21 +82,34 @@ def verify_pulled(name: str, entry: RegistryEntry) -> Path:
     return out
 
 
-def published_sha256(repo_id: str, filename: str, revision: str, endpoint: str | None) -> str:
-    """The sha256 the hub publishes for a file: large files are stored through git LFS, whose
-    object id (the ETag the hub sends for the file) is the sha256 of the content."""
+def published_checksum(repo_id: str, filename: str, revision: str, endpoint: str | None) -> tuple[str, str]:
+    """The checksum the hub publishes for a file, as (kind, value): large files are stored
+    through git LFS, whose object id (the ETag the hub sends) is the sha256 of the content,
+    ("sha256", oid); small files stored in git itself (config.json, tokenizer.json) get their
+    git blob id, the sha1 of ``b"blob <size>\\0" + content``, ("git-sha1", id)."""
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
     from huggingface_hub.errors import HfHubHTTPError
 
     try:
         meta = get_hf_file_metadata(hf_hub_url(repo_id, filename, revision=revision, endpoint=endpoint))
-    except (OSError, HfHubHTTPError, ValueError) as e:
+    except HfHubHTTPError as e:
+        raise ConnectionError((str(e).strip().splitlines() or [type(e).__name__])[0][:200]) from None
+    except Exception as e:  # noqa: BLE001 - the HTTP client's errors (requests', httpx's) depend on the version
         raise ConnectionError((str(e).strip().splitlines() or [type(e).__name__])[0][:200]) from None
     etag = (meta.etag or "").strip('"').lower()
-    if len(etag) != 64 or any(c not in "0123456789abcdef" for c in etag):
-        raise ArgenError(f"the hub publishes no sha256 for {repo_id}/{filename} (ETag {etag or 'none'})",
-                         hint="pin the file's sha256 in the registry entry")
-    return etag
+    if len(etag) in (40, 64) and all(c in "0123456789abcdef" for c in etag):
+        return ("sha256" if len(etag) == 64 else "git-sha1"), etag
+    raise ArgenError(f"the hub publishes no checksum for {repo_id}/{filename} (ETag {etag or 'none'})",
+                     hint="pin the file's sha256 in the registry entry")
+
+
+def git_blob_sha1(path: Path, chunk: int = 1 << 20) -> str:
+    """The git blob id of a file (what the hub publishes for files kept out of LFS)."""
+    h = hashlib.sha1(f"blob {path.stat().st_size}\0".encode(), usedforsecurity=False)
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _download(repo_id: str, filename: str, revision: str, staging: Path, endpoint: str | None) -> Path:
@@ -145,7 +160,8 @@ def pull(name: str, entry: RegistryEntry, endpoint: str | None = None, attempts:
             downloaded = True
             continue
         try:
-            want = f.sha256 or published_sha256(hub.repo_id, f.file, hub.revision, endpoint)
+            kind, want = ("sha256", f.sha256) if f.sha256 else published_checksum(hub.repo_id, f.file, hub.revision,
+                                                                                  endpoint)
         except ConnectionError as e:
             raise _offline(name, hub.repo_id, f.file, dest, f.sha256, e) from None
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -154,16 +170,17 @@ def pull(name: str, entry: RegistryEntry, endpoint: str | None = None, attempts:
                 try:
                     got = _download(hub.repo_id, f.file, hub.revision, Path(staging), endpoint)
                 except ConnectionError as e:
-                    raise _offline(name, hub.repo_id, f.file, dest, want, e) from None
-                if sha256_file(got) == want:
+                    raise _offline(name, hub.repo_id, f.file, dest, want if kind == "sha256" else None, e) from None
+                sha = sha256_file(got)
+                if (sha if kind == "sha256" else git_blob_sha1(got)) == want:
                     os.replace(got, dest)  # same filesystem: the file appears whole or not at all
-                    _log(f"{f.file}: downloaded, sha256 ok", quiet)
-                    verified[f.file] = want
+                    _log(f"{f.file}: downloaded, {kind} ok", quiet)
+                    verified[f.file] = sha  # later loads check the content's sha256
                     downloaded = True
                     break
-            _log(f"{f.file}: sha256 mismatch on attempt {attempt} of {attempts}; discarded", quiet)
+            _log(f"{f.file}: {kind} mismatch on attempt {attempt} of {attempts}; discarded", quiet)
         else:
-            raise ArgenError(f"{f.file} from {hub.repo_id} did not match its sha256 in {attempts} attempts",
+            raise ArgenError(f"{f.file} from {hub.repo_id} did not match its {kind} in {attempts} attempts",
                              hint="the download is being corrupted, or the file changed on the hub; try again later")
     write_text_atomic(folder / LOCK, json.dumps(verified, indent=1) + "\n")
     if hub.convert:

@@ -61,6 +61,9 @@ class RegistryEntry(Strict):
     description: str = ""
     params: str | None = None  # published parameter count, shown by `argen models` before a pull (e.g. "310M + 109M VAE")
     default: bool = False  # the default model of its modality
+    # the model family, where the files cannot tell it (LLaMA-Mesh's config.json is a plain Llama's);
+    # its pipeline reads it as config.json's "argen_family"
+    family: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9-]*$")
     files: list[RegistryFile] = []  # bundled files, relative to the weights folder
     hub: HubSource | None = None  # or: downloaded by `argen weights pull` into the cache
 

@@ -37,16 +37,22 @@ class ModelRef:
     bundled: bool = False
     sha256: str | None = None  # digest of the main weight file
     files: dict[str, str] = field(default_factory=dict)
+    family: str | None = None  # the registry's family, for models whose config.json cannot tell (LLaMA-Mesh)
 
 
 def resolve(name_or_path: str, modality: str | None = None) -> ModelRef:
-    """A registry name (verified against its sha256) or an existing local path."""
+    """A registry name (verified against its sha256), an existing local path, or a hub id
+    (``ORG/NAME``: see :mod:`argen.checkpoints.hf_cache`)."""
     p = Path(name_or_path).expanduser()
     if p.exists():
         return ModelRef(path=p, name=p.resolve().name)
     reg = load_registry()
     entry = reg.models.get(name_or_path)
     if entry is None:
+        from argen.checkpoints.hf_cache import is_hub_id, resolve_hub_id
+
+        if is_hub_id(name_or_path):  # ORG/NAME: the Hugging Face cache, then argen's pull of its entry
+            return resolve_hub_id(name_or_path, modality)
         names = ", ".join(sorted(n for n, e in reg.models.items() if modality in (None, e.modality)))
         raise ArgenError(f"unknown model {name_or_path!r}: not a registered name nor an existing path",
                          hint=f"bundled models: {names or 'none'} (see `argen models`), or pass a folder path")
@@ -59,7 +65,8 @@ def resolve(name_or_path: str, modality: str | None = None) -> ModelRef:
         folder = verify_pulled(name_or_path, entry)
         hashes = expected_hashes(name_or_path, entry)
         weights = next((sha for f, sha in hashes.items() if f.endswith((".safetensors", ".pt", ".pth", ".tar.gz"))), None)
-        return ModelRef(path=folder, name=name_or_path, bundled=True, sha256=weights, files=dict(hashes))
+        return ModelRef(path=folder, name=name_or_path, bundled=True, sha256=weights, files=dict(hashes),
+                        family=entry.family)
     root = bundled_dir()
     verify(root, name_or_path, entry)
     tops = [f for f in entry.files if f.file.endswith(".safetensors")]

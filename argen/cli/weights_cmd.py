@@ -17,7 +17,7 @@ app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, rich
 
 @app.command("pull")
 def pull(
-    name: Annotated[str, typer.Argument(help="A registered model name (see `argen models`).")],
+    name: Annotated[str, typer.Argument(help="A registered model name or its hub id (see `argen models`).")],
     endpoint: Annotated[Optional[str], typer.Option("--endpoint", metavar="URL",
                                                     help="Hub endpoint (default: $HF_ENDPOINT, else huggingface.co).")] = None,
     attempts: Annotated[int, typer.Option("--attempts", help="Downloads per file before a sha256 mismatch is an error.")] = 3,
@@ -31,6 +31,11 @@ def pull(
     if attempts < 1:
         raise UsageError(f"--attempts must be at least 1, got {attempts}", hint="e.g. --attempts 3")
     entry = load_registry().models.get(name)
+    if entry is None:
+        from argen.checkpoints.hf_cache import registered_name
+
+        name = registered_name(name) or name  # a hub id names the entry that pulls it
+        entry = load_registry().models.get(name)
     if entry is None:
         raise ArgenError(f"unknown model {name!r}", hint="see `argen models` for the registered names")
     folder = pull_model(name, entry, endpoint=endpoint, attempts=attempts, quiet=quiet)

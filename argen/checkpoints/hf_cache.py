@@ -1,0 +1,132 @@
+"""Hub ids (``ORG/NAME``) as model names: the Hugging Face cache first, then argen's own pull.
+
+``--model CH3COOK/mesh-xl-125m`` loads the snapshot ``huggingface-cli download`` / ``hf download``
+(or transformers) left in the Hugging Face cache; failing that, the copy `argen weights pull`
+made of the registry entry whose ``hub.repo_id`` it is; failing that, one line naming what to
+download. Nothing is downloaded here.
+
+The cache layout is huggingface_hub's (https://huggingface.co/docs/hub/local-cache): the folder is
+$HF_HUB_CACHE, else $HF_HOME/hub, else $XDG_CACHE_HOME/huggingface/hub, else
+~/.cache/huggingface/hub; a model repository is ``models--ORG--NAME`` with ``refs/<revision>``
+(a commit hash), ``snapshots/<commit>/<path>`` (links into ``blobs/``) and ``blobs/<etag>``, where
+an LFS file's etag is the sha256 of its content. A registry file with a pinned sha256 is
+therefore checked by the name of the blob its snapshot entry links to (hashed only when the
+entry is not such a link, e.g. a copy on Windows).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from argen.checkpoints.files import sha256_file
+from argen.checkpoints.registry import RegistryEntry, load_registry
+from argen.errors import ArgenError
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+
+def hub_cache() -> Path:
+    """The Hugging Face hub cache folder, from the same variables huggingface_hub reads."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "huggingface" / "hub"
+
+
+def is_hub_id(name: str) -> bool:
+    """``ORG/NAME`` that is not an existing path."""
+    return bool(HUB_ID.match(name)) and not Path(name).expanduser().exists()
+
+
+def repo_folder(repo_id: str) -> Path:
+    return hub_cache() / ("models--" + repo_id.replace("/", "--"))
+
+
+def snapshot(repo_id: str, revision: str = "main") -> Path | None:
+    """The cached snapshot of ``repo_id`` at ``revision`` (a branch or tag named in ``refs/``,
+    or a commit hash); None when the cache holds none."""
+    root = repo_folder(repo_id)
+    ref = root / "refs" / revision
+    commit = ref.read_text(encoding="utf-8").strip() if ref.is_file() else revision
+    folder = root / "snapshots" / commit
+    if COMMIT.match(commit) and folder.is_dir():
+        return folder
+    return None
+
+
+def registered(repo_id: str) -> list[tuple[str, RegistryEntry]]:
+    """Registry entries whose files come from hub repository ``repo_id`` (hub ids are case-insensitive)."""
+    key = repo_id.lower()
+    return [(name, e) for name, e in load_registry().models.items()
+            if e.hub is not None and (e.hub.repo_id or "").lower() == key]
+
+
+def registered_name(repo_id: str) -> str | None:
+    """The registry name of the one entry that pulls ``repo_id`` (None: none, or several)."""
+    entries = registered(repo_id)
+    return entries[0][0] if len(entries) == 1 else None
+
+
+def resolve_hub_id(repo_id: str, modality: str | None = None):
+    """A :class:`~argen.checkpoints.resolve.ModelRef` for a hub id, or one ArgenError saying what
+    to download. A registered repository's pinned files are checked; its modality must fit."""
+    from argen.checkpoints.resolve import ModelRef, resolve
+
+    entries = registered(repo_id)
+    if len(entries) > 1:
+        names = ", ".join(n for n, _ in entries)
+        raise ArgenError(f"{repo_id} holds several registered models ({names})", hint="pass one of those names")
+    name, entry = entries[0] if entries else (None, None)
+    if entry is not None and modality is not None and entry.modality != modality:
+        raise ArgenError(f"model {repo_id!r} is a {entry.modality} model, not {modality}",
+                         hint="see `argen models` for each model's modality")
+    snap = snapshot(repo_id, entry.hub.revision if entry is not None else "main")
+    missing: list[str] = []
+    if snap is not None:
+        files = entry.hub.files if entry is not None else []
+        missing = [f.file for f in files if not (snap / f.file).is_file()]
+        if not missing:
+            pins = {f.file: f.sha256 for f in files if f.sha256 and f.url is None}  # url files come from elsewhere
+            for file, sha in pins.items():
+                _check_pin(snap / file, sha, repo_id)
+            return ModelRef(path=snap, name=repo_id, sha256=_weights_sha(snap, pins), files=dict(pins),
+                            family=entry.family if entry is not None else None)
+    if entry is not None:
+        from argen.checkpoints.hub import cache_dir
+
+        if all((cache_dir(name) / f.file).is_file() for f in entry.hub.files):
+            return resolve(name, modality)  # pulled by `argen weights pull`: verified there
+        where = (f"the Hugging Face cache's copy lacks {', '.join(missing)}" if missing
+                 else f"not in the Hugging Face cache ({hub_cache()}) nor pulled")
+        raise ArgenError(f"model {repo_id!r} is not downloaded ({where})", hint=f"run `argen weights pull {name}`")
+    raise ArgenError(f"model {repo_id!r} is not downloaded (no copy in the Hugging Face cache, {hub_cache()})",
+                     hint=f"download it with `hf download {repo_id}` (argen never downloads at generation time), "
+                          "or pass a model folder")
+
+
+def _check_pin(path: Path, sha: str, repo_id: str) -> None:
+    """A snapshot file is the one the registry pins: its blob's name, else its content's sha256."""
+    target = path.resolve()
+    if target.name == sha:
+        return
+    # a blob named by another sha256 is another LFS file; anything else (a git blob id, a copy) is hashed
+    if SHA256.match(target.name) is None and sha256_file(path) == sha:
+        return
+    raise ArgenError(f"{repo_id}: {path.name} in the Hugging Face cache does not match the registry's sha256",
+                     hint=f"delete {repo_folder(repo_id)} and download it again")
+
+
+def _weights_sha(snap: Path, pins: dict[str, str]) -> str | None:
+    """The weight file's sha256: the registry's pin, else the name of its LFS blob."""
+    for file in sorted(pins):
+        if file.endswith((".safetensors", ".bin", ".pth", ".pt")):
+            return pins[file]
+    for p in sorted(snap.iterdir()):
+        if p.suffix in (".safetensors", ".bin", ".pth", ".pt") and SHA256.match(p.resolve().name):
+            return p.resolve().name
+    return None
