@@ -67,6 +67,10 @@ def evaluate(
     collide: Annotated[Optional[bool], typer.Option("--collide/--no-collide", help="video: held-out clips whose objects bounce "
                                                                                     "off each other, or pass over each other "
                                                                                     "(default: as the model was trained).")] = None,
+    max_faces: Annotated[Optional[int], typer.Option("--max-faces", help="mesh: face limit per sample (default: the "
+                                                                        "model's).")] = None,
+    category: Annotated[Optional[str], typer.Option("--category", help="mesh: a MeshXL category fine-tune to "
+                                                                       "sample.")] = None,
     data: Annotated[Optional[Path], typer.Option("--data", help="text: corpus whose last --val-fraction is scored (default: "
                                                                 "tiny shakespeare under $ARGEN_DATA).")] = None,
     val_fraction: Annotated[float, typer.Option("--val-fraction", help="text: share of the corpus held out (nanoGPT: 0.1).")] = 0.1,
@@ -79,7 +83,9 @@ def evaluate(
 ) -> None:
     """Evaluate a model: `argen eval text` prints the validation loss on tiny shakespeare's split;
     `argen eval image|mesh|audio|video` generate from held-out prompts of their procedural datasets and
-    print what the deterministic analysers read back; `argen eval crystal` prints validity and match
+    print what the deterministic analysers read back (`argen eval mesh --model` a MeshXL or LLaMA-Mesh model:
+    the shares that parse, are watertight and have no degenerate or duplicate face, and the mean face count,
+    with and without constrained decoding); `argen eval crystal` prints validity and match
     rates against a CDVAE-style test set."""
     from argen.errors import UsageError
 
@@ -107,7 +113,7 @@ def evaluate(
     if task == "mesh":
         from argen.lab.eval.mesh import run
 
-        return run(model, 100 if n is None else n, cfg, temperature, device, quiet, json_out)
+        return run(model, 100 if n is None else n, cfg, temperature, device, quiet, json_out, max_faces, category)
     from argen.lab.eval.text import run
 
     data = data or data_root() / "text" / "tinyshakespeare.txt"

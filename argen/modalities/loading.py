@@ -31,15 +31,28 @@ def read_config(path: Path) -> dict[str, Any] | None:
     return data
 
 
+def model_config(ref) -> dict[str, Any] | None:
+    """A resolved model's config.json, with the registry's family (``ref.family``) as
+    ``argen_family`` where the registry names one: a config that cannot tell its family (a
+    fine-tune saved as its base model's) is recognised by the registry entry it came from."""
+    config = read_config(ref.path)
+    if config is not None and getattr(ref, "family", None):
+        config = {**config, "argen_family": ref.family}
+    return config
+
+
 def modality_of(model: str) -> str:
-    """The modality of a registered model, or of a folder from its config.json."""
+    """The modality of a registered model (by name or hub id), or of a folder from its config.json."""
+    from argen.checkpoints.hf_cache import is_hub_id, registered
     from argen.checkpoints.resolve import load_registry, resolve
 
     entry = load_registry().models.get(model)
+    if entry is None and is_hub_id(model):
+        entry = next((e for _, e in registered(model)), None)
     if entry is not None and not model.startswith((".", "/", "~")):
         return entry.modality
     ref = resolve(model)
-    config = read_config(ref.path)
+    config = model_config(ref)
     for name, m in MODALITIES.items():
         if name == "text":
             continue  # generic language models last: a specific family claims its folder first
@@ -70,7 +83,7 @@ def load(model: str | None = None, modality: str | None = None, *, device: str =
     if model is None:
         model = spec.default_model(options) or default_model(modality)
     ref = resolve(model, modality)
-    config = read_config(ref.path)
+    config = model_config(ref)
     for cls in MODALITIES[modality].family_classes():
         if cls.matches(config, ref.path):
             return cls.from_ref(ref, config, device=device, dtype=dtype, compile=compile, **options)

@@ -61,11 +61,15 @@ MODALITIES: dict[str, Modality] = {m.name: m for m in (
              "prints it) and prints the path.",
              "audio-{seed}.wav", (".wav", ".flac", ".mp3", ".ogg"), (f"{_M}.audio.pipeline:AudioPipeline",)),
     Modality("mesh", f"{_M}.mesh.spec:MeshSpec",
-             "Generate triangle meshes from a caption with the bundled shapes3d model, e.g. --prompt \"a tall lamp\" "
-             "-o lamp.obj --preview lamp.png.\n\nWrites one mesh per sample (.obj, .glb, .ply or .stl; generation "
-             "metadata inside, STL's beside it; `argen info FILE` prints it) and prints each path. Sampling masks "
-             "impossible tokens, so every output is a valid mesh.",
-             "mesh-{seed}.obj", (".obj", ".glb", ".ply", ".stl"), (f"{_M}.mesh.pipeline:MeshPipeline",)),
+             "Generate triangle meshes: from a caption with the bundled shapes3d model (--prompt \"a tall lamp\" -o "
+             "lamp.obj --preview lamp.png), unconditionally or per --category with MeshXL (--model mesh-xl-350m), "
+             "from text with x-mesh-xl or LLaMA-Mesh (--model llama-mesh -p \"a wooden chair\").\n\nWrites one mesh "
+             "per sample (.obj, .glb, .ply or .stl, in the unit cube; generation metadata inside, STL's beside it; "
+             "`argen info FILE` prints it) and prints each path. Sampling masks impossible tokens, so every output is a "
+             "valid mesh (--unconstrained turns that off for MeshXL and LLaMA-Mesh).",
+             "mesh-{seed}.obj", (".obj", ".glb", ".ply", ".stl"),
+             (f"{_M}.mesh.pipeline:MeshPipeline", f"{_M}.mesh.meshxl.pipeline:MeshXLPipeline",
+              f"{_M}.mesh.llama_mesh.pipeline:LlamaMeshPipeline")),
     Modality("crystal", f"{_M}.crystal.spec:CrystalSpec",
              "Generate crystal structures as CIF files from a composition, CrystaLLM-style (--composition BaTiO3 -n 10 "
              "-o out/).\n\nEvery sample is post-processed (the space group's symmetry operators restored) and checked "

@@ -121,20 +121,31 @@ def evaluate_pipeline(pipe, n: int, seed: int = 0, sampling=None, max_faces: int
 
 
 def run(model: str | None, n: int, cfg: float | None, temperature: float | None, device: str,
-                  quiet: bool, json_out: bool) -> None:
-    """`argen eval mesh`: one mesh per held-out shapes3d caption, scored by argen.lab.eval.mesh."""
+        quiet: bool, json_out: bool, max_faces: int | None = None, category: str | None = None) -> None:
+    """`argen eval mesh`: for the bundled kind of model, one mesh per held-out shapes3d caption,
+    scored here; for released models (MeshXL, LLaMA-Mesh), validity with and without argen's
+    constrained decoding (argen.lab.eval.mesh_validity)."""
     import time
 
     from argen.errors import UsageError
 
     if not 1 <= n <= 100_000:
         raise UsageError(f"--n must be in [1, 100000], got {n}", hint="e.g. --n 100")
-    from argen.modalities.mesh.pipeline import MeshPipeline
+    from argen.modalities.loading import load
+    from argen.modalities.mesh.pipeline import DEFAULT_MODEL, MeshPipeline
 
-    pipe = MeshPipeline.from_pretrained(model, device=device)
+    pipe = load(model or DEFAULT_MODEL, "mesh", device=device)
+    if not isinstance(pipe, MeshPipeline):
+        from argen.lab.eval.mesh_validity import run_released
+
+        if cfg is not None:
+            raise UsageError(f"--cfg: {pipe.title} has no classifier-free guidance", hint="drop --cfg")
+        return run_released(pipe, n, temperature, max_faces, category, quiet, json_out)
+    if category is not None:
+        raise UsageError(f"--category: {pipe.name} has no category fine-tunes", hint="--category is for MeshXL")
     sampling = pipe.default_sampling(cfg_scale=cfg, temperature=temperature)
     t0 = time.time()
-    report = evaluate_pipeline(pipe, n, sampling=sampling)
+    report = evaluate_pipeline(pipe, n, sampling=sampling, max_faces=max_faces or 400)
     log(f"generated and scored {report['n']} meshes in {time.time() - t0:.1f} s", quiet)
     if json_out:
         print(json.dumps({"model": pipe.name, **report}))

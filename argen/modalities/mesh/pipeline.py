@@ -23,12 +23,15 @@ from argen.modalities.mesh.spec import MeshSpec
 from argen.modalities.mesh.tokenizer import MeshLayout
 
 DEFAULT_MODEL = "shapes3d-mesh"
+DEFAULT_FACES = 400
 
 
 @dataclass
 class MeshOutput(Output):
-    mesh: Any = None  # trimesh.Trimesh in the unit cube
+    mesh: Any = None  # trimesh.Trimesh in the unit cube [-0.5, 0.5]^3, cleaned
     tokens: list[int] | None = None
+    raw: Any = None  # released families: the mesh exactly as decoded (degenerate or repeated faces kept)
+    parsed: bool | None = None  # released families: the output was well formed in the model's own format
 
     suffixes: ClassVar[tuple[str, ...]] = (".obj", ".glb", ".ply", ".stl")
 
@@ -93,8 +96,17 @@ class MeshPipeline(Pipeline):
     def name(self) -> str:
         return self.ref.name if self.ref else "in-memory"
 
-    def check_prompt(self, prompt: str) -> list[int]:
+    def check(self, spec: MeshSpec) -> None:
+        for value, flag, why in ((spec.category, "--category", "has no category fine-tunes"),
+                                 (spec.unconstrained or None, "--unconstrained", "always samples under its grammar"),
+                                 (spec.max_new_tokens, "--max-new-tokens", "stops at --max-faces")):
+            if value is not None:
+                raise UsageError(f"{flag}: {self.name} {why}", hint=f"drop {flag} (it is for MeshXL or LLaMA-Mesh)")
+
+    def check_prompt(self, prompt: str | None) -> list[int]:
         """The prompt's prefix ids; for shapes3d models the caption grammar is checked too."""
+        if prompt is None:
+            raise UsageError("no prompt given (this mesh model draws from a caption)", hint='e.g. -p "a tall lamp"')
         if self.layout.dataset == "shapes3d":
             from argen.modalities.mesh.grammar import parse_caption
 
@@ -119,8 +131,8 @@ class MeshPipeline(Pipeline):
                        on_progress: OnProgress | None = None) -> list[MeshOutput]:
         t0 = time.time()
         # 1. sample mesh tokens under the grammar constraint
-        tokens = self.sample_tokens([prepared[r.prompt] for r in rows], [r.seed for r in rows], sampling, spec.max_faces,
-                                    self.use_cache, on_progress)
+        tokens = self.sample_tokens([prepared[r.prompt] for r in rows], [r.seed for r in rows], sampling,
+                                    spec.max_faces or DEFAULT_FACES, self.use_cache, on_progress)
         # 2. tokens -> meshes
         meshes = [self.layout.detokenize(t) for t in tokens]
         seconds = (time.time() - t0) / len(rows)
@@ -139,5 +151,5 @@ class MeshPipeline(Pipeline):
             model_sha256=weights.digest(ref) if ref else None,
             model_path=None if ref is None or ref.bundled else str(ref.path), sampler="next-token",
             sampling=sampling.to_dict(), tokenization="adjacent" if self.layout.adjacent else "plain",
-            max_faces=spec.max_faces, faces=int(len(mesh.faces)), vertices=int(len(mesh.vertices)),
+            max_faces=spec.max_faces or DEFAULT_FACES, faces=int(len(mesh.faces)), vertices=int(len(mesh.vertices)),
             device=str(self.device))

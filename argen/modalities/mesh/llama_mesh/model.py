@@ -22,6 +22,7 @@ from argen.checkpoints.argen_format import read_json
 from argen.engine.sampling.next_token import generate
 from argen.engine.sampling.processors import SamplingConfig
 from argen.errors import ArgenError, UsageError
+from argen.modalities.base import ticker
 from argen.modalities.mesh.llama_mesh.chat import read_template, render
 from argen.modalities.mesh.llama_mesh.grammar import START, ObjConstraint, ObjGrammar
 from argen.modalities.mesh.llama_mesh.obj import is_well_formed, obj_to_mesh
@@ -123,8 +124,9 @@ class LlamaMesh:
     def sample(self, n: int = 1, seeds: list[int] | None = None, prompt: str | None = None,
                category: str | None = None, max_faces: int = MAX_FACES, sampling: SamplingConfig | None = None,
                constrained: bool = True, max_new_tokens: int = DEFAULT_NEW_TOKENS,
-               batch_size: int = 4) -> list[LlamaMeshSample]:
-        """``n`` replies to ``prompt`` (seed ``seeds[i]``, default ``i``)."""
+               batch_size: int = 4, use_cache: bool = True, on_progress=None) -> list[LlamaMeshSample]:
+        """``n`` replies to ``prompt`` (seed ``seeds[i]``, default ``i``); ``on_progress(done,
+        total, "tokens")`` after every step."""
         ids = self.check(prompt, category, max_faces, max_new_tokens)
         seeds = list(range(n)) if seeds is None else list(seeds)
         if not seeds:
@@ -138,7 +140,8 @@ class LlamaMesh:
             gens = None if sampling.greedy else [torch.Generator(device=self.device).manual_seed(s) for s in chunk]
             allowed = ObjConstraint(self.grammar, len(chunk), max_new_tokens) if constrained else None
             seqs = generate(self.model, [ids] * len(chunk), max_new_tokens, sampling, generators=gens,
-                            stop=lambda r, t: t[-1] in ends, allowed=allowed)
+                            stop=lambda r, t: t[-1] in ends, allowed=allowed, use_cache=use_cache,
+                            on_token=ticker(on_progress, max_new_tokens, "tokens"))
             for s, seq in zip(chunk, seqs):
                 body = seq[:-1] if seq and seq[-1] in ends else seq
                 text = self.tok.decode(body, skip_special_tokens=False)

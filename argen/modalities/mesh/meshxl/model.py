@@ -34,6 +34,7 @@ from argen.checkpoints.argen_format import read_json
 from argen.engine.sampling.next_token import generate
 from argen.engine.sampling.processors import SamplingConfig
 from argen.errors import ArgenError, UsageError
+from argen.modalities.base import ticker
 from argen.modalities.mesh.meshxl import tokenizer as tok
 from argen.modalities.mesh.meshxl.constraint import MAX_FACES, MeshXLConstraint
 from argen.modalities.mesh.meshxl.convert import load_opt, opt_state, read_checkpoint, strip
@@ -183,10 +184,11 @@ class MeshXL:
     def sample(self, n: int = 1, seeds: list[int] | None = None, category: str | None = None,
                max_faces: int = DEFAULT_FACES, sampling: SamplingConfig | None = None, constrained: bool = True,
                prompt: str | None = None, batch_size: int = 8, use_cache: bool = True,
-               ordered: bool = True) -> list[MeshXLSample]:
+               ordered: bool = True, on_progress=None) -> list[MeshXLSample]:
         """``n`` sequences (seed ``seeds[i]``, default ``i``), batched ``batch_size`` at a time.
         ``constrained``: every sequence a valid mesh in MeshXL's order (``ordered=False``: valid,
-        in any order); ``prompt`` only for x-mesh-xl; ``category`` picks a fine-tune."""
+        in any order); ``prompt`` only for x-mesh-xl; ``category`` picks a fine-tune;
+        ``on_progress(done, total, "tokens")`` after every step."""
         self.check(category, prompt, max_faces)
         seeds = list(range(n)) if seeds is None else list(seeds)
         if not seeds:
@@ -206,7 +208,8 @@ class MeshXL:
             gens = None if sampling.greedy else [torch.Generator(device=self.device).manual_seed(s) for s in chunk]
             allowed = MeshXLConstraint(len(chunk), max_faces, budget, ordered=ordered) if constrained else None
             seqs = generate(self.model, [head] * len(chunk), budget, sampling, generators=gens,
-                            eos_id=tok.EOS, allowed=allowed, use_cache=use_cache)
+                            eos_id=tok.EOS, allowed=allowed, use_cache=use_cache,
+                            on_token=ticker(on_progress, budget, "tokens"))
             for s, seq in zip(chunk, seqs):
                 _, parsed = tok.split_faces(seq)
                 out.append(MeshXLSample(seq, tok.detokenize(seq), tok.detokenize(seq, clean=False), parsed, s))
