@@ -109,13 +109,6 @@ class TextPipeline(Pipeline):
             model = quantize_int8(model)
         return cls(model, tokenizer, info, ref, dev, compile, quantize)
 
-    @classmethod
-    def from_pretrained(cls, name_or_path: str | None = None, device: str = "auto", dtype: str = "auto",
-                        compile: bool = False, quantize: str = "none") -> "TextPipeline":
-        from argen.modalities.loading import load
-
-        return load(name_or_path, "text", device=device, dtype=dtype, compile=compile, quantize=quantize)
-
     def default_sampling(self, **overrides: Any) -> SamplingConfig:
         return SamplingConfig(**{**self.sampling_defaults, **{k: v for k, v in overrides.items() if v is not None}})
 
