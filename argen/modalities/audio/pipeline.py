@@ -16,6 +16,7 @@ import torch
 from argen.checkpoints import resolve as weights
 from argen.engine.sampling.next_token import generate
 from argen.engine.sampling.processors import SamplingConfig
+from argen.engine.sampling.rules import token_rules
 from argen.engine.transformer import Transformer
 from argen.errors import ArgenError, UsageError
 from argen.io.metadata import build_metadata
@@ -137,7 +138,7 @@ class AudioPipeline(Pipeline):
             on_progress(count[0], steps_total, "steps")
 
         steps = generate(self.model, [prompt + known], steps_total, sampling, seed=row.seed,
-                         uncond_prompts=uncond, forced=forced[None], use_cache=self.use_cache,
+                         rules=token_rules(uncond_prompts=uncond, forced=forced[None]), use_cache=self.use_cache,
                          on_token=tick if on_progress else None)[0]
         codes = lay.codes_from_steps(known + steps).to(self.device)  # (K, total_frames)
         # 4. codes -> samples; the clip's own samples stay as they were

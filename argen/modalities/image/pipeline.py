@@ -16,6 +16,7 @@ from argen.checkpoints import resolve as weights
 from argen.engine.sampling.next_scale import feature_inputs, generate_scales
 from argen.engine.sampling.next_token import generate
 from argen.engine.sampling.processors import SamplingConfig
+from argen.engine.sampling.rules import token_rules
 from argen.engine.transformer import Transformer
 from argen.errors import ArgenError, UsageError
 from argen.io.metadata import build_metadata
@@ -142,8 +143,8 @@ class ImagePipeline(ImagePipelineBase):
         if not lay.next_scale:
             prompts = [ids + [lay.bos] for ids in prompt_ids]
             out = generate(self.model, prompts, lay.num_tokens, sampling, generators=gens,
-                           uncond_prompts=[null + [lay.bos]] * b, vocab_limit=lay.codebook_size,
-                           forced=rows, use_cache=use_cache, on_token=ticker(on_progress, lay.num_tokens, "tokens"))
+                           rules=token_rules(lay.codebook_size, [null + [lay.bos]] * b, forced=rows),
+                           use_cache=use_cache, on_token=ticker(on_progress, lay.num_tokens, "tokens"))
             return torch.tensor(out, dtype=torch.long)
         per_scale = lay.split(rows) if rows is not None else None
         prefix = torch.tensor(prompt_ids, device=self.device)

@@ -13,6 +13,7 @@ import torch
 from argen.checkpoints import resolve as weights
 from argen.engine.sampling.next_token import generate
 from argen.engine.sampling.processors import SamplingConfig
+from argen.engine.sampling.rules import token_rules
 from argen.engine.transformer import Transformer
 from argen.io.metadata import build_metadata
 from argen.modalities.base import OnProgress, Output, Pipeline, Row, load_argen_transformer, refuse_options, ticker
@@ -89,8 +90,8 @@ class MeshPipeline(Pipeline):
         gens = None if sampling.greedy else [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
         constraint = MeshConstraint(b, lay.adjacent, max_faces, lay.mesh_vocab, budget)
         return generate(self.model, [ids + [lay.bos] for ids in prompt_ids], budget, sampling, generators=gens,
-                        eos_id=lay.eos, uncond_prompts=[lay.null_ids() + [lay.bos]] * b,
-                        vocab_limit=lay.mesh_vocab, allowed=constraint, use_cache=use_cache,
+                        eos_id=lay.eos, use_cache=use_cache,
+                        rules=token_rules(lay.mesh_vocab, [lay.null_ids() + [lay.bos]] * b, constraint),
                         on_token=ticker(on_progress, budget, "tokens"))
 
     @torch.inference_mode()
