@@ -15,7 +15,7 @@ transformers = pytest.importorskip("transformers")
 
 from argen.engine.sampling.next_token import generate  # noqa: E402
 from argen.engine.sampling.processors import SamplingConfig  # noqa: E402
-from argen.engine.sampling.rules import token_rules
+from argen.engine.sampling.rules import token_rules  # noqa: E402
 from argen.errors import UsageError  # noqa: E402
 from argen.modalities.mesh.meshxl import tokenizer as tok  # noqa: E402
 from argen.modalities.mesh.meshxl.model import MeshXL  # noqa: E402
