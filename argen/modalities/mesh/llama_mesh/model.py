@@ -21,6 +21,7 @@ import trimesh
 from argen.checkpoints.argen_format import read_json
 from argen.engine.sampling.next_token import generate
 from argen.engine.sampling.processors import SamplingConfig
+from argen.engine.sampling.rules import token_rules
 from argen.errors import ArgenError, UsageError
 from argen.modalities.base import ticker
 from argen.modalities.mesh.llama_mesh.chat import read_template, render
@@ -140,7 +141,7 @@ class LlamaMesh:
             gens = None if sampling.greedy else [torch.Generator(device=self.device).manual_seed(s) for s in chunk]
             allowed = ObjConstraint(self.grammar, len(chunk), max_new_tokens) if constrained else None
             seqs = generate(self.model, [ids] * len(chunk), max_new_tokens, sampling, generators=gens,
-                            stop=lambda r, t: t[-1] in ends, allowed=allowed, use_cache=use_cache,
+                            stop=lambda r, t: t[-1] in ends, rules=token_rules(allowed=allowed), use_cache=use_cache,
                             on_token=ticker(on_progress, max_new_tokens, "tokens"))
             for s, seq in zip(chunk, seqs):
                 body = seq[:-1] if seq and seq[-1] in ends else seq
