@@ -84,20 +84,29 @@ def test_a_hub_id_loads_the_hugging_face_cache_snapshot(cli, meshxl_files, tmp_p
     assert (tmp_path / "a.obj").read_bytes().split(b"\n", 1)[1] == (tmp_path / "b.obj").read_bytes().split(b"\n", 1)[1]
 
 
-def test_a_pinned_file_that_differs_is_refused(cli, meshxl_files, tmp_path):
-    # the registry pins mesh-xl-350m's model.safetensors; this cache holds other bytes under that name
+def test_a_pinned_file_that_differs_is_refused(cli, meshxl_files, tmp_path, monkeypatch):
+    pin = hashlib.sha256((meshxl_files / "pytorch_model.bin").read_bytes()).hexdigest()
+    own_registry(tmp_path, monkeypatch, "  tiny-meshxl:\n    modality: mesh\n    family: meshxl\n    hub:\n"
+                 "      repo_id: test/tiny-meshxl\n      files:\n        - file: config.json\n"
+                 f"        - file: pytorch_model.bin\n          sha256: {pin}\n")
     other = tmp_path / "other"
     other.mkdir()
     shutil.copy(meshxl_files / "config.json", other / "config.json")
-    (other / "model.safetensors").write_bytes(b"not the released weights")
-    hf_snapshot(tmp_path / "hf", "CH3COOK/mesh-xl-350m", other)
-    code, _, err = cli("mesh", "--model", "CH3COOK/mesh-xl-350m", "-o", tmp_path / "m.obj")
-    assert code == 1 and "model.safetensors in the Hugging Face cache does not match the registry's sha256" in err
-    assert not (tmp_path / "m.obj").exists()
+    (other / "pytorch_model.bin").write_bytes(b"not the released weights")
+    hf_snapshot(tmp_path / "hf", "test/tiny-meshxl", other)
+    for model in ("test/tiny-meshxl", "tiny-meshxl"):  # by hub id and by registry name
+        code, _, err = cli("mesh", "--model", model, "-o", tmp_path / "m.obj")
+        assert code == 1 and "pytorch_model.bin in the Hugging Face cache does not match the registry's sha256" in err
+        assert not (tmp_path / "m.obj").exists()
+    hf_snapshot(tmp_path / "hf2", "test/tiny-meshxl", meshxl_files)  # the pinned bytes: loads
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf2"))
+    code, _, err = cli("mesh", "--model", "tiny-meshxl", "--seed", "0", "--max-faces", "3", "-o", tmp_path / "m.obj")
+    assert code == 0, err
 
 
 @pytest.mark.parametrize("model,message,hint", [
-    ("CH3COOK/mesh-xl-1.3b", "model 'CH3COOK/mesh-xl-1.3b' is not downloaded", "argen weights pull mesh-xl-1.3b"),
+    ("CH3COOK/mesh-xl-1.3b", "model 'CH3COOK/mesh-xl-1.3b' is not downloaded", "argen weights pull meshxl-1.3b"),
+    ("meshxl-1.3b", "model 'meshxl-1.3b' is not downloaded", "argen weights pull meshxl-1.3b"),
     ("Zhengyi/LLaMA-Mesh", "model 'Zhengyi/LLaMA-Mesh' is not downloaded", "argen weights pull llama-mesh"),
     ("someone/no-such-model", "model 'someone/no-such-model' is not downloaded", "hf download someone/no-such-model"),
 ])
@@ -113,7 +122,7 @@ def test_a_snapshot_missing_the_files_argen_takes_elsewhere(cli, meshxl_files, t
     hf_snapshot(tmp_path / "hf", "CH3COOK/x-mesh-xl-350m", meshxl_files)
     code, _, err = cli("mesh", "--model", "CH3COOK/x-mesh-xl-350m", "-p", "a table", "-o", tmp_path / "m.obj")
     assert code == 1 and "lacks openai/clip-vit-base-patch32/tokenizer.json" in err
-    assert "argen weights pull x-mesh-xl-350m" in err
+    assert "argen weights pull x-meshxl-350m" in err
 
 
 def test_a_hub_id_falls_back_to_argens_pull(cli, meshxl_files, tmp_path, monkeypatch):
@@ -160,8 +169,8 @@ def test_the_registry_holds_the_released_mesh_models():
     from argen.checkpoints.resolve import load_registry
 
     reg = load_registry().models
-    want = {"mesh-xl-125m": "CH3COOK/mesh-xl-125m", "mesh-xl-350m": "CH3COOK/mesh-xl-350m",
-            "mesh-xl-1.3b": "CH3COOK/mesh-xl-1.3b", "x-mesh-xl-350m": "CH3COOK/x-mesh-xl-350m",
+    want = {"meshxl-125m": "CH3COOK/mesh-xl-125m", "meshxl-350m": "CH3COOK/mesh-xl-350m",
+            "meshxl-1.3b": "CH3COOK/mesh-xl-1.3b", "x-meshxl-350m": "CH3COOK/x-mesh-xl-350m",
             "meshxl-125m-sft": "CH3COOK/MeshXL-125m-sft", "meshxl-350m-sft": "CH3COOK/MeshXL-350m-sft",
             "meshxl-1.3b-sft": "CH3COOK/MeshXL-1.3b-sft", "llama-mesh": "Zhengyi/LLaMA-Mesh"}
     for name, repo in want.items():
@@ -176,4 +185,4 @@ def test_the_registry_holds_the_released_mesh_models():
     assert [f.file for f in reg["meshxl-350m-sft"].hub.files if f.file.endswith(".pth")] == [
         f"meshxl-350m-{c}.pth" for c in ("bench", "chair", "lamp", "table")]
     shards = [f for f in reg["llama-mesh"].hub.files if f.file.endswith(".safetensors")]
-    assert len(shards) == 4 and all(f.sha256 for f in shards)
+    assert [f.file for f in shards] == [f"model-{i:05d}-of-00004.safetensors" for i in range(1, 5)]

@@ -16,14 +16,14 @@ class HubServer:
     """Serves ``files`` at /{repo}/resolve/{revision}/{path}; ``corrupt[path]`` GETs of a file
     come back with one byte flipped (same size) before the real bytes are served."""
 
-    def __init__(self, files: dict[str, bytes]):
-        self.files, self.corrupt, self.gets = files, {}, []
+    def __init__(self, files: dict[str, bytes], repo: str = REPO):
+        self.files, self.corrupt, self.gets, self.repo = files, {}, [], repo
         self.etag = lambda data: hashlib.sha256(data).hexdigest()  # what git LFS files get on the hub
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def _file(self):
-                prefix = f"/{REPO}/resolve/main/"
+                prefix = f"/{outer.repo}/resolve/main/"
                 path = self.path.split("?")[0]
                 return path[len(prefix):] if path.startswith(prefix) else None
 

@@ -1,7 +1,8 @@
 """Hub ids (``ORG/NAME``) as model names: the Hugging Face cache first, then argen's own pull.
 
 ``--model CH3COOK/mesh-xl-125m`` loads the snapshot ``huggingface-cli download`` / ``hf download``
-(or transformers) left in the Hugging Face cache; failing that, the copy `argen weights pull`
+(or transformers) left in the Hugging Face cache (so does its registry name, ``meshxl-125m``, until
+`argen weights pull` has made a copy of its own); failing that, the copy `argen weights pull`
 made of the registry entry whose ``hub.repo_id`` it is; failing that, one line naming what to
 download. Nothing is downloaded here.
 
@@ -85,28 +86,44 @@ def resolve_hub_id(repo_id: str, modality: str | None = None):
     if entry is not None and modality is not None and entry.modality != modality:
         raise ArgenError(f"model {repo_id!r} is a {entry.modality} model, not {modality}",
                          hint="see `argen models` for each model's modality")
-    snap = snapshot(repo_id, entry.hub.revision if entry is not None else "main")
-    missing: list[str] = []
-    if snap is not None:
-        files = entry.hub.files if entry is not None else []
-        missing = [f.file for f in files if not (snap / f.file).is_file()]
-        if not missing:
-            pins = {f.file: f.sha256 for f in files if f.sha256 and f.url is None}  # url files come from elsewhere
-            for file, sha in pins.items():
-                _check_pin(snap / file, sha, repo_id)
-            return ModelRef(path=snap, name=repo_id, sha256=_weights_sha(snap, pins), files=dict(pins),
-                            family=entry.family if entry is not None else None)
     if entry is not None:
+        ref = snapshot_ref(entry, repo_id)
+        if ref is not None:
+            return ref
         from argen.checkpoints.hub import cache_dir
 
         if all((cache_dir(name) / f.file).is_file() for f in entry.hub.files):
             return resolve(name, modality)  # pulled by `argen weights pull`: verified there
-        where = (f"the Hugging Face cache's copy lacks {', '.join(missing)}" if missing
-                 else f"not in the Hugging Face cache ({hub_cache()}) nor pulled")
-        raise ArgenError(f"model {repo_id!r} is not downloaded ({where})", hint=f"run `argen weights pull {name}`")
+        raise not_downloaded(name, entry, repo_id)
+    snap = snapshot(repo_id)
+    if snap is not None:
+        return ModelRef(path=snap, name=repo_id, sha256=_weights_sha(snap, {}))
     raise ArgenError(f"model {repo_id!r} is not downloaded (no copy in the Hugging Face cache, {hub_cache()})",
                      hint=f"download it with `hf download {repo_id}` (argen never downloads at generation time), "
                           "or pass a model folder")
+
+
+def snapshot_ref(entry: RegistryEntry, name: str):
+    """A ModelRef (named ``name``) for the Hugging Face cache's snapshot of a registry entry's
+    repository when it holds every file the entry lists (pinned ones checked); None otherwise."""
+    from argen.checkpoints.resolve import ModelRef
+
+    snap = snapshot(entry.hub.repo_id, entry.hub.revision) if entry.hub.repo_id else None
+    if snap is None or any(not (snap / f.file).is_file() for f in entry.hub.files):
+        return None
+    pins = {f.file: f.sha256 for f in entry.hub.files if f.sha256 and f.url is None}  # url files come from elsewhere
+    for file, sha in pins.items():
+        _check_pin(snap / file, sha, entry.hub.repo_id)
+    return ModelRef(path=snap, name=name, sha256=_weights_sha(snap, pins), files=dict(pins), family=entry.family)
+
+
+def not_downloaded(name: str, entry: RegistryEntry, shown: str) -> ArgenError:
+    """The error for a registered hub model found neither in the Hugging Face cache nor pulled."""
+    snap = snapshot(entry.hub.repo_id, entry.hub.revision) if entry.hub.repo_id else None
+    missing = [f.file for f in entry.hub.files if snap is not None and not (snap / f.file).is_file()]
+    where = (f"the Hugging Face cache's copy lacks {', '.join(missing)}" if missing
+             else f"not in the Hugging Face cache ({hub_cache()}) nor pulled")
+    return ArgenError(f"model {shown!r} is not downloaded ({where})", hint=f"run `argen weights pull {name}`")
 
 
 def _check_pin(path: Path, sha: str, repo_id: str) -> None:

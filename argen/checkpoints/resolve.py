@@ -60,8 +60,14 @@ def resolve(name_or_path: str, modality: str | None = None) -> ModelRef:
         raise ArgenError(f"model {name_or_path!r} is a {entry.modality} model, not {modality}",
                          hint="see `argen models` for each model's modality")
     if entry.hub is not None:
-        from argen.checkpoints.hub import expected_hashes, verify_pulled
+        from argen.checkpoints.hub import cache_dir, expected_hashes, verify_pulled
 
+        if entry.hub.convert is None and not cache_dir(name_or_path).is_dir():  # not pulled: the HF cache's copy
+            from argen.checkpoints.hf_cache import snapshot_ref
+
+            ref = snapshot_ref(entry, name_or_path)
+            if ref is not None:
+                return ref
         folder = verify_pulled(name_or_path, entry)
         hashes = expected_hashes(name_or_path, entry)
         weights = next((sha for f, sha in hashes.items() if f.endswith((".safetensors", ".pt", ".pth", ".tar.gz"))), None)

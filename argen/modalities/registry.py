@@ -62,7 +62,7 @@ MODALITIES: dict[str, Modality] = {m.name: m for m in (
              "audio-{seed}.wav", (".wav", ".flac", ".mp3", ".ogg"), (f"{_M}.audio.pipeline:AudioPipeline",)),
     Modality("mesh", f"{_M}.mesh.spec:MeshSpec",
              "Generate triangle meshes: from a caption with the bundled shapes3d model (--prompt \"a tall lamp\" -o "
-             "lamp.obj --preview lamp.png), unconditionally or per --category with MeshXL (--model mesh-xl-350m), "
+             "lamp.obj --preview lamp.png), unconditionally or per --category with MeshXL (--model meshxl-350m), "
              "from text with x-mesh-xl or LLaMA-Mesh (--model llama-mesh -p \"a wooden chair\").\n\nWrites one mesh "
              "per sample (.obj, .glb, .ply or .stl, in the unit cube; generation metadata inside, STL's beside it; "
              "`argen info FILE` prints it) and prints each path. Sampling masks impossible tokens, so every output is a "

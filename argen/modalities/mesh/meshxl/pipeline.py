@@ -21,8 +21,8 @@ from argen.modalities.mesh.spec import MeshSpec
 
 
 class MeshXLPipeline(ReleasedMeshPipeline):
-    """``argen.load("mesh-xl-125m")(n=4, seed=0)``, ``argen.load(folder)(category="chair")``,
-    ``argen.load("x-mesh-xl-350m")("3d model of a table")``."""
+    """``argen.load("meshxl-125m")(n=4, seed=0)``, ``argen.load(folder)(category="chair")``,
+    ``argen.load("x-meshxl-350m")("3d model of a table")``."""
 
     family = "meshxl"
     title = "MeshXL"
