@@ -73,11 +73,9 @@ def registered_name(repo_id: str) -> str | None:
     return entries[0][0] if len(entries) == 1 else None
 
 
-def resolve_hub_id(repo_id: str, modality: str | None = None):
-    """A :class:`~argen.checkpoints.resolve.ModelRef` for a hub id, or one ArgenError saying what
-    to download. A registered repository's pinned files are checked; its modality must fit."""
-    from argen.checkpoints.resolve import ModelRef, resolve
-
+def hub_id_entry(repo_id: str, modality: str | None = None) -> tuple[str | None, RegistryEntry | None]:
+    """The registry entry that pulls ``repo_id`` as (name, entry), (None, None) when none does;
+    an ArgenError when several do or its modality is not ``modality``."""
     entries = registered(repo_id)
     if len(entries) > 1:
         names = ", ".join(n for n, _ in entries)
@@ -86,39 +84,35 @@ def resolve_hub_id(repo_id: str, modality: str | None = None):
     if entry is not None and modality is not None and entry.modality != modality:
         raise ArgenError(f"model {repo_id!r} is a {entry.modality} model, not {modality}",
                          hint="see `argen models` for each model's modality")
-    if entry is not None:
-        ref = snapshot_ref(entry, repo_id)
-        if ref is not None:
-            return ref
-        from argen.checkpoints.hub import cache_dir
-
-        if all((cache_dir(name) / f.file).is_file() for f in entry.hub.files):
-            return resolve(name, modality)  # pulled by `argen weights pull`: verified there
-        raise not_downloaded(name, entry, repo_id)
-    snap = snapshot(repo_id)
-    if snap is not None:
-        return ModelRef(path=snap, name=repo_id, sha256=_weights_sha(snap, {}))
-    raise ArgenError(f"model {repo_id!r} is not downloaded (no copy in the Hugging Face cache, {hub_cache()})",
-                     hint=f"download it with `hf download {repo_id}` (argen never downloads at generation time), "
-                          "or pass a model folder")
+    return name, entry
 
 
-def snapshot_ref(entry: RegistryEntry, name: str):
-    """A ModelRef (named ``name``) for the Hugging Face cache's snapshot of a registry entry's
-    repository when it holds every file the entry lists (pinned ones checked); None otherwise."""
-    from argen.checkpoints.resolve import ModelRef
-
+def snapshot_files(entry: RegistryEntry) -> tuple[Path, dict[str, str], str | None] | None:
+    """(folder, pinned sha256 by file, the weights' sha256) of the Hugging Face cache's snapshot
+    of a registry entry's repository when it holds every file the entry lists (pinned ones
+    checked); None otherwise."""
     snap = snapshot(entry.hub.repo_id, entry.hub.revision) if entry.hub.repo_id else None
     if snap is None or any(not (snap / f.file).is_file() for f in entry.hub.files):
         return None
     pins = {f.file: f.sha256 for f in entry.hub.files if f.sha256 and f.url is None}  # url files come from elsewhere
     for file, sha in pins.items():
         _check_pin(snap / file, sha, entry.hub.repo_id)
-    return ModelRef(path=snap, name=name, sha256=_weights_sha(snap, pins), files=dict(pins), family=entry.family)
+    return snap, pins, weights_sha(snap, pins)
 
 
-def not_downloaded(name: str, entry: RegistryEntry, shown: str) -> ArgenError:
-    """The error for a registered hub model found neither in the Hugging Face cache nor pulled."""
+def is_pulled(name: str, entry: RegistryEntry) -> bool:
+    """Every file of the entry is in argen's own cache (verified when it is loaded)."""
+    from argen.checkpoints.hub import cache_dir
+
+    return all((cache_dir(name) / f.file).is_file() for f in entry.hub.files)
+
+
+def not_downloaded(name: str | None, entry: RegistryEntry | None, shown: str) -> ArgenError:
+    """The error for a hub model found neither in the Hugging Face cache nor pulled."""
+    if entry is None:
+        return ArgenError(f"model {shown!r} is not downloaded (no copy in the Hugging Face cache, {hub_cache()})",
+                          hint=f"download it with `hf download {shown}` (argen never downloads at generation "
+                               "time), or pass a model folder")
     snap = snapshot(entry.hub.repo_id, entry.hub.revision) if entry.hub.repo_id else None
     missing = [f.file for f in entry.hub.files if snap is not None and not (snap / f.file).is_file()]
     where = (f"the Hugging Face cache's copy lacks {', '.join(missing)}" if missing
@@ -138,7 +132,7 @@ def _check_pin(path: Path, sha: str, repo_id: str) -> None:
                      hint=f"delete {repo_folder(repo_id)} and download it again")
 
 
-def _weights_sha(snap: Path, pins: dict[str, str]) -> str | None:
+def weights_sha(snap: Path, pins: dict[str, str]) -> str | None:
     """The weight file's sha256: the registry's pin, else the name of its LFS blob."""
     for file in sorted(pins):
         if file.endswith((".safetensors", ".bin", ".pth", ".pt")):

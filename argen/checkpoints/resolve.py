@@ -49,10 +49,10 @@ def resolve(name_or_path: str, modality: str | None = None) -> ModelRef:
     reg = load_registry()
     entry = reg.models.get(name_or_path)
     if entry is None:
-        from argen.checkpoints.hf_cache import is_hub_id, resolve_hub_id
+        from argen.checkpoints.hf_cache import is_hub_id
 
         if is_hub_id(name_or_path):  # ORG/NAME: the Hugging Face cache, then argen's pull of its entry
-            return resolve_hub_id(name_or_path, modality)
+            return _resolve_hub_id(name_or_path, modality)
         names = ", ".join(sorted(n for n, e in reg.models.items() if modality in (None, e.modality)))
         raise ArgenError(f"unknown model {name_or_path!r}: not a registered name nor an existing path",
                          hint=f"bundled models: {names or 'none'} (see `argen models`), or pass a folder path")
@@ -63,9 +63,7 @@ def resolve(name_or_path: str, modality: str | None = None) -> ModelRef:
         from argen.checkpoints.hub import cache_dir, expected_hashes, verify_pulled
 
         if entry.hub.convert is None and not cache_dir(name_or_path).is_dir():  # not pulled: the HF cache's copy
-            from argen.checkpoints.hf_cache import snapshot_ref
-
-            ref = snapshot_ref(entry, name_or_path)
+            ref = _hf_cache_ref(name_or_path, entry)
             if ref is not None:
                 return ref
         folder = verify_pulled(name_or_path, entry)
@@ -81,6 +79,34 @@ def resolve(name_or_path: str, modality: str | None = None) -> ModelRef:
     weights = tops[0].sha256 if tops else None
     return ModelRef(path=root / entry.path, name=name_or_path, bundled=True, sha256=weights,
                     files={f.file: f.sha256 for f in entry.files})
+
+
+def _hf_cache_ref(name: str, entry: RegistryEntry) -> ModelRef | None:
+    """The Hugging Face cache's complete snapshot of a registered hub model, named ``name``."""
+    from argen.checkpoints.hf_cache import snapshot_files
+
+    found = snapshot_files(entry)
+    return None if found is None else ModelRef(path=found[0], name=name, sha256=found[2], files=found[1],
+                                                family=entry.family)
+
+
+def _resolve_hub_id(repo_id: str, modality: str | None) -> ModelRef:
+    """``ORG/NAME``: the Hugging Face cache's snapshot, else argen's pull of the registry entry
+    for that repository, else one error naming what to download (argen/checkpoints/hf_cache.py)."""
+    from argen.checkpoints.hf_cache import hub_id_entry, is_pulled, not_downloaded, snapshot, weights_sha
+
+    name, entry = hub_id_entry(repo_id, modality)
+    if entry is None:
+        snap = snapshot(repo_id)
+        if snap is None:
+            raise not_downloaded(None, None, repo_id)
+        return ModelRef(path=snap, name=repo_id, sha256=weights_sha(snap, {}))
+    ref = _hf_cache_ref(repo_id, entry)
+    if ref is not None:
+        return ref
+    if is_pulled(name, entry):
+        return resolve(name, modality)  # verified there
+    raise not_downloaded(name, entry, repo_id)
 
 
 def digest(ref: ModelRef, limit: int = 1 << 29) -> str | None:
