@@ -4,7 +4,8 @@
 The page records each media element's outcome in ``data-state`` and the counts in
 ``#media-log``; Chromium's ``--enable-logging=stderr`` prints every console message as a
 ``CONSOLE`` line, which the tests require to be absent. Without Chromium the tests skip, unless
-``ARGEN_REQUIRE_BROWSER=1`` (set by .ci/run, which installs it) makes that a failure.
+``ARGEN_REQUIRE_BROWSER=1`` (for a machine that has it: ``apt-get install -y chromium``) makes that a
+failure.
 """
 
 from __future__ import annotations
@@ -34,20 +35,22 @@ def chromium() -> str:
     pytest.skip("no Chromium on this machine (apt-get install -y chromium)")
 
 
-def run(page: Path, *extra: str, budget_ms: int | None = None, window: str = "1400,2400",
+def run(page: Path | str, *extra: str, budget_ms: int | None = None, window: str = "1400,2400",
         timeout: float = 90) -> tuple[str, list[str]]:
-    """Open ``page`` (a file) and return (stdout, the console messages it logged)."""
+    """Open ``page`` (a file, or a file:// address with a #fragment) and return (stdout, the console
+    messages it logged)."""
+    url = page if isinstance(page, str) else page.resolve().as_uri()
     args = [chromium(), *FLAGS, "--enable-logging=stderr", "--v=0", f"--window-size={window}", *extra]
     if budget_ms is not None:  # let lazy media load: the dump waits for this much (virtual) time
         args.append(f"--virtual-time-budget={budget_ms}")
     with tempfile.TemporaryDirectory(prefix="argen-chromium-") as profile:
-        r = subprocess.run([*args, f"--user-data-dir={profile}", page.resolve().as_uri()], capture_output=True,
+        r = subprocess.run([*args, f"--user-data-dir={profile}", url], capture_output=True,
                            text=True, timeout=timeout)
     console = [line for line in r.stderr.splitlines() if ":CONSOLE" in line]
     return r.stdout, console
 
 
-def dump_dom(page: Path, budget_ms: int | None = None, window: str = "1400,2400") -> tuple[str, list[str]]:
+def dump_dom(page: Path | str, budget_ms: int | None = None, window: str = "1400,2400") -> tuple[str, list[str]]:
     """The page's DOM after its scripts ran (and, with ``budget_ms``, after media had time to load)."""
     return run(page, "--dump-dom", budget_ms=budget_ms, window=window)
 
@@ -65,3 +68,17 @@ def attr(dom: str, element_id: str, name: str) -> str | None:
         return None
     a = re.search(rf'\b{re.escape(name)}="([^"]*)"', m.group(0))
     return a.group(1) if a else None
+
+
+def settled_dom(page: Path | str, budgets=(8000, 20000, 60000)) -> tuple[str, list[str]]:
+    """The DOM once every media element has either loaded or failed (``#media-log``'s counts add
+    up), trying longer time budgets on a busy machine (a video's decoder runs in real time, outside
+    the virtual clock); the console messages of every try."""
+    logged: list[str] = []
+    for budget in budgets:
+        dom, console = dump_dom(page, budget_ms=budget)
+        logged += console
+        counts = [attr(dom, "media-log", f"data-{k}") for k in ("loaded", "error", "total")]
+        if None not in counts and int(counts[0]) + int(counts[1]) == int(counts[2]):
+            break
+    return dom, logged
