@@ -7,7 +7,7 @@ import io
 import os
 from contextlib import redirect_stdout
 
-COMMANDS = [[], ["text"], ["image"], ["video"], ["audio"], ["mesh"], ["crystal"], ["run"], ["models"], ["info"],
+COMMANDS = [[], ["text"], ["image"], ["video"], ["audio"], ["mesh"], ["crystal"], ["run"], ["gallery"], ["models"], ["info"],
             ["weights"], ["weights", "pull"], ["weights", "convert"], ["train"], ["eval"]]
 
 

@@ -32,7 +32,9 @@ def test_writes_pngs_with_metadata_and_a_grid(cli, model, tmp_path):
         assert meta["sampling"]["top_k"] == 50
     assert paths[3] == str(tmp_path / "out-grid.png")
     with Image.open(paths[3]) as im:
-        assert im.size == (2 * 66 + 2, 2 * 66 + 2)  # 3 images on a 2x2 sheet with 2 px gaps
+        # 3 images on a 2x2 sheet: each enlarged to 128 px with a caption line, 4 px gaps
+        assert im.size == (2 * (128 + 4) + 4, 2 * (128 + 14 + 4 + 4) + 4)
+    assert read_png_metadata(paths[3])["seeds"] == [7, 8, 9]
     code, out, _ = cli("info", paths[0])
     assert code == 0 and "a red circle in the top left" in out and "next-scale" in out
 

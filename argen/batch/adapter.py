@@ -4,10 +4,10 @@ pipeline's ``generate`` (the CLI's and the API's path), write one output."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from argen.batch.plan import Sample
+from argen.batch.plan import PREVIEWED, Sample, preview_of
 from argen.errors import ArgenError
 from argen.modalities.base import Output, Row, make_spec
 from argen.modalities.registry import MODALITIES, spec_of
@@ -34,9 +34,22 @@ class SpecAdapter:
                 raise SampleRefused(out.skip_reason)
         return [(o, o.metadata) for o in outs]
 
-    def write(self, path: Path, content: Output, meta: dict[str, Any]) -> None:
+    def write(self, path: Path, content: Output, meta: dict[str, Any], rel: str) -> dict[str, Any]:
+        """Write one output (``rel``: its path in the output folder) and, for the modalities a
+        browser cannot show, its PNG preview beside it. Returns the manifest fields this adds: the
+        model that made it, the preview's path (or why there is none)."""
         content.metadata = meta
         content.write(path)
+        extra: dict[str, Any] = {"model": meta.get("model")} if meta.get("model") else {}
+        if self.modality in PREVIEWED:
+            try:
+                content.write_preview(path.with_name(PurePosixPath(preview_of(rel)).name))
+                extra["preview"] = preview_of(rel)
+            except (KeyboardInterrupt, MemoryError):
+                raise
+            except Exception as e:  # noqa: BLE001 - no picture (e.g. an unreadable CIF kept by --keep-invalid) is no failure
+                extra["preview_error"] = getattr(e, "message", None) or f"{type(e).__name__}: {e}"
+        return extra
 
 
 class SampleRefused(ArgenError):

@@ -58,22 +58,28 @@ def batches(samples: list[Sample], default_size: int = 8) -> list[list[Sample]]:
 class Recorder:
     """Writes outputs and manifest lines; the one place a result becomes a file."""
 
-    def __init__(self, out_dir: Path, summary: Summary, on_done: Callable[[Sample, Path], None]) -> None:
-        self.out_dir, self.summary, self.on_done = out_dir, summary, on_done
+    def __init__(self, out_dir: Path, summary: Summary, on_done: Callable[[Sample, Path], None],
+                 on_record: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.out_dir, self.summary, self.on_done, self.on_record = out_dir, summary, on_done, on_record
         self.manifest = Manifest(out_dir / "manifest.jsonl")
+
+    def _append(self, entry: dict[str, Any]) -> None:
+        self.manifest.append(entry)
+        if self.on_record is not None:  # e.g. the run's gallery page
+            self.on_record(entry)
 
     def done(self, sample: Sample, content: Any, meta: dict[str, Any], seconds: float) -> None:
         path = resolve_inside(self.out_dir, sample.path)
         meta = {**meta, "job": sample.job, "index": sample.index}
-        ADAPTERS[sample.modality].write(path, content, meta)
-        self.manifest.append({**sample.record(), "status": "done", "sha256": sha256_file(path),
-                              "seconds": round(seconds, 4)})
+        extra = ADAPTERS[sample.modality].write(path, content, meta, sample.path)
+        self._append({**sample.record(), "status": "done", "sha256": sha256_file(path),
+                      "seconds": round(seconds, 4), **extra})
         self.summary.done[sample.job] += 1
         self.on_done(sample, path)
 
     def failed(self, sample: Sample, error: BaseException | str) -> None:
         msg = error if isinstance(error, str) else error_message(error)
-        self.manifest.append({**sample.record(), "status": "failed", "error": msg})
+        self._append({**sample.record(), "status": "failed", "error": msg})
         self.summary.failed[sample.job] += 1
         self.summary.errors.append(f"{sample.job} #{sample.index}: {msg}")
 
@@ -113,9 +119,10 @@ def generate_isolated(adapter, pipe, chunk: list[Sample]) -> list[tuple[bool, An
 
 
 def run_local(samples: list[Sample], out_dir: Path, summary: Summary, on_done: Callable[[Sample, Path], None],
-              advance: Callable[[Sample], None]) -> None:
-    """Make every sample of ``samples`` (already filtered to what is pending)."""
-    rec = Recorder(out_dir, summary, on_done)
+              advance: Callable[[Sample], None], on_record: Callable[[dict[str, Any]], None] | None = None) -> None:
+    """Make every sample of ``samples`` (already filtered to what is pending); ``on_record`` sees
+    each manifest entry once it is written."""
+    rec = Recorder(out_dir, summary, on_done, on_record)
     by_pipeline: dict[tuple, list[Sample]] = {}
     for s in samples:
         by_pipeline.setdefault(s.pipeline_key(), []).append(s)

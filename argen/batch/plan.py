@@ -21,6 +21,18 @@ from argen.yaml_config import fail_at
 
 PIPELINE_FLAGS = ("model", "device", "dtype", "compile", "quantize", "sampler")  # what loading a pipeline depends on
 JOB_KEYS = ("name", "modality", "prompts", "seeds", "grid", "output", "n", "seed")
+RUN_FILES = ("manifest.jsonl", ".argen-run.lock", "index.html")  # the run's own files in the output folder
+PREVIEWED = ("mesh", "crystal")  # a run writes a PNG preview beside each of these outputs (for the gallery)
+
+
+def preview_of(rel: str) -> str:
+    """The preview a run writes beside output ``rel`` (``mesh/0000-0.obj`` -> ``mesh/0000-0.obj.png``)."""
+    return rel + ".png"
+
+
+def sheet_of(job: str) -> str:
+    """The labelled grid sheet a run writes for an image job with a grid (``JOB-grid.png``)."""
+    return f"{job}-grid.png"
 
 
 @dataclass(frozen=True)
@@ -124,6 +136,7 @@ def build_plan(recipe: RunRecipe, node: yaml.Node | None, recipe_path: str | Pat
     base = Path(recipe_path).parent
     samples: list[Sample] = []
     seen: dict[str, str] = {}
+    sheets = {sheet_of(job.name) for job in recipe.jobs if job.modality == "image" and job.grid}
     for j, job in enumerate(recipe.jobs):
         prompts = read_prompts(job, j, base, recipe_path, node, allow_outside)
         axes = list(job.grid)
@@ -145,13 +158,15 @@ def build_plan(recipe: RunRecipe, node: yaml.Node | None, recipe_path: str | Pat
                     if rel is None:
                         raise fail_at(recipe_path, node, ("jobs", j, "output"),
                                       f"output {raw!r} would escape the output folder")
-                    if rel in ("manifest.jsonl", ".argen-run.lock"):
+                    if rel in RUN_FILES or rel in sheets:
                         raise fail_at(recipe_path, node, ("jobs", j, "output"),
                                       f"output {raw!r} would replace the run's own {rel}")
-                    if rel in seen:
-                        raise fail_at(recipe_path, node, ("jobs", j, "output"),
-                                      f"two samples would write {rel} (also {seen[rel]}); add {{i}} or {{seed}}")
-                    seen[rel] = f"{job.name} #{i}"
+                    writes = [rel, preview_of(rel)] if job.modality in PREVIEWED else [rel]
+                    for w in writes:
+                        if w in seen:
+                            raise fail_at(recipe_path, node, ("jobs", j, "output"),
+                                          f"two samples would write {w} (also {seen[w]}); add {{i}} or {{seed}}")
+                        seen[w] = f"{job.name} #{i}" + (" (its preview)" if w != rel else "")
                     ident = json.dumps([job.name, job.modality, params, prompt, seed, rel], sort_keys=True)
                     key = hashlib.sha256(ident.encode()).hexdigest()[:20]
                     samples.append(Sample(job.name, i, job.modality, params, prompt, seed, rel, key))

@@ -47,7 +47,8 @@ def _import_ray():
 
 def run_ray(samples: list[Sample], out_dir: Path, summary: Summary, on_done: Callable[[Sample, Path], None],
             advance: Callable[[Sample], None], address: str | None = None, workers: int = 1,
-            cpus_per_worker: int = 1, gpus_per_worker: float = 0.0) -> None:
+            cpus_per_worker: int = 1, gpus_per_worker: float = 0.0,
+            on_record: Callable[[dict[str, Any]], None] | None = None) -> None:
     """Make ``samples`` with ``workers`` actors per model on the cluster at ``address`` (or a
     local Ray instance when None)."""
     ray = _import_ray()
@@ -55,7 +56,7 @@ def run_ray(samples: list[Sample], out_dir: Path, summary: Summary, on_done: Cal
         ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
                  **({} if address else {"num_cpus": max(os.cpu_count() or 1, workers * cpus_per_worker)}))
     actor_cls = ray.remote(PipelineWorker)
-    rec = Recorder(out_dir, summary, on_done)
+    rec = Recorder(out_dir, summary, on_done, on_record)
     by_pipeline: dict[tuple, list[Sample]] = {}
     for s in samples:
         by_pipeline.setdefault(s.pipeline_key(), []).append(s)

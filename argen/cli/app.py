@@ -11,7 +11,7 @@ import sys
 import typer
 
 from argen import __version__
-from argen.cli import info, models, run, weights_cmd
+from argen.cli import gallery, info, models, run, weights_cmd
 from argen.cli.errors import is_click, report
 from argen.cli.spec_options import command_from_spec
 from argen.modalities.registry import MODALITIES
@@ -54,6 +54,7 @@ def _generation_command(modality: str):
 for _name, _m in MODALITIES.items():
     app.command(_name, help=_m.help)(_generation_command(_name))
 app.command("run", help=run.__doc__)(run.run)
+app.command("gallery", help=gallery.__doc__)(gallery.gallery)
 app.command("models", help=models.__doc__)(models.models)
 app.command("info", help=info.__doc__)(info.info)
 app.add_typer(weights_cmd.app, name="weights", help=weights_cmd.__doc__)

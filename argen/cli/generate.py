@@ -86,6 +86,12 @@ class OutputPaths:
         return self.root / f"{stem}-{seed}{self.suffix}"
 
 
+def either(names) -> str:
+    """"A", "A or B", "A, B or C"."""
+    names = list(names)
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
 def run_generation(modality: str, values: dict[str, Any]) -> int:
     """The body of `argen <modality>`: ``values`` are the parsed options (spec fields + IO options)."""
     from argen.io.atomic import check_writable
@@ -107,8 +113,9 @@ def run_generation(modality: str, values: dict[str, Any]) -> int:
     pattern = io["output"] if io["output"] is not None else m.output
     paths = OutputPaths(pattern, modality, len(rows)) if pattern else None
     previews = expand_output(Path(spec.preview), len(rows)) if getattr(spec, "preview", None) else None
-    if previews is not None and Path(spec.preview).suffix.lower() != ".png":
-        raise UsageError(f"--preview {spec.preview}: previews are written as PNG", hint="give a path ending in .png")
+    if previews is not None and Path(spec.preview).suffix.lower() not in spec_cls.preview_suffixes:
+        raise UsageError(f"--preview {spec.preview}: previews are written as {either(s[1:].upper() for s in spec_cls.preview_suffixes)}",
+                         hint=f"give a path ending in {either(spec_cls.preview_suffixes)}")
     from argen.cli.progress import progress_bar
     from argen.modalities.loading import load
 
@@ -140,9 +147,10 @@ def run_generation(modality: str, values: dict[str, Any]) -> int:
             outs.append(out)
             written += emit(out, spec, paths, previews, overwrite, as_json, stream, len(rows), quiet)
     if getattr(spec, "grid", False) and outs and paths is not None:
-        from argen.io.png import contact_sheet, write_png
+        from argen.io.png import write_png
+        from argen.io.sheet import captioned_sheet
 
-        sheet = write_png(sheet_path(Path(pattern)), contact_sheet([o.pixels for o in outs]),
+        sheet = write_png(sheet_path(Path(pattern)), captioned_sheet([o.pixels for o in outs], [[f"seed {o.seed}"] for o in outs]),
                           {**outs[0].metadata, "seeds": [o.seed for o in outs]})
         print(json.dumps({"grid": str(sheet)}) if as_json else sheet)
     log(pipe.summary(outs), quiet)

@@ -1,7 +1,8 @@
 """Run a batch recipe: many prompts, seeds and parameter grids, resumable.
 
 Every finished output is recorded in OUT/manifest.jsonl; running the same recipe again skips
-what is recorded and intact and makes the rest.
+what is recorded and intact and makes the rest. OUT/index.html shows the outputs side by side
+with their prompts and flags, updated as they land (open it in a browser).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def run(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from rich.table import Table
 
+    from argen.batch.gallery import Gallery
     from argen.batch.local import Summary, json_line, pending, plan_lines, remove_stale_parts, run_local
     from argen.batch.plan import build_plan
     from argen.batch.recipe import load_run_recipe
@@ -61,15 +63,20 @@ def run(
     def on_done(sample, path):  # results on stdout, as they land
         print(json_line(sample, path) if json_out else path, flush=True)
 
+    gallery = Gallery(out_dir, samples, done)  # OUT/index.html, rewritten as samples are recorded
+    gallery.write()
     with progress:
         advance = lambda s: progress.advance(tasks[s.job])  # noqa: E731
-        if backend == "ray" and todo:
-            from argen.batch.ray_backend import run_ray
+        try:
+            if backend == "ray" and todo:
+                from argen.batch.ray_backend import run_ray
 
-            run_ray(todo, out_dir, summary, on_done, advance, address=address, workers=workers,
-                    gpus_per_worker=gpus_per_worker)
-        else:
-            run_local(todo, out_dir, summary, on_done, advance)
+                run_ray(todo, out_dir, summary, on_done, advance, address=address, workers=workers,
+                        gpus_per_worker=gpus_per_worker, on_record=gallery.add)
+            else:
+                run_local(todo, out_dir, summary, on_done, advance, on_record=gallery.add)
+        finally:
+            gallery.finish()
     if not quiet or summary.any_failed:
         table = Table("job", "done", "skipped", "failed", box=None, header_style="bold")
         for j in jobs:
@@ -78,4 +85,5 @@ def run(
         for line in summary.errors[:10]:
             err.print(f"failed: {line}", highlight=False)
         err.print(f"manifest: {out_dir / 'manifest.jsonl'}", highlight=False)
+        err.print(f"gallery: {out_dir / 'index.html'}", highlight=False)
     return 1 if summary.any_failed else 0

@@ -22,6 +22,7 @@ EMBEDDED_READERS.update({".obj": "argen.io.mesh:read_obj_metadata", ".ply": "arg
 EMBEDDED_READERS.update({s: "argen.io.audio:read_audio_metadata" for s in (".wav", ".flac", ".mp3", ".ogg")})
 EMBEDDED_READERS[".mp4"] = "argen.io.video:read_video_metadata"
 EMBEDDED_READERS[".cif"] = "argen.io.cif:read_cif_metadata"
+EMBEDDED_READERS.update({s: "argen.io.video_preview:read_animated_metadata" for s in (".gif", ".webp")})  # video previews
 
 
 def build_metadata(**fields: Any) -> dict[str, Any]:

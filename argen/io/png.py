@@ -58,15 +58,3 @@ def read_png_metadata(path: str | Path) -> dict[str, Any] | None:
     except ValueError:
         raise ArgenError(f"{path}: its argen metadata is not valid JSON", hint="the file was altered") from None
 
-
-def contact_sheet(images: list[np.ndarray], cols: int | None = None, gap: int = 2) -> np.ndarray:
-    """Images (H, W, 3) tiled row by row on a white sheet, ``gap`` pixels apart."""
-    n = len(images)
-    cols = cols or int(np.ceil(np.sqrt(n)))
-    rows = (n + cols - 1) // cols
-    h, w = images[0].shape[:2]
-    sheet = np.full((rows * (h + gap) + gap, cols * (w + gap) + gap, 3), 255, dtype=np.uint8)
-    for k, img in enumerate(images):
-        r, c = divmod(k, cols)
-        sheet[gap + r * (h + gap):gap + r * (h + gap) + h, gap + c * (w + gap):gap + c * (w + gap) + w] = img
-    return sheet

@@ -73,6 +73,7 @@ class Output:
     skip_reason: str | None = None  # set when the sample is not to be written (e.g. a failed check)
 
     suffixes: ClassVar[tuple[str, ...]] = ()
+    preview_suffixes: ClassVar[tuple[str, ...]] = (".png",)
 
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
         """Write the sample with its generation metadata (atomically). An existing file is kept
@@ -87,11 +88,11 @@ class Output:
         raise NotImplementedError
 
     def save_preview(self, path: str | Path, overwrite: bool = False) -> Path:
-        """A PNG picture of the sample (spectrogram, rendering, cell), with its metadata."""
+        """A picture of the sample (spectrogram, rendering, cell, contact sheet), with its metadata."""
         from argen.io.atomic import check_writable
 
         path = Path(path)
-        check_writable(path, overwrite, (".png",))
+        check_writable(path, overwrite, self.preview_suffixes)
         return self.write_preview(path)
 
     def write_preview(self, path: Path) -> Path:

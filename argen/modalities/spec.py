@@ -48,6 +48,7 @@ class GenerationSpec(BaseModel):
     prompt_file_mode: ClassVar[Literal["whole", "lines"]] = "lines"
     prompt_help: ClassVar[str] = "The prompt."
     prompt_flags: ClassVar[tuple[str, ...]] = ("--prompt", "-p")
+    preview_suffixes: ClassVar[tuple[str, ...]] = (".png",)  # what --preview writes, where a modality has it
 
     prompt: list[str] | None = flag(None, "--prompt", "-p", help="(set per modality)", metavar="TEXT")
     model: str | None = flag(None, "--model", "-m", metavar="NAME|PATH",

@@ -55,7 +55,7 @@ class AudioOutput(Output):
     def write_preview(self, path: Path) -> Path:
         from argen.io.spectrogram import write_spectrogram
 
-        return write_spectrogram(path, self.samples, self.metadata)
+        return write_spectrogram(path, self.samples, self.sample_rate, self.metadata)
 
     def record(self) -> dict[str, Any]:
         return {"seed": self.seed, "prompt": self.prompt, "seconds": round(len(self.samples) / self.sample_rate, 3),

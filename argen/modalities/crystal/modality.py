@@ -32,12 +32,12 @@ class CrystalOutput(Output):
         return write_cif(path, self.cif, self.metadata, warning)
 
     def write_preview(self, path: Path) -> Path:
-        from argen.io.cif_preview import draw_cell
+        from argen.io.cif_preview import write_cell_preview
 
         if self.structure is None:
             raise ArgenError("no readable structure to preview", hint="the CIF could not be parsed")
-        draw_cell(self.structure, path, title=self.prompt)
-        return path
+        declared = (self.checks or {}).get("spacegroup_found")
+        return write_cell_preview(path, self.structure, self.metadata, title=self.prompt or "", declared_group=declared)
 
     def record(self) -> dict[str, Any]:
         # the seed of the attempt that made it (the file's record), not the one asked for

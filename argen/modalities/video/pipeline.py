@@ -35,11 +35,18 @@ class VideoOutput(Output):
     denoise_seconds: float = 0.0
 
     suffixes: ClassVar[tuple[str, ...]] = (".mp4",)
+    preview_suffixes: ClassVar[tuple[str, ...]] = (".png", ".gif", ".webp")
 
     def write(self, path: Path) -> Path:
         from argen.io.video import write_mp4
 
         return write_mp4(path, self.frames, self.fps, self.metadata)
+
+    def write_preview(self, path: Path) -> Path:
+        """A contact sheet (.png: a row of frames per second) or an animation (.gif, .webp)."""
+        from argen.io.video_preview import write_video_preview
+
+        return write_video_preview(path, self.frames, self.fps, self.metadata)
 
     def record(self) -> dict[str, Any]:
         return {"seed": self.seed, "prompt": self.prompt, "frames": len(self.frames), "model": self.metadata.get("model")}

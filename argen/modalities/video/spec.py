@@ -14,6 +14,7 @@ class VideoSpec(GenerationSpec):
     prompt_help: ClassVar[str] = "The objects, e.g. 'a red circle and a blue square' (repeat for several prompts)."
 
     missing_prompt_message: ClassVar[str] = "give --prompt, --extend or both"
+    preview_suffixes: ClassVar[tuple[str, ...]] = (".png", ".gif", ".webp")
 
     @classmethod
     def prompt_needed(cls, values: dict) -> bool:
@@ -32,3 +33,6 @@ class VideoSpec(GenerationSpec):
     block_frames: int | None = flag(None, "--block-frames", help="Frames per block (must match the model's).", ge=1, le=1024)
     fps: float | None = flag(None, "--fps", help="Frame rate written to the MP4 (default: the model's).", gt=0, le=240)
     only_new: bool = flag(False, "--only-new", help="Write only the generated frames, not the clip given to --extend.")
+    preview: str | None = flag(None, "--preview", metavar="PNG|GIF|WEBP",
+                               help="Also write a preview: .png a contact sheet (a row of frames per second), .gif or "
+                                    ".webp an animation; {i} and {seed} are filled in.", recipe=False)
