@@ -1,5 +1,6 @@
 """Resolving a model name or path to a verified folder: a registered name (its files checked
-against their sha256, bundled or pulled) or a local path."""
+against their sha256, bundled or pulled), a Hugging Face repository id (read from the Hugging
+Face cache first), or a local path."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from argen.checkpoints.files import sha256_file
+from argen.checkpoints.hf_cache import cached_files, content_sha256, hub_cache, is_repo_id, snapshot
 from argen.checkpoints.registry import RegistryEntry, bundled_dir, default_model, load_registry, verify  # noqa: F401
 from argen.errors import ArgenError
 
@@ -16,6 +18,8 @@ def file_status(root: Path, entry: RegistryEntry, name: str | None = None) -> st
     if entry.hub is not None:
         from argen.checkpoints.hub import cache_dir, expected_hashes
 
+        if from_hf_cache(name or "", entry) is not None:
+            return "ok"
         root, hashes = cache_dir(name or ""), expected_hashes(name or "", entry)
     else:
         hashes = {f.file: f.sha256 for f in entry.files}
@@ -46,6 +50,8 @@ def resolve(name_or_path: str, modality: str | None = None) -> ModelRef:
         return ModelRef(path=p, name=p.resolve().name)
     reg = load_registry()
     entry = reg.models.get(name_or_path)
+    if entry is None and is_repo_id(name_or_path):
+        return resolve_repo_id(name_or_path, modality)
     if entry is None:
         names = ", ".join(sorted(n for n, e in reg.models.items() if modality in (None, e.modality)))
         raise ArgenError(f"unknown model {name_or_path!r}: not a registered name nor an existing path",
@@ -54,6 +60,9 @@ def resolve(name_or_path: str, modality: str | None = None) -> ModelRef:
         raise ArgenError(f"model {name_or_path!r} is a {entry.modality} model, not {modality}",
                          hint="see `argen models` for each model's modality")
     if entry.hub is not None:
+        cached = from_hf_cache(name_or_path, entry)
+        if cached is not None:
+            return cached
         from argen.checkpoints.hub import expected_hashes, verify_pulled
 
         folder = verify_pulled(name_or_path, entry)
@@ -68,6 +77,41 @@ def resolve(name_or_path: str, modality: str | None = None) -> ModelRef:
     weights = tops[0].sha256 if tops else None
     return ModelRef(path=root / entry.path, name=name_or_path, bundled=True, sha256=weights,
                     files={f.file: f.sha256 for f in entry.files})
+
+
+def from_hf_cache(name: str, entry: RegistryEntry) -> ModelRef | None:
+    """A registered hub model used as published (no conversion), when the Hugging Face cache
+    already holds all its files (pinned ones with their sha256): no second copy is pulled."""
+    hub = entry.hub
+    if hub.convert or hub.repo_id is None or any(f.url for f in hub.files):
+        return None
+    pins = {f.file: f.sha256 for f in hub.files}
+    folder = cached_files(hub.repo_id, pins, hub.revision)
+    if folder is None:
+        return None
+    weights = next((f for f in pins if f.endswith(".safetensors")), None)
+    return ModelRef(path=folder, name=name, sha256=content_sha256(folder / weights) if weights else None,
+                    files={f: sha for f, sha in pins.items() if sha})
+
+
+def resolve_repo_id(repo_id: str, modality: str | None = None) -> ModelRef:
+    """A hub repository id: its snapshot in the Hugging Face cache when that is a model folder
+    (config.json, or model_index.json for a diffusers pipeline), else the registered model
+    pulled from that repository."""
+    folder = snapshot(repo_id)
+    if folder is not None and ((folder / "config.json").is_file() or (folder / "model_index.json").is_file()):
+        weights = sorted(folder.glob("**/*.safetensors"))
+        return ModelRef(path=folder, name=repo_id, sha256=content_sha256(weights[0]) if weights else None)
+    reg = load_registry()
+    names = sorted(n for n, e in reg.models.items()
+                   if e.hub is not None and e.hub.repo_id == repo_id and modality in (None, e.modality))
+    if len(names) == 1:
+        return resolve(names[0], modality)
+    pull = f", or `argen weights pull {names[0]}`" if names else ""
+    raise ArgenError(f"{repo_id}: no such folder, and not in the Hugging Face cache ({hub_cache()})" +
+                     (f"; it holds several registered models: {', '.join(names)}" if len(names) > 1 else ""),
+                     hint=(f"pass one of {', '.join(names)}" if len(names) > 1
+                           else f"download it with `hf download {repo_id}`{pull} (see `argen models`)"))
 
 
 def digest(ref: ModelRef, limit: int = 1 << 29) -> str | None:
