@@ -163,7 +163,28 @@ def test_unpinned_files_are_checked_against_the_hubs_sha256_and_recorded(cli, un
     assert code == 1 and "does not match its sha256" in err
 
 
-def test_a_hub_that_publishes_no_sha256_is_refused(cli, unpinned_hub):
-    unpinned_hub.etag = lambda data: hashlib.sha1(data).hexdigest()  # a plain git blob id, not LFS
+def test_a_hub_that_publishes_no_checksum_is_refused(cli, unpinned_hub):
+    unpinned_hub.etag = lambda data: hashlib.md5(data).hexdigest()  # neither a sha256 nor a git blob id
     code, _, err = cli("weights", "pull", "tiny-hub", "--endpoint", unpinned_hub.url)
     assert code == 1 and "publishes no sha256" in err and "pin" in err
+
+
+def git_blob_id(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def test_small_files_are_checked_against_their_git_blob_id(cli, unpinned_hub, tmp_path):
+    """Files kept in git (not LFS), e.g. a diffusers folder's config.json, carry their git blob id
+    as ETag: the download is checked against it, and its sha256 recorded for later loads."""
+    unpinned_hub.etag = git_blob_id
+    unpinned_hub.corrupt["config.json"] = 1
+    code, _, err = cli("weights", "pull", "tiny-hub", "--endpoint", unpinned_hub.url)
+    assert code == 0, err
+    assert "config.json: sha256 mismatch on attempt 1 of 3" in err  # a wrong byte fails the blob id too
+    recorded = json.loads((tmp_path / "home" / "models" / "tiny-hub" / ".sha256.json").read_text())
+    assert recorded == {n: hashlib.sha256(d).hexdigest() for n, d in unpinned_hub.files.items()}
+    unpinned_hub.etag = lambda data: "0" * 40  # a blob id the bytes do not have: refused after every attempt
+    (tmp_path / "home" / "models" / "tiny-hub" / ".sha256.json").unlink()
+    (tmp_path / "home" / "models" / "tiny-hub" / "config.json").unlink()
+    code, _, err = cli("weights", "pull", "tiny-hub", "--endpoint", unpinned_hub.url)
+    assert code == 1 and "did not match its sha256 in 3 attempts" in err

@@ -81,8 +81,9 @@ def verify_pulled(name: str, entry: RegistryEntry) -> Path:
 
 
 def published_sha256(repo_id: str, filename: str, revision: str, endpoint: str | None) -> str:
-    """The sha256 the hub publishes for a file: large files are stored through git LFS, whose
-    object id (the ETag the hub sends for the file) is the sha256 of the content."""
+    """The checksum the hub publishes for a file (the ETag it sends): for a file stored through
+    git LFS, its object id, the sha256 of the content; for a small file kept in git itself (a
+    diffusers folder's config.json), its git blob id (huggingface_hub's file_download.py)."""
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
     from huggingface_hub.errors import HfHubHTTPError
 
@@ -91,10 +92,22 @@ def published_sha256(repo_id: str, filename: str, revision: str, endpoint: str |
     except (OSError, HfHubHTTPError, ValueError) as e:
         raise ConnectionError((str(e).strip().splitlines() or [type(e).__name__])[0][:200]) from None
     etag = (meta.etag or "").strip('"').lower()
-    if len(etag) != 64 or any(c not in "0123456789abcdef" for c in etag):
+    if len(etag) not in (40, 64) or any(c not in "0123456789abcdef" for c in etag):
         raise ArgenError(f"the hub publishes no sha256 for {repo_id}/{filename} (ETag {etag or 'none'})",
                          hint="pin the file's sha256 in the registry entry")
     return etag
+
+
+def content_matches(path: Path, want: str) -> bool:
+    """Whether ``path`` holds the content ``want`` names: a sha256, or (40 hex digits) a git blob
+    id, the sha1 of ``blob <size>\\0`` and the bytes."""
+    if len(want) != 40:
+        return sha256_file(path) == want
+    h = hashlib.sha1(f"blob {path.stat().st_size}\0".encode(), usedforsecurity=False)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest() == want
 
 
 def _download(repo_id: str, filename: str, revision: str, staging: Path, endpoint: str | None) -> Path:
@@ -155,10 +168,10 @@ def pull(name: str, entry: RegistryEntry, endpoint: str | None = None, attempts:
                     got = _download(hub.repo_id, f.file, hub.revision, Path(staging), endpoint)
                 except ConnectionError as e:
                     raise _offline(name, hub.repo_id, f.file, dest, want, e) from None
-                if sha256_file(got) == want:
+                if content_matches(got, want):
                     os.replace(got, dest)  # same filesystem: the file appears whole or not at all
                     _log(f"{f.file}: downloaded, sha256 ok", quiet)
-                    verified[f.file] = want
+                    verified[f.file] = want if len(want) == 64 else sha256_file(dest)
                     downloaded = True
                     break
             _log(f"{f.file}: sha256 mismatch on attempt {attempt} of {attempts}; discarded", quiet)
