@@ -215,3 +215,33 @@ def test_registered_video_models():
         files = {f.file for f in models[name].hub.files}
         assert {"model_index.json", "transformer/config.json", "vae/config.json", "text_encoder/config.json",
                 "scheduler/scheduler_config.json", "tokenizer/spiece.model"} <= files
+
+
+def test_batch_recipe_with_a_skyreels_folder(cli, df_dir, tmp_path):
+    """`argen run`: a job's seeds for one prompt are denoised together; each MP4 is its own seed's."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"""
+jobs:
+  - name: df
+    modality: video
+    model: {df_dir}
+    prompts: ["a red fox runs"]
+    seeds: [3, 4]
+    frames: 5
+    steps: 2
+    size: {W}x{H}
+    context: 17
+    overlap: 5
+    block_frames: 4
+    device: cpu
+""")
+    out = tmp_path / "out"
+    code, _, err = cli("run", recipe, "-o", out, "-q")
+    assert code == 0, err
+    rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    done = sorted((r for r in rows if r["status"] == "done"), key=lambda r: r["path"])
+    assert len(done) == 2
+    paths = [out / r["path"] for r in done]
+    assert all(frames_of(p) == (5, H, W) for p in paths)
+    assert sorted(read_video_metadata(p)["seed"] for p in paths) == [3, 4]
+    assert paths[0].read_bytes() != paths[1].read_bytes()
