@@ -26,7 +26,7 @@ import numpy as np
 from argen.checkpoints import resolve as weights
 from argen.errors import ArgenError, UsageError
 from argen.io.metadata import build_metadata
-from argen.modalities.base import OnProgress, Output, Pipeline, Row
+from argen.modalities.base import OnProgress, Output, Pipeline, Row, refuse_options
 from argen.modalities.video.pipeline import VideoOutput
 from argen.modalities.video.skyreels.config import DF_PIPELINES, WAN_PIPELINES
 from argen.modalities.video.spec import VideoSpec
@@ -92,8 +92,7 @@ class SkyReelsPipeline(Pipeline):
                  **options: Any) -> SkyReelsPipeline:
         from argen.modalities.video.skyreels.pipeline import SkyReelsVideo
 
-        if options:
-            raise UsageError(f"video models take no {', '.join(sorted(options))}", hint="see `argen video --help`")
+        refuse_options(options, "video")
         require_libraries()
         folder, checkpoint = ref.path, None
         if config.get("family") == "self-forcing":
