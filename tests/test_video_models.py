@@ -204,7 +204,7 @@ def test_pull_a_diffusers_folder_then_generate(cli, df_dir, tmp_path, monkeypatc
     assert frames_of(out) == (5, H, W)
 
 
-def test_registered_video_models():
+def test_registered_video_models(cli):
     from argen.checkpoints.registry import load_registry
 
     models = load_registry().models
@@ -215,6 +215,12 @@ def test_registered_video_models():
         files = {f.file for f in models[name].hub.files}
         assert {"model_index.json", "transformer/config.json", "vae/config.json", "text_encoder/config.json",
                 "scheduler/scheduler_config.json", "tokenizer/spiece.model"} <= files
+    code, out, _ = cli("models", "--json")
+    rows = {r["name"]: r for r in map(json.loads, out.splitlines())}
+    assert code == 0 and rows["skyreels-v2-df-1.3b"]["family"] == "diffusers"
+    assert rows["skyreels-v2-df-1.3b"]["cfg"] == "<=1 off" and rows["wan2.1-t2v-1.3b"]["modality"] == "video"
+    code, out, _ = cli("video", "--help")
+    assert "14.7 GB" in out and "skyreels-v2-df-1.3b" in out  # which model needs which GPU memory
 
 
 def test_batch_recipe_with_a_skyreels_folder(cli, df_dir, tmp_path):

@@ -29,10 +29,14 @@ def models(json_out: opt.Json = False) -> None:
         params = count_params([p for p in weights if p.suffix == ".safetensors"])
         status = file_status(root, entry, name)
         family = entry.hub.convert if entry.hub is not None and entry.hub.convert else "argen"
+        diffusers_video = entry.hub is not None and entry.modality == "video"  # SkyReels-V2 / Wan2.1 folders
+        if diffusers_video and not entry.hub.convert:
+            family = "diffusers"
         rows.append({"name": name, "modality": entry.modality, "family": family, "params": params,
                      "published_params": entry.params, "bytes": size,
                      "sha256": "not pulled" if entry.hub is not None and status == "missing" else status,
-                     "default": entry.default, "path": str(folder), "cfg": guidance_note(family)})
+                     "default": entry.default, "path": str(folder),
+                     "cfg": "<=1 off" if diffusers_video else guidance_note(family)})  # guided only above 1
     if json_out:
         for r in rows:
             print(json.dumps(r))
