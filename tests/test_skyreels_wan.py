@@ -139,3 +139,37 @@ def test_self_forcing_refuses_other_files(wan, tmp_path):
     (tmp_path / "code.pt").write_bytes(b"not a zip")
     with pytest.raises(ArgenError, match="not a tensor-only checkpoint"):
         SkyReelsVideo.from_pretrained(folder, device="cpu", weights=tmp_path / "code.pt")
+
+
+def test_cli_wan_and_self_forcing_folders(cli, wan, self_forcing, tmp_path):
+    """`argen video --model` on a Wan2.1 diffusers folder, and on the folder `argen weights pull
+    self-forcing` writes (its config.json names the base folder and the checkpoint)."""
+    import av
+
+    from argen.io.video import read_video_metadata
+    from argen.modalities.video.skyreels.family import convert_files
+
+    folder, _, _ = wan
+    ckpt, _ = self_forcing
+    small = ("-p", "a red fox", "--size", f"{W}x{H}", "--device", "cpu", "--frames", "9")
+
+    def frames_of(path):
+        with av.open(str(path)) as src:
+            frames = [f.to_ndarray(format="rgb24") for f in src.decode(src.streams.video[0])]
+        return len(frames), frames[0].shape[:2]
+
+    code, _, err = cli("video", "--model", folder, *small, "--steps", "2", "-o", tmp_path / "wan.mp4")
+    assert code == 0, err
+    assert frames_of(tmp_path / "wan.mp4") == (9, (H, W))
+    assert read_video_metadata(tmp_path / "wan.mp4")["family"] == "wan2.1-t2v"
+    code, _, err = cli("video", "--model", folder, *small, "--overlap", "5", "-o", tmp_path / "no.mp4")
+    assert code != 0 and "--overlap does not apply to wan2.1-t2v" in err and not (tmp_path / "no.mp4").exists()
+
+    sf = convert_files([ckpt], tmp_path / "sf" / "argen", name="self-forcing", base=str(folder))
+    code, _, err = cli("video", "--model", sf, *small, "--context", "21", "--overlap", "9", "-o", tmp_path / "sf.mp4")
+    assert code == 0, err
+    assert frames_of(tmp_path / "sf.mp4") == (9, (H, W))
+    meta = read_video_metadata(tmp_path / "sf.mp4")
+    assert meta["family"] == "self-forcing" and meta["steps"] == 4 and meta["causal_cache"] is True
+    code, _, err = cli("video", "--model", sf, *small, "--steps", "30", "-o", tmp_path / "no.mp4")
+    assert code != 0 and "4 fixed steps" in err and not (tmp_path / "no.mp4").exists()

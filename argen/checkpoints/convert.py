@@ -14,6 +14,7 @@ CONVERTERS = {
     "var": "argen.modalities.image.var.convert:convert_files",
     "llamagen": "argen.modalities.image.llamagen.convert:convert_files",
     "crystallm": "argen.modalities.crystal.crystallm_convert:convert_files",
+    "self-forcing": "argen.modalities.video.skyreels.family:convert_files",
 }
 FAMILIES = tuple(CONVERTERS)
 

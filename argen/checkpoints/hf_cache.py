@@ -32,8 +32,9 @@ COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 def hub_cache() -> Path:
     """The Hugging Face hub cache folder, from the same variables huggingface_hub reads."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):  # the second is the older name huggingface_hub still reads
+        if os.environ.get(var):
+            return Path(os.environ[var]).expanduser()
     if os.environ.get("HF_HOME"):
         return Path(os.environ["HF_HOME"]).expanduser() / "hub"
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "huggingface" / "hub"
@@ -54,6 +55,9 @@ def snapshot(repo_id: str, revision: str = "main") -> Path | None:
     root = repo_folder(repo_id)
     ref = root / "refs" / revision
     commit = ref.read_text(encoding="utf-8").strip() if ref.is_file() else revision
+    if not ref.is_file() and not COMMIT.match(revision) and (root / "snapshots").is_dir():
+        found = [p for p in (root / "snapshots").iterdir() if p.is_dir()]  # copied by hand without refs/: one snapshot
+        commit = found[0].name if len(found) == 1 else commit
     folder = root / "snapshots" / commit
     if COMMIT.match(commit) and folder.is_dir():
         return folder
@@ -137,7 +141,7 @@ def weights_sha(snap: Path, pins: dict[str, str]) -> str | None:
     for file in sorted(pins):
         if file.endswith((".safetensors", ".bin", ".pth", ".pt")):
             return pins[file]
-    for p in sorted(snap.iterdir()):
+    for p in sorted(snap.glob("**/*")):  # a diffusers pipeline keeps its weights in sub-folders
         if p.suffix in (".safetensors", ".bin", ".pth", ".pt") and SHA256.match(p.resolve().name):
             return p.resolve().name
     return None

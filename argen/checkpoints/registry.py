@@ -45,7 +45,7 @@ class HubSource(Strict):
     revision: str = "main"
     files: list[RegistryFile] = Field(min_length=1)
     # the converter that makes argen's format from the files
-    convert: Literal["var", "llamagen", "crystallm"] | None = None
+    convert: Literal["var", "llamagen", "crystallm", "self-forcing"] | None = None
     options: dict[str, Any] = {}  # passed to the converter (e.g. which architecture the files hold)
 
     @model_validator(mode="after")

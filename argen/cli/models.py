@@ -28,13 +28,16 @@ def models(json_out: opt.Json = False) -> None:
         size = sum(p.stat().st_size for p in files if p.is_file())
         params = count_params([p for p in weights if p.suffix == ".safetensors"])
         status = file_status(root, entry, name)
-        family = entry.family or (entry.hub.convert if entry.hub is not None and entry.hub.convert else "argen")
+        diffusers_video = entry.hub is not None and entry.modality == "video" and not entry.hub.convert  # SkyReels/Wan folders
+        family = entry.family or (entry.hub.convert if entry.hub is not None and entry.hub.convert
+                                  else "diffusers" if diffusers_video else "argen")
         rows.append({"name": name, "modality": entry.modality, "family": family, "params": params,
                      "hub_id": entry.hub.repo_id if entry.hub is not None else None,
                      "published_params": entry.params, "bytes": size,
                      "sha256": "not pulled" if entry.hub is not None and status == "missing" else status,
                      "default": entry.default, "path": str(folder),
-                     "cfg": "-" if entry.family else guidance_note(family)})  # registry-named families: no guidance
+                     # guided only above 1 (diffusers video); registry-named families: no guidance note
+                     "cfg": "<=1 off" if diffusers_video else "-" if entry.family else guidance_note(family)})
     if json_out:
         for r in rows:
             print(json.dumps(r))

@@ -1,6 +1,6 @@
 """Video files through PyAV: MP4 (H.264, yuv420p) written atomically with the generation
 metadata as a JSON ``comment`` tag in the container; any clip PyAV decodes read back at the
-model's square resolution and frame rate (centre-cropped, resized, resampled in time).
+model's resolution and frame rate (centre-cropped, resized, resampled in time).
 """
 
 from __future__ import annotations
@@ -67,9 +67,25 @@ def square_resize(frame: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(img.resize((size, size), Image.BOX if s >= size else Image.BICUBIC))
 
 
-def read_video(path: str | Path, size: int, fps: float, max_frames: int | None = None) -> np.ndarray:
-    """Any clip PyAV decodes -> uint8 (T, size, size, 3) at ``fps``: each output time takes the
-    latest source frame shown at or before it. Audio tracks are ignored."""
+def fit_resize(frame: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Centre-crop (H, W, 3) to the aspect ratio of (height, width) and resize it to that size
+    (area filter when shrinking, bicubic when enlarging)."""
+    h, w = frame.shape[:2]
+    if h * width > w * height:  # taller than the target: crop rows
+        ch, cw = max(1, round(w * height / width)), w
+    else:
+        ch, cw = h, max(1, round(h * width / height))
+    top, left = (h - ch) // 2, (w - cw) // 2
+    img = Image.fromarray(frame[top:top + ch, left:left + cw])
+    return np.asarray(img.resize((width, height), Image.BOX if ch >= height else Image.BICUBIC))
+
+
+def read_video(path: str | Path, size: int | tuple[int, int], fps: float, max_frames: int | None = None) -> np.ndarray:
+    """Any clip PyAV decodes -> uint8 (T, H, W, 3) at ``fps``: each output time takes the latest
+    source frame shown at or before it. ``size``: an int for square frames (size, size), or
+    (height, width); frames are centre-cropped to its aspect ratio and resized. Audio tracks
+    are ignored."""
+    resize = (lambda f: square_resize(f, size)) if isinstance(size, int) else (lambda f: fit_resize(f, *size))
     import av
 
     p = Path(path)
@@ -84,7 +100,7 @@ def read_video(path: str | Path, size: int, fps: float, max_frames: int | None =
             for frame in src.decode(stream):
                 t = float(frame.pts * stream.time_base) if frame.pts is not None else len(times) / float(stream.average_rate or fps)
                 times.append(t)
-                frames.append(square_resize(frame.to_ndarray(format="rgb24"), size))
+                frames.append(resize(frame.to_ndarray(format="rgb24")))
     except ArgenError:
         raise
     except (av.error.FFmpegError, ValueError, OSError) as e:

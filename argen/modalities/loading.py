@@ -15,10 +15,13 @@ from argen.modalities.registry import MODALITIES, spec_of
 
 
 def read_config(path: Path) -> dict[str, Any] | None:
-    """A model folder's config.json (None for a single-file checkpoint)."""
+    """A model folder's config.json, or a diffusers pipeline's model_index.json (None for a
+    single-file checkpoint)."""
     if path.is_file():
         return None
     cfg = path / "config.json"
+    if not cfg.is_file() and (path / "model_index.json").is_file():
+        cfg = path / "model_index.json"
     if not cfg.is_file():
         raise ArgenError(f"{path} has no config.json",
                          hint="a model folder needs config.json (argen or Hugging Face) beside its weights")

@@ -52,8 +52,15 @@ MODALITIES: dict[str, Modality] = {m.name: m for m in (
     Modality("video", f"{_M}.video.spec:VideoSpec",
              "Generate video by block diffusion: from a caption (--prompt \"a red circle and a blue square\"), or "
              "continuing a clip (--extend clip.mp4, any format ffmpeg reads).\n\nWrites an MP4 (H.264, generation "
-             "metadata inside; `argen info FILE` prints it) and prints its path.",
-             "video-{seed}.mp4", (".mp4",), (f"{_M}.video.pipeline:VideoPipeline",)),
+             "metadata inside; `argen info FILE` prints it) and prints its path.\n\nModels: the bundled bouncing-video "
+             "(the default: 32x32 shapes, runs on a CPU); on a GPU, after `argen weights pull NAME` (or with the model "
+             "in the Hugging Face cache): skyreels-v2-df-1.3b (extends clips; about 14.7 GB of GPU memory at 960x544, "
+             "SkyReels-V2 README), wan2.1-t2v-1.3b (81 frames at once; 8.19 GB at 832x480 with offloading, Wan2.1 "
+             "README), self-forcing (causal, 4 steps; a GPU with at least 24 GB, Self-Forcing README). The causal "
+             "cache adds its keys and values: up to 18.8 GB a seed for SkyReels-V2-DF at 960x544 with 97-frame "
+             "windows and guidance in bfloat16; a smaller --context needs less, --no-causal-cache none.",
+             "video-{seed}.mp4", (".mp4",),
+             (f"{_M}.video.pipeline:VideoPipeline", f"{_M}.video.skyreels.family:SkyReelsPipeline")),
     Modality("audio", f"{_M}.audio.spec:AudioSpec",
              "Generate audio with codec tokens and the delay pattern: a melody from a prompt (--prompt \"square C4 E4 "
              "G4 C5 at 120 bpm\"), or the continuation of a clip (--extend clip.wav, any file ffmpeg reads).\n\n"

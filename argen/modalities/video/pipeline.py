@@ -24,6 +24,16 @@ from argen.modalities.video.spec import VideoSpec
 from argen.modalities.video.text import CaptionVocab
 
 DEFAULT_CONTEXT = 16  # frames kept in the KV cache when neither the request nor the model's config says
+# what the bundled model samples with when a flag is left out (the spec's None: "the model's default")
+DEFAULTS = {"frames": 32, "steps": 20, "scheduler": "flow-euler", "cond_noise": 0.0}
+# flags of the SkyReels/Wan families that this model has no use for
+NOT_HERE = {"overlap": "--overlap", "ar_step": "--ar-step", "causal_cache": "--causal-cache", "negative_prompt": "--negative-prompt",
+            "size": "--size"}
+
+
+def bundled(spec: VideoSpec) -> VideoSpec:
+    """``spec`` with the bundled model's defaults in place of the flags left out."""
+    return spec.model_copy(update={k: v for k, v in DEFAULTS.items() if getattr(spec, k) is None})
 
 
 @dataclass
@@ -91,6 +101,10 @@ class VideoPipeline(Pipeline):
             if value is not None:
                 raise UsageError(f"{flag} does not apply to {self.name}: a diffusion model denoises latents, it samples "
                                  "no tokens", hint="drop it; --steps and --cfg steer this model")
+        for field, flag in NOT_HERE.items():
+            if getattr(spec, field) is not None:
+                raise UsageError(f"{flag} is for SkyReels/Wan models, not {self.name}",
+                                 hint="drop it, or pick such a model with --model (see `argen models`)")
         fb = self.model.cfg.block_frames
         n_ctx = self.context_default if spec.context is None else spec.context
         if spec.sink >= n_ctx:
@@ -119,6 +133,7 @@ class VideoPipeline(Pipeline):
 
     def generate_one(self, spec: VideoSpec, row: Row, on_progress: OnProgress | None = None) -> VideoOutput:
         """One video; ``on_progress(frames done, frames, "frames")`` after each block."""
+        spec = bundled(spec)
         fb = self.model.cfg.block_frames
         n_ctx = self.context_default if spec.context is None else spec.context
         clip = self._clip
