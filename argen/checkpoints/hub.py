@@ -76,7 +76,7 @@ def verify_pulled(name: str, entry: RegistryEntry) -> Path:
             raise ArgenError(f"model {name!r}: {p} does not match its sha256 (corrupt or replaced)",
                              hint=f"delete it and run `argen weights pull {name}`")
     out = model_folder(name, entry)
-    if not (out / "config.json").is_file():
+    if not (out / "config.json").is_file() and not (out / "model_index.json").is_file():  # a diffusers pipeline's
         raise ArgenError(f"model {name!r} is downloaded but not converted ({out} is missing)",
                          hint=f"run `argen weights pull {name}` again to convert it")
     return out
