@@ -133,8 +133,8 @@ def split_state(state: dict[str, torch.Tensor], spec: JanusSpec, source: str
 
 def build(spec: JanusSpec, state: dict[str, torch.Tensor], source: str, dtype: torch.dtype = torch.float32,
           device: torch.device | str = "cpu") -> tuple[JanusImageLM, LlamaGenVQ]:
-    """The generation model (in ``dtype``) and the VQ model (float32), both on ``device``, eval mode;
-    every tensor present with its expected shape, none extra."""
+    """The generation model and the VQ model in ``dtype`` on ``device`` (the reference runs both in
+    one dtype), eval mode; every tensor present with its expected shape, none extra."""
     gen_state, vq_state = split_state(state, spec, source)
     with torch.device("meta"):
         model = JanusImageLM(spec)
@@ -146,5 +146,5 @@ def build(spec: JanusSpec, state: dict[str, torch.Tensor], source: str, dtype: t
     model.load_state_dict({k: v.to(device, dtype) for k, v in gen_state.items()}, strict=False, assign=True)
     model.lm.lm_head.weight = model.lm.embed.weight
     model.lm.inv_freq = rope_freqs(spec.text).to(device)  # a non-persistent buffer, not in the state
-    vq.load_state_dict({k: v.to(device, torch.float32) for k, v in vq_state.items()}, strict=True, assign=True)
+    vq.load_state_dict({k: v.to(device, dtype) for k, v in vq_state.items()}, strict=True, assign=True)
     return model.eval(), vq.eval()

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+from torch import nn
 
 from argen.errors import ArgenError, UsageError
 from argen.models.checkpoint import read_json
@@ -45,6 +46,18 @@ def check_forced(forced: torch.Tensor | None, b: int, length: int, vocab: int) -
     return forced
 
 
+def quantize_head_int8(model: JanusImageLM) -> JanusImageLM:
+    """int8 weights for the language model's blocks and the generation head (see argen.models.quantize)."""
+    from argen.models.quantize import Int8Linear
+
+    for module in model.lm.layers.modules():  # not the (tied, unused) text head
+        for name, child in list(module.named_children()):
+            if isinstance(child, nn.Linear):
+                setattr(module, name, Int8Linear(child))
+    model.head_proj, model.head_out = Int8Linear(model.head_proj), Int8Linear(model.head_out)
+    return model.eval()
+
+
 def make_generators(seeds: Sequence[int] | None, b: int, device) -> list[torch.Generator] | None:
     """One generator per row, seeded by that row's seed: a row samples the same alone or in a batch."""
     if seeds is None:
@@ -63,9 +76,13 @@ class JanusImage:
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu",
-                        dtype: torch.dtype = torch.float32) -> "JanusImage":
+                        dtype: torch.dtype = torch.float32, quantize: str = "none") -> "JanusImage":
         """Load a transformers-format Janus folder (config.json, generation_config.json, tokenizer.json,
-        safetensors); the language model in ``dtype`` on ``device``, the VQ decoder in float32."""
+        safetensors); the language model and the VQ model in ``dtype`` on ``device``.
+        ``quantize="int8"``: int8 weights (per output channel) in the language model's blocks and the
+        generation head, for decoding where reading weights is the cost (pair with bfloat16 on CPU)."""
+        if quantize not in ("none", "int8"):
+            raise UsageError(f"unknown quantization {quantize!r}", hint="use none or int8")
         folder = Path(folder)
         if not folder.is_dir():
             raise ArgenError(f"{folder} is not a model folder" + (" (it is a file)" if folder.is_file() else ""),
@@ -79,6 +96,8 @@ class JanusImage:
         generation = read_json(gen_path) if gen_path.is_file() else {}
         prompts = JanusPromptEncoder.from_folder(folder, config, generation)
         model, vq = build(spec, read_weights(folder), str(folder), dtype=dtype, device=device)
+        if quantize == "int8":
+            quantize_head_int8(model)
         return cls(model, vq, prompts, spec, folder.resolve().name)
 
     # -- what a caller needs to know
