@@ -24,10 +24,12 @@ def gpt_shapes(dim: int = DIM, layers: int = LAYERS, vocab: int = VOCAB, caption
                ffn: int = FFN) -> dict[str, tuple[int, ...]]:
     """Key -> shape of a text-conditional GPT (autoregressive/models/gpt.py, model_type 't2i')."""
     shapes = {"tok_embeddings.weight": (vocab, dim), "cls_embedding.cap_proj.fc1.weight": (dim, caption_dim),
-              "cls_embedding.cap_proj.fc2.weight": (dim, dim), "cls_embedding.uncond_embedding": (CLS_TOKENS, caption_dim),
+              "cls_embedding.cap_proj.fc2.weight": (dim, dim),
+              "cls_embedding.uncond_embedding": (CLS_TOKENS, caption_dim),
               "norm.weight": (dim,), "output.weight": (vocab, dim)}
     for i in range(layers):
-        shapes.update({f"layers.{i}.attention.wqkv.weight": (3 * dim, dim), f"layers.{i}.attention.wo.weight": (dim, dim),
+        shapes.update({f"layers.{i}.attention.wqkv.weight": (3 * dim, dim),
+                       f"layers.{i}.attention.wo.weight": (dim, dim),
                        f"layers.{i}.feed_forward.w1.weight": (ffn, dim), f"layers.{i}.feed_forward.w3.weight": (ffn, dim),
                        f"layers.{i}.feed_forward.w2.weight": (dim, ffn), f"layers.{i}.attention_norm.weight": (dim,),
                        f"layers.{i}.ffn_norm.weight": (dim,)})

@@ -254,3 +254,15 @@ def test_int8_and_bfloat16_stay_close_to_float32(tiny):
     assert type(other.model.head_out).__name__ == "Int8Linear"
     with pytest.raises(UsageError, match="quantization"):
         JanusImage.from_pretrained(folder, quantize="int4")
+
+
+def test_janus_config_with_another_models_weights_is_refused(tiny, tmp_path):
+    import shutil
+
+    from safetensors.torch import save_file
+
+    folder = tmp_path / "mixed"
+    shutil.copytree(tiny[0], folder)
+    save_file({"transformer.wte.weight": torch.zeros(4, 4)}, str(folder / "model.safetensors"))
+    with pytest.raises(ArgenError, match="a Janus checkpoint does not have"):
+        JanusImage.from_pretrained(folder)

@@ -30,7 +30,8 @@ def fake_t5(prompts):
     """Stand-in text encoder: seeded states per prompt, one valid token per word plus the end token."""
     states, masks = [], []
     for p in prompts:
-        states.append(torch.randn(W.CLS_TOKENS, W.CAPTION_DIM, generator=torch.Generator().manual_seed(zlib.crc32(p.encode()))))
+        g = torch.Generator().manual_seed(zlib.crc32(p.encode()))
+        states.append(torch.randn(W.CLS_TOKENS, W.CAPTION_DIM, generator=g))
         m = torch.zeros(W.CLS_TOKENS, dtype=torch.long)
         m[: len(p.split()) + 1] = 1
         masks.append(m)
@@ -92,7 +93,8 @@ def test_logits_at_every_position_match_the_reference(pipe, ref):
 
 def test_greedy_grids_with_and_without_cfg_equal_the_reference(pipe, ref):
     caps, valid = reference_captions()
-    guided = pipe.sample_tokens_from_captions(caps, valid, sampling=SamplingConfig(temperature=0, cfg_scale=W.CFG_SCALE))
+    guided = pipe.sample_tokens_from_captions(caps, valid,
+                                              sampling=SamplingConfig(temperature=0, cfg_scale=W.CFG_SCALE))
     plain = pipe.sample_tokens_from_captions(caps, valid, sampling=SamplingConfig(temperature=0, cfg_scale=1.0))
     assert guided.tolist() == ref["greedy_cfg"].tolist()
     assert plain.tolist() == ref["greedy_nocfg"].tolist()
@@ -118,7 +120,8 @@ def test_cached_sampling_equals_uncached_and_rows_are_batch_independent(pipe):
 def test_negative_prompt_is_what_the_unconditional_branch_reads(pipe):
     uncond_only = pipe.sample_tokens(["a red cat"], seeds=[4], negative_prompts=["a big dog"],
                                      sampling=SamplingConfig(cfg_scale=0.0))
-    assert uncond_only.tolist() == pipe.sample_tokens(["a big dog"], seeds=[4], sampling=SamplingConfig(cfg_scale=1.0)).tolist()
+    cond_on_negative = pipe.sample_tokens(["a big dog"], seeds=[4], sampling=SamplingConfig(cfg_scale=1.0))
+    assert uncond_only.tolist() == cond_on_negative.tolist()
     mixed = pipe.sample_tokens(["a red cat", "a cat"], seeds=[4, 5], negative_prompts=["a big dog", None])
     assert mixed[1].tolist() == pipe.sample_tokens(["a cat"], seeds=[5])[0].tolist()  # None: the null caption
     assert mixed[0].tolist() != pipe.sample_tokens(["a red cat"], seeds=[4])[0].tolist()
@@ -180,8 +183,8 @@ def test_bad_inputs_are_one_line_errors(pipe, official, tmp_path):
     text.write_text("not a checkpoint")
     with pytest.raises(ArgenError, match="not a PyTorch checkpoint"):
         load_official(text, 256)
-    torch.save({"model": {"cls_embedding.embedding_table.weight": torch.zeros(3, 4), "tok_embeddings.weight": torch.zeros(5, 4)}},
-               tmp_path / "c2i.pt")
+    c2i = {"cls_embedding.embedding_table.weight": torch.zeros(3, 4), "tok_embeddings.weight": torch.zeros(5, 4)}
+    torch.save({"model": c2i}, tmp_path / "c2i.pt")
     with pytest.raises(ArgenError, match="class-conditional"):
         load_official(tmp_path / "c2i.pt", 256, cfg=TINY)
     with pytest.raises(ArgenError, match="not a LlamaGen GPT"):

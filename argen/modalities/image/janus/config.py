@@ -61,7 +61,8 @@ class JanusSpec:
 def _sub(hf: dict[str, Any], key: str) -> dict[str, Any]:
     sub = hf.get(key)
     if not isinstance(sub, dict):
-        raise ArgenError(f"Janus config.json has no {key!r} object", hint="the config.json is incomplete; re-download it")
+        raise ArgenError(f"Janus config.json has no {key!r} object",
+                         hint="the config.json is incomplete; re-download it")
     return sub
 
 

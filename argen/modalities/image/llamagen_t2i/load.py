@@ -134,7 +134,8 @@ def load_folder(path: str | Path) -> tuple[Any, LlamaGenVQ, dict[str, Any]]:
     try:
         cfg = T2IConfig.from_dict(meta["llamagen_t2i"])
     except (KeyError, TypeError, ValueError) as e:
-        raise ArgenError(f"{path / 'config.json'}: invalid llamagen_t2i config ({e})", hint="the file is corrupt") from None
+        raise ArgenError(f"{path / 'config.json'}: invalid llamagen_t2i config ({e})",
+                         hint="the file is corrupt") from None
     with torch.device("meta"):
         model = LlamaGenT2I(cfg)
     model = _assign(model, read_safetensors(path / "model.safetensors"), str(path))

@@ -44,7 +44,8 @@ class LlamaGenT2IImage:
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu",
-                        dtype: torch.dtype = torch.float32, text_encoder: CaptionFn | None = None) -> "LlamaGenT2IImage":
+                        dtype: torch.dtype = torch.float32,
+                        text_encoder: CaptionFn | None = None) -> "LlamaGenT2IImage":
         """The GPT in ``dtype`` on ``device``, the VQ in float32; ``text_encoder`` defaults to the
         folder's T5 (FLAN-T5-XL), opened from a local copy when first needed."""
         model, vq, meta = load_folder(folder)

@@ -63,7 +63,8 @@ class T5CaptionEncoder:
     def __call__(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         for p, n in zip(prompts, self.count_tokens(prompts)):
             if n > self.max_tokens:
-                raise UsageError(f"the prompt {p[:40]!r}... is {n} T5 tokens; this model reads at most {self.max_tokens}",
+                raise UsageError(f"the prompt {p[:40]!r}... is {n} T5 tokens; this model reads at most "
+                                 f"{self.max_tokens}",
                                  hint="shorten the prompt")
         batch = self.tokenizer([clean(p) for p in prompts], max_length=self.max_tokens, padding="max_length",
                                truncation=True, return_tensors="pt")
