@@ -46,7 +46,7 @@ def check_forced(forced: torch.Tensor | None, b: int, length: int, vocab: int) -
     return forced
 
 
-def quantize_head_int8(model: JanusImageLM) -> JanusImageLM:
+def quantize_int8_weights(model: JanusImageLM) -> JanusImageLM:
     """int8 weights for the language model's blocks and the generation head (see argen.models.quantize)."""
     from argen.models.quantize import Int8Linear
 
@@ -58,7 +58,7 @@ def quantize_head_int8(model: JanusImageLM) -> JanusImageLM:
     return model.eval()
 
 
-def make_generators(seeds: Sequence[int] | None, b: int, device) -> list[torch.Generator] | None:
+def make_generators(seeds: Sequence[int] | None, device) -> list[torch.Generator] | None:
     """One generator per row, seeded by that row's seed: a row samples the same alone or in a batch."""
     if seeds is None:
         return None
@@ -97,7 +97,7 @@ class JanusImage:
         prompts = JanusPromptEncoder.from_folder(folder, config, generation)
         model, vq = build(spec, read_weights(folder), str(folder), dtype=dtype, device=device)
         if quantize == "int8":
-            quantize_head_int8(model)
+            quantize_int8_weights(model)
         return cls(model, vq, prompts, spec, folder.resolve().name)
 
     # -- what a caller needs to know
@@ -174,7 +174,7 @@ class JanusImage:
         k = self.spec.codebook_size  # text id t is model id k + t (see JanusImageLM)
         shift = lambda rows: [[k + t for t in r] for r in rows]  # noqa: E731
         rows = generate(self.model, shift(cond), self.num_tokens, sampling,
-                        generators=make_generators(seeds, b, self.device),
+                        generators=make_generators(seeds, self.device),
                         use_cache=use_cache, uncond_prompts=shift(uncond) if uncond is not None else None,
                         forced=forced)
         return torch.tensor(rows, dtype=torch.long)  # (B, L)

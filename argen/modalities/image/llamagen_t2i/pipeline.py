@@ -134,7 +134,7 @@ class LlamaGenT2IImage:
             captions, valid = torch.cat([captions, uncond]), torch.cat([valid, uncond_valid])
         bound = self.model.bind(captions, valid)
         ids = bound.prompts()
-        rows = generate(bound, ids[:b], self.num_tokens, sampling, generators=make_generators(seeds, b, self.device),
+        rows = generate(bound, ids[:b], self.num_tokens, sampling, generators=make_generators(seeds, self.device),
                         use_cache=use_cache, uncond_prompts=ids[b:] if sampling.guided else None, forced=forced)
         return torch.tensor(rows, dtype=torch.long)  # (B, L)
 
