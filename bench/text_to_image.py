@@ -52,8 +52,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     from transformers import GenerationConfig
 
+    from argen.engine.sampling.processors import SamplingConfig
     from argen.modalities.image.janus.pipeline import JanusImage
-    from argen.samplers.processors import SamplingConfig
     from tests.janus_tiny import make_tokenizer, save_tiny_janus
 
     grid = int(round(args.tokens ** 0.5))
@@ -87,7 +87,7 @@ def main() -> None:
         base = str(dtype).removeprefix("torch.")
         for b in args.batches:
             runs = {f"transformers {base}": (lambda: hf_run(b), hf_decode),
-                    f"argen {mode}": (lambda: pipe.sample_tokens([PROMPT] * b, seeds=list(range(b)), sampling=sampling),
+                    f"argen {mode}": (lambda p=pipe, b=b: p.sample_tokens([PROMPT] * b, seeds=list(range(b)), sampling=sampling),
                                       pipe.decode_float)}
             best = {name: (float("inf"), float("inf")) for name in runs}
             for r in range(args.repeats):  # alternating, so that a change in the machine's load hits both
@@ -102,7 +102,7 @@ def main() -> None:
         del pipe
         gc.collect()
     print("ratios (argen / transformers):")
-    for (mode, b), best in results.items():
+    for (_mode, b), best in results.items():
         (hs, hd), (as_, ad) = best.values()
         print(f"  {' vs '.join(list(best)[::-1])} batch {b}: {hs / as_:.2f}x token sampling, {(hs + hd) / (as_ + ad):.2f}x images/s")
     tmp.cleanup()

@@ -60,7 +60,7 @@ def gpt_state(seed: int = 0) -> dict[str, torch.Tensor]:
 def vq_shapes() -> dict[str, tuple[int, ...]]:
     """Key -> shape of the VQ (tokenizer/tokenizer_image/vq_model.py), from argen's module, whose
     names are the official ones (minus the codebook-usage buffer)."""
-    from argen.models.llamagen_vq import LlamaGenVQ
+    from argen.modalities.image.llamagen.vq import LlamaGenVQ
 
     with torch.device("meta"):
         vq = LlamaGenVQ(vq_config())
@@ -68,7 +68,7 @@ def vq_shapes() -> dict[str, tuple[int, ...]]:
 
 
 def vq_config():
-    from argen.models.llamagen_vq import LlamaGenVQConfig
+    from argen.modalities.image.llamagen.vq import LlamaGenVQConfig
 
     return LlamaGenVQConfig(codebook_size=VOCAB, codebook_dim=VQ_CODE_DIM, ch=128, encoder_ch_mult=VQ_MULT,
                             decoder_ch_mult=VQ_MULT, z_channels=VQ_Z, num_res_blocks=2, norm_groups=32)

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
+from argen.engine.sampling.processors import SamplingConfig
 from argen.errors import ArgenError, UsageError
 from argen.modalities.image.janus.pipeline import JanusImage, matches
 from argen.modalities.image.janus.prompts import chat_text
-from argen.samplers.processors import SamplingConfig
 from tests.janus_tiny import BOI, make_tokenizer, save_tiny_janus
 
 torch.set_num_threads(1)  # tiny matrices: one thread is fastest, and the CI machine is shared
@@ -211,11 +211,11 @@ PUBLISHED_1B_PARAMS = 4.18e9 / 2
 def test_janus_pro_1b_keys_and_shapes_add_up_to_the_published_size():
     from transformers import JanusConfig, JanusForConditionalGeneration
 
-    from argen.models.checkpoint import check_state
-    from argen.models.llamagen_vq import LlamaGenVQ
+    from argen.checkpoints.argen_format import check_state
     from argen.modalities.image.janus.config import janus_spec
     from argen.modalities.image.janus.load import split_state, wanted
     from argen.modalities.image.janus.model import JanusImageLM
+    from argen.modalities.image.llamagen.vq import LlamaGenVQ
 
     cfg = JanusConfig(text_config=PRO_1B_TEXT)
     with torch.device("meta"):

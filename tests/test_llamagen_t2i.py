@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
+from argen.engine.sampling.processors import SamplingConfig
 from argen.errors import ArgenError, UsageError
 from argen.modalities.image.llamagen_t2i.config import T2IConfig, matches
 from argen.modalities.image.llamagen_t2i.load import convert_llamagen_t2i, load_official
 from argen.modalities.image.llamagen_t2i.pipeline import LlamaGenT2IImage
 from argen.modalities.image.llamagen_t2i.text_encoder import T5CaptionEncoder, left_pad
-from argen.samplers.processors import SamplingConfig
 from tests import llamagen_t2i_weights as W
 
 torch.set_num_threads(1)
@@ -161,8 +161,8 @@ def test_t5_encoder_pads_counts_and_refuses_long_prompts():
 def test_published_parameter_counts():
     """LlamaGen README: LlamaGen-XL (775M) for t2i_XL_stage1_256.pt and t2i_XL_stage2_512.pt,
     vq_ds16_t2i (72M). The official XL key set (gpt.py shapes) maps onto argen's model exactly."""
-    from argen.models.llamagen_gpt import ffn_width
-    from argen.models.llamagen_vq import LlamaGenVQ
+    from argen.modalities.image.llamagen.gpt import ffn_width
+    from argen.modalities.image.llamagen.vq import LlamaGenVQ
     from argen.modalities.image.llamagen_t2i.load import from_official_state
 
     shapes = W.gpt_shapes(dim=1280, layers=36, vocab=16384, caption_dim=2048, ffn=ffn_width(1280))

@@ -19,10 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from argen.checkpoints.hf_convert import hf_config_to_argen
+from argen.engine.config import TransformerConfig
 from argen.errors import ArgenError
-from argen.models.config import TransformerConfig
-from argen.models.hf_convert import hf_config_to_argen
-from argen.models.llamagen_vq import LlamaGenVQConfig
+from argen.modalities.image.llamagen.vq import LlamaGenVQConfig
 
 # transformers' activations (ACT2FN) the aligner and head may name: "gelu" is the exact erf form
 # (the original code's torch.nn.GELU()); the tanh forms are its approximation

@@ -18,13 +18,13 @@ from typing import Callable
 
 import torch
 
+from argen.checkpoints.argen_format import check_state, first_line, read_json, read_torch_file
+from argen.checkpoints.hf_convert import convert_state_dict
+from argen.engine.transformer import rope_freqs
 from argen.errors import ArgenError
-from argen.models.checkpoint import check_state, first_line, read_json, read_torch_file
-from argen.models.hf_convert import convert_state_dict
-from argen.models.llamagen_vq import USAGE_BUFFER, LlamaGenVQ
-from argen.models.transformer import rope_freqs
 from argen.modalities.image.janus.config import JanusSpec
 from argen.modalities.image.janus.model import JanusImageLM
+from argen.modalities.image.llamagen.vq import USAGE_BUFFER, LlamaGenVQ
 
 IGNORED = ("model.vision_model.", "model.aligner.", "lm_head.")
 # transformers' VQ names -> LlamaGen's (the inverse of convert_janus_weights_to_hf.py's MAPPINGS)

@@ -11,7 +11,7 @@ the prompt's text tokens use the language model's own embedding.
 
 How it meets the engine: the model's "vocabulary" is the image codebook (ids ``0 .. K-1``, what
 the head predicts and the loop samples), and a prompt's text token ``t`` is passed as id ``K + t``.
-So :func:`argen.samplers.next_token.generate` runs it unchanged: left padding, per-row seeds,
+So :func:`argen.engine.sampling.next_token.generate` runs it unchanged: left padding, per-row seeds,
 CFG by batch doubling, forced tokens.
 """
 
@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from argen.models.kv_cache import KVCache
-from argen.models.transformer import Transformer
+from argen.engine.kv_cache import KVCache
+from argen.engine.transformer import Transformer
 from argen.modalities.image.janus.config import JanusSpec
 
 

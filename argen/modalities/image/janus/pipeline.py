@@ -14,16 +14,17 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from argen.checkpoints.argen_format import read_json
+from argen.engine.sampling.next_token import generate
+from argen.engine.sampling.processors import SamplingConfig
+from argen.engine.sampling.rules import token_rules
 from argen.errors import ArgenError, UsageError
-from argen.models.checkpoint import read_json
-from argen.models.image_vq import to_uint8, to_unit
-from argen.models.llamagen_vq import LlamaGenVQ
 from argen.modalities.image.janus.config import JanusSpec, janus_spec, matches
 from argen.modalities.image.janus.load import build, read_weights
 from argen.modalities.image.janus.model import JanusImageLM
 from argen.modalities.image.janus.prompts import JanusPromptEncoder
-from argen.samplers.next_token import generate
-from argen.samplers.processors import SamplingConfig
+from argen.modalities.image.llamagen.vq import LlamaGenVQ
+from argen.modalities.image.vq import to_uint8, to_unit
 
 __all__ = ["JanusImage", "matches"]
 
@@ -47,8 +48,8 @@ def check_forced(forced: torch.Tensor | None, b: int, length: int, vocab: int) -
 
 
 def quantize_int8_weights(model: JanusImageLM) -> JanusImageLM:
-    """int8 weights for the language model's blocks and the generation head (see argen.models.quantize)."""
-    from argen.models.quantize import Int8Linear
+    """int8 weights for the language model's blocks and the generation head (see argen.engine.quantize)."""
+    from argen.engine.quantize import Int8Linear
 
     for module in model.lm.layers.modules():  # not the (tied, unused) text head
         for name, child in list(module.named_children()):
@@ -175,8 +176,9 @@ class JanusImage:
         shift = lambda rows: [[k + t for t in r] for r in rows]  # noqa: E731
         rows = generate(self.model, shift(cond), self.num_tokens, sampling,
                         generators=make_generators(seeds, self.device),
-                        use_cache=use_cache, uncond_prompts=shift(uncond) if uncond is not None else None,
-                        forced=forced)
+                        use_cache=use_cache,
+                        rules=token_rules(uncond_prompts=shift(uncond) if uncond is not None else None,
+                                          forced=forced))
         return torch.tensor(rows, dtype=torch.long)  # (B, L)
 
     # -- the VQ model

@@ -20,9 +20,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from argen.engine.config import DictConfig, TransformerConfig
 from argen.errors import ArgenError
-from argen.models.config import DictConfig, TransformerConfig
-from argen.models.llamagen_gpt import CODEBOOK_SIZE, GPT_SIZES, llamagen_config
+from argen.modalities.image.llamagen.gpt import CODEBOOK_SIZE, GPT_SIZES, llamagen_config
 
 FAMILY = "llamagen_t2i"
 CAPTION_TOKENS = 120

@@ -10,7 +10,7 @@ says them (:class:`T2IConfig`); that config.json is how the family is recognised
 
 Converted folder: ``config.json`` (``"family": "llamagen_t2i"``), ``model.safetensors`` (argen's
 names: ``gpt.*``, ``cap_proj.fc1/fc2``, ``uncond_embedding``), ``tokenizer/`` (the VQ, as
-:func:`argen.models.llamagen_convert.save_llamagen_vq` writes it).
+:func:`argen.modalities.image.llamagen.convert.save_llamagen_vq` writes it).
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ from typing import Any
 
 import torch
 
+from argen.checkpoints.argen_format import check_state, read_json, read_safetensors, save_folder
+from argen.checkpoints.files import sha256_file
+from argen.engine.transformer import rope_freqs
 from argen.errors import ArgenError
-from argen.models.checkpoint import check_state, read_json, read_safetensors, save_folder
-from argen.models.llamagen_convert import load_llamagen_vq, read_llamagen_state, save_llamagen_vq
-from argen.models.llamagen_gpt import from_llamagen_state
-from argen.models.llamagen_vq import LlamaGenVQ, LlamaGenVQConfig
-from argen.models.transformer import rope_freqs
+from argen.modalities.image.llamagen.convert import load_llamagen_vq, read_llamagen_state, save_llamagen_vq
+from argen.modalities.image.llamagen.gpt import from_llamagen_state
+from argen.modalities.image.llamagen.vq import LlamaGenVQ, LlamaGenVQConfig
 from argen.modalities.image.llamagen_t2i.config import FAMILY, T2I_SIZES, T2IConfig, matches
-from argen.weights import sha256_file
 
 _CAPTION = {"cls_embedding.cap_proj.fc1.weight": "cap_proj.fc1.weight",
             "cls_embedding.cap_proj.fc2.weight": "cap_proj.fc2.weight",

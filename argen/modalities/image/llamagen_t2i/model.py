@@ -5,7 +5,7 @@ The caption's padding is the reference's attention mask (``generate.py`` multipl
 mask's caption columns by the caption mask, for the guided twins too): here a padded caption slot
 gets position -1, which argen's masks already make unreadable, so the next-token loop and the KV
 cache run unchanged. :class:`CaptionedGPT` binds one batch's caption vectors to the model for one
-call of :func:`argen.samplers.next_token.generate`: each row's prompt is the ids
+call of :func:`argen.engine.sampling.next_token.generate`: each row's prompt is the ids
 ``vocab_size + j`` (j < 120), standing for that row's caption vector j.
 """
 
@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from argen.models.kv_cache import KVCache
-from argen.models.transformer import Transformer
+from argen.engine.kv_cache import KVCache
+from argen.engine.transformer import Transformer
 from argen.modalities.image.llamagen_t2i.config import T2IConfig
 
 

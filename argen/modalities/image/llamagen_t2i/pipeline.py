@@ -15,16 +15,17 @@ from typing import Callable, Sequence
 
 import torch
 
+from argen.engine.sampling.next_token import generate
+from argen.engine.sampling.processors import SamplingConfig
+from argen.engine.sampling.rules import token_rules
 from argen.errors import UsageError
-from argen.models.image_vq import to_uint8, to_unit
-from argen.models.llamagen_vq import LlamaGenVQ
 from argen.modalities.image.janus.pipeline import check_forced, check_rows, make_generators
+from argen.modalities.image.llamagen.vq import LlamaGenVQ
 from argen.modalities.image.llamagen_t2i.config import matches
 from argen.modalities.image.llamagen_t2i.load import load_folder
 from argen.modalities.image.llamagen_t2i.model import LlamaGenT2I
 from argen.modalities.image.llamagen_t2i.text_encoder import T5CaptionEncoder, left_pad
-from argen.samplers.next_token import generate
-from argen.samplers.processors import SamplingConfig
+from argen.modalities.image.vq import to_uint8, to_unit
 
 __all__ = ["LlamaGenT2IImage", "matches"]
 
@@ -135,7 +136,8 @@ class LlamaGenT2IImage:
         bound = self.model.bind(captions, valid)
         ids = bound.prompts()
         rows = generate(bound, ids[:b], self.num_tokens, sampling, generators=make_generators(seeds, self.device),
-                        use_cache=use_cache, uncond_prompts=ids[b:] if sampling.guided else None, forced=forced)
+                        use_cache=use_cache,
+                        rules=token_rules(uncond_prompts=ids[b:] if sampling.guided else None, forced=forced))
         return torch.tensor(rows, dtype=torch.long)  # (B, L)
 
     # -- the VQ model
