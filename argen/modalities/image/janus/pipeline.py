@@ -151,7 +151,7 @@ class JanusImage:
     @torch.inference_mode()
     def sample_tokens(self, prompts: Sequence[str], seeds: Sequence[int] | None = None,
                       sampling: SamplingConfig | None = None, negative_prompts: Sequence[str | None] | None = None,
-                      forced: torch.Tensor | None = None, use_cache: bool = True) -> torch.Tensor:
+                      forced: torch.Tensor | None = None, use_cache: bool = True, on_token=None) -> torch.Tensor:
         """Image tokens (B, grid * grid), raster order, for ``prompts`` (B,).
 
         Row ``b`` samples with a generator seeded ``seeds[b]`` (so it is the same alone or in a
@@ -176,7 +176,7 @@ class JanusImage:
         shift = lambda rows: [[k + t for t in r] for r in rows]  # noqa: E731
         rows = generate(self.model, shift(cond), self.num_tokens, sampling,
                         generators=make_generators(seeds, self.device),
-                        use_cache=use_cache,
+                        use_cache=use_cache, on_token=on_token,
                         rules=token_rules(uncond_prompts=shift(uncond) if uncond is not None else None,
                                           forced=forced))
         return torch.tensor(rows, dtype=torch.long)  # (B, L)

@@ -95,7 +95,7 @@ class LlamaGenT2IImage:
 
     def sample_tokens(self, prompts: Sequence[str], seeds: Sequence[int] | None = None,
                       sampling: SamplingConfig | None = None, negative_prompts: Sequence[str | None] | None = None,
-                      forced: torch.Tensor | None = None, use_cache: bool = True) -> torch.Tensor:
+                      forced: torch.Tensor | None = None, use_cache: bool = True, on_token=None) -> torch.Tensor:
         """Image tokens (B, grid * grid) for ``prompts`` (B,); arguments as :meth:`JanusImage.sample_tokens`."""
         prompts = list(prompts)
         if not prompts:
@@ -107,13 +107,15 @@ class LlamaGenT2IImage:
             caps, valid = self.captions([t or "x" for t in texts])
             negative = (caps, valid, torch.tensor([t is not None for t in texts]))
         return self.sample_tokens_from_captions(*self.captions(prompts), seeds=seeds, sampling=sampling,
-                                                negative=negative, forced=forced, use_cache=use_cache)
+                                                negative=negative, forced=forced, use_cache=use_cache,
+                                                on_token=on_token)
 
     @torch.inference_mode()
     def sample_tokens_from_captions(self, captions: torch.Tensor, valid: torch.Tensor,
                                     seeds: Sequence[int] | None = None, sampling: SamplingConfig | None = None,
                                     negative: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
-                                    forced: torch.Tensor | None = None, use_cache: bool = True) -> torch.Tensor:
+                                    forced: torch.Tensor | None = None, use_cache: bool = True,
+                                    on_token=None) -> torch.Tensor:
         """Image tokens (B, grid * grid) from left-padded captions (B, 120, caption_dim) and their
         valid masks (B, 120) (see :func:`text_encoder.left_pad`). ``negative``: (captions, valid,
         used (B,) bool): rows with ``used`` read those captions in their unconditional branch."""
@@ -136,7 +138,7 @@ class LlamaGenT2IImage:
         bound = self.model.bind(captions, valid)
         ids = bound.prompts()
         rows = generate(bound, ids[:b], self.num_tokens, sampling, generators=make_generators(seeds, self.device),
-                        use_cache=use_cache,
+                        use_cache=use_cache, on_token=on_token,
                         rules=token_rules(uncond_prompts=ids[b:] if sampling.guided else None, forced=forced))
         return torch.tensor(rows, dtype=torch.long)  # (B, L)
 
