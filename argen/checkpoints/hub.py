@@ -123,6 +123,10 @@ def pull(name: str, entry: RegistryEntry, endpoint: str | None = None, attempts:
                          hint="it is ready to use: see `argen models`")
     hub = entry.hub
     endpoint = endpoint or os.environ.get("HF_ENDPOINT") or None
+    if hub.cache == "huggingface":
+        from argen.checkpoints import hf_cache
+
+        return hf_cache.pull(hub.repo_id, hub.revision, hub.allow, endpoint, quiet)
     folder = cache_dir(name)
     folder.mkdir(parents=True, exist_ok=True)
     known = expected_hashes(name, entry)

@@ -13,6 +13,10 @@ from argen.errors import ArgenError
 
 def file_status(root: Path, entry: RegistryEntry, name: str | None = None) -> str:
     """"ok", "missing" or "MISMATCH" for the entry's files (hub models: in the cache, by ``name``)."""
+    if entry.hub is not None and entry.hub.cache == "huggingface":
+        from argen.checkpoints.hf_cache import snapshot
+
+        return "ok" if snapshot(entry.hub.repo_id, entry.hub.revision) is not None else "missing"
     if entry.hub is not None:
         from argen.checkpoints.hub import cache_dir, expected_hashes
 
@@ -47,12 +51,20 @@ def resolve(name_or_path: str, modality: str | None = None) -> ModelRef:
     reg = load_registry()
     entry = reg.models.get(name_or_path)
     if entry is None:
+        from argen.checkpoints.hf_cache import is_hub_id
+
+        if is_hub_id(name_or_path):  # a hub id: a registered model of that repository, else the HF cache as it is
+            return resolve_hub_id(name_or_path, reg)
         names = ", ".join(sorted(n for n, e in reg.models.items() if modality in (None, e.modality)))
         raise ArgenError(f"unknown model {name_or_path!r}: not a registered name nor an existing path",
                          hint=f"bundled models: {names or 'none'} (see `argen models`), or pass a folder path")
     if modality is not None and entry.modality != modality:
         raise ArgenError(f"model {name_or_path!r} is a {entry.modality} model, not {modality}",
                          hint="see `argen models` for each model's modality")
+    if entry.hub is not None and entry.hub.cache == "huggingface":
+        from argen.checkpoints.hf_cache import find
+
+        return ModelRef(path=find(entry.hub.repo_id, entry.hub.revision, name_or_path), name=name_or_path, bundled=True)
     if entry.hub is not None:
         from argen.checkpoints.hub import expected_hashes, verify_pulled
 
@@ -68,6 +80,17 @@ def resolve(name_or_path: str, modality: str | None = None) -> ModelRef:
     weights = tops[0].sha256 if tops else None
     return ModelRef(path=root / entry.path, name=name_or_path, bundled=True, sha256=weights,
                     files={f.file: f.sha256 for f in entry.files})
+
+
+def resolve_hub_id(repo_id: str, reg) -> ModelRef:
+    """``owner/name``: the registered model that loads that repository from the Hugging Face
+    cache, else the repository's cached snapshot as it is; a one-line error when not cached."""
+    from argen.checkpoints.hf_cache import find
+
+    for name, entry in reg.models.items():
+        if entry.hub is not None and entry.hub.cache == "huggingface" and entry.hub.repo_id == repo_id:
+            return resolve(name)
+    return ModelRef(path=find(repo_id), name=repo_id)
 
 
 def digest(ref: ModelRef, limit: int = 1 << 29) -> str | None:

@@ -17,7 +17,13 @@ def models(json_out: opt.Json = False) -> None:
     root = bundled_dir()
     rows = []
     for name, entry in load_registry().models.items():
-        if entry.hub is not None:  # pulled into the cache by `argen weights pull`
+        if entry.hub is not None and entry.hub.cache == "huggingface":  # loaded from the Hugging Face cache
+            from argen.checkpoints.hf_cache import snapshot
+
+            folder = snapshot(entry.hub.repo_id, entry.hub.revision)
+            files = weights = sorted(folder.glob("*.safetensors")) if folder is not None else []
+            folder = folder or entry.hub.repo_id
+        elif entry.hub is not None:  # pulled into the cache by `argen weights pull`
             from argen.checkpoints.hub import cache_dir, model_folder
 
             folder, files = cache_dir(name), [cache_dir(name) / f.file for f in entry.hub.files]
@@ -28,7 +34,7 @@ def models(json_out: opt.Json = False) -> None:
         size = sum(p.stat().st_size for p in files if p.is_file())
         params = count_params([p for p in weights if p.suffix == ".safetensors"])
         status = file_status(root, entry, name)
-        family = entry.hub.convert if entry.hub is not None and entry.hub.convert else "argen"
+        family = (entry.hub.family or entry.hub.convert or "argen") if entry.hub is not None else "argen"
         rows.append({"name": name, "modality": entry.modality, "family": family, "params": params,
                      "published_params": entry.params, "bytes": size,
                      "sha256": "not pulled" if entry.hub is not None and status == "missing" else status,

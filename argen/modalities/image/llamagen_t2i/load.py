@@ -101,7 +101,8 @@ def load_official(gpt_path: str | Path, image_size: int, model: str | None = Non
 
 def convert_llamagen_t2i(gpt_path: str | Path, vq_path: str | Path, out_dir: str | Path, *, image_size: int,
                          model: str | None = None, cfg: T2IConfig | None = None,
-                         vq_cfg: LlamaGenVQConfig | None = None, dtype: torch.dtype = torch.float32) -> Path:
+                         vq_cfg: LlamaGenVQConfig | None = None, dtype: torch.dtype = torch.float32,
+                         name: str | None = None) -> Path:
     """Official GPT + tokenizer -> an argen folder (see the module docstring); returns ``out_dir``."""
     gpt_path, vq_path, out = Path(gpt_path), Path(vq_path), Path(out_dir)
     t2i = load_official(gpt_path, image_size, model, cfg)
@@ -110,7 +111,7 @@ def convert_llamagen_t2i(gpt_path: str | Path, vq_path: str | Path, out_dir: str
                "vq": {"file": vq_path.name, "sha256": sha256_file(vq_path)}}
     save_llamagen_vq(out / "tokenizer", vq, dtype, extra={"source": sources["vq"]})
     save_folder(out, t2i.state_dict(), {
-        "modality": "image", "family": FAMILY, "name": f"llamagen-t2i-{t2i.t2i.model}-{t2i.t2i.image_size}",
+        "modality": "image", "family": FAMILY, "name": name or f"llamagen-t2i-{t2i.t2i.model}-{t2i.t2i.image_size}",
         "llamagen_t2i": t2i.t2i.to_dict(), "tokenizer": "tokenizer", "source": sources}, dtype)
     return out
 
@@ -140,3 +141,18 @@ def load_folder(path: str | Path) -> tuple[Any, LlamaGenVQ, dict[str, Any]]:
         model = LlamaGenT2I(cfg)
     model = _assign(model, read_safetensors(path / "model.safetensors"), str(path))
     return model, load_llamagen_vq(path / meta.get("tokenizer", "tokenizer")), meta
+
+
+def convert_files(sources: list[Path], out: Path, name: str | None = None, **options: Any) -> Path:
+    """``argen weights convert --family llamagen_t2i VQ GPT --option image_size=256`` and `argen weights
+    pull llamagen-t2i-xl-256`: the tokenizer's file, then the GPT's."""
+    from argen.errors import UsageError
+
+    if len(sources) != 2:
+        raise UsageError(f"llamagen_t2i conversion takes two files (the tokenizer's, then the GPT's), got {len(sources)}",
+                         hint="e.g. vq_ds16_t2i.pt t2i_XL_stage1_256.pt")
+    if "image_size" not in options:
+        raise UsageError("llamagen_t2i conversion needs the image size (the files do not record it)",
+                         hint="256 for t2i_XL_stage1_256.pt, 512 for t2i_XL_stage2_512.pt")
+    vq_path, gpt_path = sources
+    return convert_llamagen_t2i(gpt_path, vq_path, out, image_size=int(options.pop("image_size")), name=name, **options)
