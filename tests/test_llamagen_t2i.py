@@ -204,3 +204,44 @@ def test_bad_inputs_are_one_line_errors(pipe, official, tmp_path):
     with pytest.raises(UsageError, match="forced tokens"):
         pipe.sample_tokens(["a cat"], forced=torch.zeros(1, 3, dtype=torch.long))
     assert pipe.max_prompt_tokens == 120 and pipe.image_size == 8 and pipe.defaults.cfg_scale == 7.5
+
+
+class FakeT5:
+    """Stands in for T5CaptionEncoder in the CLI: fake_t5's states, one token per word plus the end."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def count_tokens(self, prompts):
+        return [len(p.split()) + 1 for p in prompts]
+
+    def __call__(self, prompts):
+        return fake_t5(prompts)
+
+
+def test_argen_image_runs_a_converted_folder_with_the_published_defaults(pipe, official, tmp_path, monkeypatch, capsys):
+    import argen
+    from argen.cli.app import main
+    from argen.modalities.image.llamagen_t2i import pipeline as t2i_pipeline
+
+    monkeypatch.setattr(t2i_pipeline, "T5CaptionEncoder", FakeT5)
+    folder = str(official / "converted")
+    loaded = argen.load(folder, device="cpu")
+    assert type(loaded).__name__ == "LlamaGenT2IPipeline"
+    a, b = loaded("a red apple", n=2, seed=0)
+    assert a.pixels.shape == (8, 8, 3) and a.metadata["family"] == "llamagen_t2i"
+    assert (a.metadata["sampling"]["cfg_scale"], a.metadata["sampling"]["top_k"]) == (7.5, 1000)
+    out = tmp_path / "apple.png"
+    assert main(["image", "--model", folder, "-p", "a red apple", "--seed", "1", "-o", str(out), "-q"]) == 0, \
+        capsys.readouterr().err
+    from PIL import Image
+
+    with Image.open(out) as im:
+        assert np.array_equal(np.asarray(im.convert("RGB")), b.pixels)  # the batch's row 1 is seed 1 alone
+    neg, = loaded("a red apple", seed=1, negative_prompt="a green pear", temperature=0)
+    plain, = loaded("a red apple", seed=1, temperature=0)
+    assert not np.array_equal(neg.pixels, plain.pixels)
+    code = main(["image", "--model", folder, "-p", " ".join(["word"] * 200), "-o", str(tmp_path / "long.png")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and "is longer than the 120 T5 tokens" in err[0], err
+    assert not (tmp_path / "long.png").exists()

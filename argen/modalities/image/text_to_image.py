@@ -104,7 +104,9 @@ class TextToImagePipeline(ImagePipelineBase):
                                            sampling=sampling, negative_prompts=[self._negative] * b if self._negative else None,
                                            forced=forced, use_cache=self.use_cache,
                                            on_token=ticker(on_progress, self.engine.num_tokens, "tokens"))
-        images = self.engine.decode(tokens)
+        # one image at a time: a convolution's sums depend on the batch size, and an image must
+        # not depend on whether it was made alone or in a batch
+        images = np.concatenate([self.engine.decode(row[None]) for row in tokens])
         seconds = (time.time() - t0) / b
         return [ImageOutput(r.index, r.seed, r.prompt, seconds, self._metadata(spec, sampling, r.prompt, r.seed),
                             pixels=img, sampler="next-token") for img, r in zip(images, rows)]
