@@ -165,3 +165,24 @@ def test_a_recipe_runs_janus_jobs(model_dir, tmp_path, capsys):
     for r in records:
         m = meta(out / r["path"])
         assert m["family"] == "janus" and m["sampling"]["cfg_scale"] == 4.0 and m["negative_prompt"] == "blurry"
+
+
+def test_other_families_refuse_in_one_line(tmp_path, capsys):
+    from test_llamagen import SMALL_VQ, official_gpt_state, small_cfg  # a class-conditional LlamaGen, tiny
+
+    from argen.modalities.image.llamagen.convert import convert_llamagen
+    from argen.modalities.image.llamagen.vq import LlamaGenVQ
+
+    torch.manual_seed(0)
+    torch.save({"model": LlamaGenVQ(SMALL_VQ).state_dict()}, tmp_path / "vq.pt")
+    torch.save({"model": official_gpt_state()}, tmp_path / "gpt.pt")
+    folder = convert_llamagen(tmp_path / "vq.pt", tmp_path / "gpt.pt", tmp_path / "lg", cfg=small_cfg(), vq_cfg=SMALL_VQ)
+    out = tmp_path / "out"
+    out.mkdir()
+    for args, message in ((["--model", str(folder), "-p", "3", "--negative-prompt", "a dog"],
+                           "--negative-prompt does not apply to lg, a class-conditional model"),
+                          (["--model", "shakespeare-char", "-p", PROMPT], "'shakespeare-char' is a text model, not image"),
+                          (["--model", str(tmp_path / "gpt.pt"), "-p", PROMPT], "gpt.pt is not an image model")):
+        code, err = run([*args, "-o", str(out / "x.png")], capsys)
+        assert code != 0 and message in err[0], err
+        assert len(err) <= 2 and not list(out.iterdir())
