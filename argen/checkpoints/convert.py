@@ -13,6 +13,7 @@ from typing import Any
 CONVERTERS = {
     "var": "argen.modalities.image.var.convert:convert_files",
     "llamagen": "argen.modalities.image.llamagen.convert:convert_files",
+    "llamagen_t2i": "argen.modalities.image.llamagen_t2i.load:convert_files",
     "crystallm": "argen.modalities.crystal.crystallm_convert:convert_files",
     "self-forcing": "argen.modalities.video.skyreels.family:convert_files",
 }

@@ -104,13 +104,6 @@ def snapshot_files(entry: RegistryEntry) -> tuple[Path, dict[str, str], str | No
     return snap, pins, weights_sha(snap, pins)
 
 
-def is_pulled(name: str, entry: RegistryEntry) -> bool:
-    """Every file of the entry is in argen's own cache (verified when it is loaded)."""
-    from argen.checkpoints.hub import cache_dir
-
-    return all((cache_dir(name) / f.file).is_file() for f in entry.hub.files)
-
-
 def not_downloaded(name: str | None, entry: RegistryEntry | None, shown: str) -> ArgenError:
     """The error for a hub model found neither in the Hugging Face cache nor pulled."""
     if entry is None:
@@ -145,3 +138,56 @@ def weights_sha(snap: Path, pins: dict[str, str]) -> str | None:
         if p.suffix in (".safetensors", ".bin", ".pth", ".pt") and SHA256.match(p.resolve().name):
             return p.resolve().name
     return None
+
+
+# Registry entries with ``cache: huggingface`` (Janus-Pro): the repository is used as it is from
+# the Hugging Face cache, and `argen weights pull` downloads the files matching ``allow`` there,
+# so nothing a user already fetched with ``hf download``, transformers or diffusers is fetched twice.
+
+def find(repo_id: str, revision: str = "main", pull_name: str | None = None) -> Path:
+    """The cached snapshot of ``repo_id`` (a model folder: it holds config.json), or a one-line
+    error naming what to download."""
+    folder = snapshot(repo_id, revision)
+    if folder is None or not (folder / "config.json").is_file():
+        how = f"run `argen weights pull {pull_name}`" if pull_name else f"download it: `hf download {repo_id}`"
+        raise ArgenError(f"{repo_id} is not in the Hugging Face cache ({hub_cache()})",
+                         hint=f"{how} (HF_HOME chooses the cache)")
+    return folder
+
+
+def check_blobs(folder: Path) -> list[str]:
+    """Files of a snapshot whose content does not match their blob's sha256 name (LFS files);
+    their blobs are deleted so that the next pull fetches them again."""
+    bad = []
+    for link in sorted(p for p in folder.rglob("*") if p.is_file()):
+        blob = link.resolve()
+        if SHA256.match(blob.name) and sha256_file(blob) != blob.name:
+            bad.append(str(link.relative_to(folder)))
+            blob.unlink()
+    return bad
+
+
+def pull(repo_id: str, revision: str = "main", allow: list[str] | None = None, endpoint: str | None = None,
+         quiet: bool = False) -> Path:
+    """Download ``repo_id`` (the files matching ``allow``) into the Hugging Face cache, reusing what
+    is there, and check every LFS file's sha256; returns the snapshot folder."""
+    import sys
+
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=allow or None, endpoint=endpoint,
+                                        cache_dir=hub_cache()))
+    except (OSError, HfHubHTTPError, ValueError) as e:
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise ArgenError(f"cannot download {repo_id} ({reason})",
+                         hint=f"offline? put a copy in the Hugging Face cache ({hub_cache()}), e.g. "
+                              f"`hf download {repo_id}` on a connected machine with the same HF_HOME") from None
+    bad = check_blobs(folder)
+    if bad:
+        raise ArgenError(f"{repo_id}: {', '.join(bad[:3])} did not match its sha256; the bad copies were deleted",
+                         hint="run the pull again")
+    if not quiet:
+        print(f"{repo_id}: in the Hugging Face cache at {folder}, sha256 ok", file=sys.stderr, flush=True)
+    return folder

@@ -63,6 +63,11 @@ def model_folder(name: str, entry: RegistryEntry) -> Path:
     return cache_dir(name) / CONVERTED if entry.hub.convert else cache_dir(name)
 
 
+def is_pulled(name: str, entry: RegistryEntry) -> bool:
+    """Every file of the entry is in argen's own cache (verified when it is loaded)."""
+    return all((cache_dir(name) / f.file).is_file() for f in entry.hub.files)
+
+
 def verify_pulled(name: str, entry: RegistryEntry) -> Path:
     """Every file of a hub model is in the cache with its sha256 (and converted, when the
     registry says how), or a clear error; returns the folder to load."""
@@ -138,6 +143,10 @@ def pull(name: str, entry: RegistryEntry, endpoint: str | None = None, attempts:
                          hint="it is ready to use: see `argen models`")
     hub = entry.hub
     endpoint = endpoint or os.environ.get("HF_ENDPOINT") or None
+    if hub.cache == "huggingface":
+        from argen.checkpoints import hf_cache
+
+        return hf_cache.pull(hub.repo_id, hub.revision, hub.allow, endpoint, quiet)
     folder = cache_dir(name)
     folder.mkdir(parents=True, exist_ok=True)
     known = expected_hashes(name, entry)

@@ -43,15 +43,24 @@ class HubSource(Strict):
 
     repo_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # None: every file has a url
     revision: str = "main"
-    files: list[RegistryFile] = Field(min_length=1)
+    files: list[RegistryFile] = []
     # the converter that makes argen's format from the files
-    convert: Literal["var", "llamagen", "crystallm", "self-forcing"] | None = None
+    convert: Literal["var", "llamagen", "llamagen_t2i", "crystallm", "self-forcing"] | None = None
     options: dict[str, Any] = {}  # passed to the converter (e.g. which architecture the files hold)
+    # "huggingface": the repository is loaded as it is from the Hugging Face cache ($HF_HOME),
+    # where `argen weights pull` downloads the files matching ``allow`` (argen/checkpoints/hf_cache.py)
+    cache: Literal["argen", "huggingface"] = "argen"
+    allow: list[str] = []
 
     @model_validator(mode="after")
     def _a_source_per_file(self) -> "HubSource":
         if self.repo_id is None and any(f.url is None for f in self.files):
             raise ValueError("files without a url need a repo_id")
+        if self.cache == "huggingface":
+            if self.repo_id is None or self.convert is not None or self.files:
+                raise ValueError("a Hugging Face cache model names a repo_id and allow patterns, no files or converter")
+        elif not self.files:
+            raise ValueError("a hub model needs at least one file")
         return self
 
 

@@ -13,6 +13,10 @@ from argen.errors import ArgenError
 
 def file_status(root: Path, entry: RegistryEntry, name: str | None = None) -> str:
     """"ok", "missing" or "MISMATCH" for the entry's files (hub models: in the cache, by ``name``)."""
+    if entry.hub is not None and entry.hub.cache == "huggingface":
+        from argen.checkpoints.hf_cache import snapshot
+
+        return "ok" if snapshot(entry.hub.repo_id, entry.hub.revision) is not None else "missing"
     if entry.hub is not None:
         from argen.checkpoints.hub import cache_dir, expected_hashes
 
@@ -59,6 +63,11 @@ def resolve(name_or_path: str, modality: str | None = None) -> ModelRef:
     if modality is not None and entry.modality != modality:
         raise ArgenError(f"model {name_or_path!r} is a {entry.modality} model, not {modality}",
                          hint="see `argen models` for each model's modality")
+    if entry.hub is not None and entry.hub.cache == "huggingface":  # used as it is from the HF cache
+        from argen.checkpoints.hf_cache import find
+
+        return ModelRef(path=find(entry.hub.repo_id, entry.hub.revision, name_or_path), name=name_or_path, bundled=True,
+                        family=entry.family)
     if entry.hub is not None:
         from argen.checkpoints.hub import cache_dir, expected_hashes, verify_pulled
 
@@ -93,7 +102,8 @@ def _hf_cache_ref(name: str, entry: RegistryEntry) -> ModelRef | None:
 def _resolve_hub_id(repo_id: str, modality: str | None) -> ModelRef:
     """``ORG/NAME``: the Hugging Face cache's snapshot, else argen's pull of the registry entry
     for that repository, else one error naming what to download (argen/checkpoints/hf_cache.py)."""
-    from argen.checkpoints.hf_cache import hub_id_entry, is_pulled, not_downloaded, snapshot, weights_sha
+    from argen.checkpoints.hf_cache import hub_id_entry, not_downloaded, snapshot, weights_sha
+    from argen.checkpoints.hub import is_pulled
 
     name, entry = hub_id_entry(repo_id, modality)
     if entry is None:

@@ -17,7 +17,13 @@ def models(json_out: opt.Json = False) -> None:
     root = bundled_dir()
     rows = []
     for name, entry in load_registry().models.items():
-        if entry.hub is not None:  # pulled into the cache by `argen weights pull`
+        if entry.hub is not None and entry.hub.cache == "huggingface":  # loaded from the Hugging Face cache
+            from argen.checkpoints.hf_cache import snapshot
+
+            folder = snapshot(entry.hub.repo_id, entry.hub.revision)
+            files = weights = sorted(folder.glob("*.safetensors")) if folder is not None else []
+            folder = folder or entry.hub.repo_id
+        elif entry.hub is not None:  # pulled into the cache by `argen weights pull`
             from argen.checkpoints.hub import cache_dir, model_folder
 
             folder, files = cache_dir(name), [cache_dir(name) / f.file for f in entry.hub.files]
@@ -36,8 +42,8 @@ def models(json_out: opt.Json = False) -> None:
                      "published_params": entry.params, "bytes": size,
                      "sha256": "not pulled" if entry.hub is not None and status == "missing" else status,
                      "default": entry.default, "path": str(folder),
-                     # guided only above 1 (diffusers video); registry-named families: no guidance note
-                     "cfg": "<=1 off" if diffusers_video else "-" if entry.family else guidance_note(family)})
+                     # guided only above 1 (diffusers video); families guidance.py does not describe: "-"
+                     "cfg": "<=1 off" if diffusers_video else guidance_note(family) if has_note(family) else "-"})
     if json_out:
         for r in rows:
             print(json.dumps(r))
@@ -53,6 +59,14 @@ def models(json_out: opt.Json = False) -> None:
     if not console.is_terminal:
         console = Console(soft_wrap=True, width=160)
     console.print(table)
+
+
+def has_note(family: str) -> bool:
+    """Whether argen/modalities/image/guidance.py describes the family's --cfg (image families) or the
+    family is argen's own (text, audio, ...: the plain CFG of the shared flag)."""
+    from argen.modalities.image.guidance import GUIDANCE
+
+    return family in GUIDANCE or family == "argen"
 
 
 def guidance_note(family: str) -> str:

@@ -49,8 +49,8 @@ def convert(
                                                        "(e.g. vae_ch160v4096z32.pth var_d16.pth).")],
     family: Annotated[str, typer.Option("--family", metavar="var|llamagen", help="Which codebase wrote the files.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="The argen model folder to write.")],
-    image_size: Annotated[Optional[int], typer.Option("--image-size", metavar="256|384",
-                                                      help="LlamaGen: the resolution the GPT was trained at.")] = None,
+    image_size: Annotated[Optional[int], typer.Option("--image-size", metavar="256|384|512",
+                                                      help="LlamaGen (and LlamaGen T2I): the resolution the GPT was trained at.")] = None,
     quiet: opt.Quiet = False,
 ) -> None:
     """Convert public checkpoints (read with torch.load(weights_only=True), never unpickled as

@@ -43,12 +43,14 @@ MODALITIES: dict[str, Modality] = {m.name: m for m in (
              "its generation metadata beside it (FILE.meta.json).",
              "", (".txt",), (f"{_M}.text.pipeline:TextPipeline",)),
     Modality("image", f"{_M}.image.spec:ImageSpec",
-             "Generate images: 64x64 from a caption with the bundled shapes models, or ImageNet classes with VAR and "
-             "LlamaGen checkpoints (--model var-d16 --class-label golden_retriever).\n\nWrites one PNG per sample "
+             "Generate images: 64x64 from a caption with the bundled shapes models, pictures from a sentence with "
+             "Janus-Pro and LlamaGen text-to-image (--model janus-pro-1b --prompt \"a photo of a cat\"), or ImageNet "
+             "classes with VAR and LlamaGen checkpoints (--model var-d16 --class-label golden_retriever).\n\nWrites one PNG per sample "
              "(generation metadata inside; `argen info FILE` prints it) and prints each path. --inpaint/--mask "
              "regenerate only the white part of the mask.",
              "image-{seed}.png", (".png",),
-             (f"{_M}.image.class_pipeline:ClassImagePipeline", f"{_M}.image.pipeline:ImagePipeline")),
+             (f"{_M}.image.text_to_image:JanusPipeline", f"{_M}.image.text_to_image:LlamaGenT2IPipeline",
+              f"{_M}.image.class_pipeline:ClassImagePipeline", f"{_M}.image.pipeline:ImagePipeline")),
     Modality("video", f"{_M}.video.spec:VideoSpec",
              "Generate video by block diffusion: from a caption (--prompt \"a red circle and a blue square\"), or "
              "continuing a clip (--extend clip.mp4, any format ffmpeg reads).\n\nWrites an MP4 (H.264, generation "

@@ -37,6 +37,16 @@ GUIDANCE: dict[str, Guidance] = {
         "model, above 1 guides more. Published: 2.0 for GPT-B and GPT-L, 1.75 for XL and XXL, "
         "1.65 for 3B; --cfg-interval guides only the first tokens. (The reference skips "
         "guidance for any cfg <= 1; here every value other than 1 guides.)")),
+    "janus": Guidance("constant", 1.0, 0.0, (
+        "uncond + cfg * (cond - uncond) at every token, the unconditional twin being the prompt with every "
+        "token but BOS and the image start replaced by pad (deepseek-ai/Janus generation_inference.py), or "
+        "--negative-prompt: --cfg 1 disables guidance, --cfg 0 samples the unconditional model. "
+        "Published: 5 (temperature 1, no top-k).")),
+    "llamagen_t2i": Guidance("constant", 1.0, 0.0, (
+        "uncond + cfg * (cond - uncond) at every token, the unconditional twin reading the model's learned "
+        "null caption (LlamaGen autoregressive/models/generate.py), or --negative-prompt's T5 caption: --cfg 1 "
+        "disables guidance, --cfg 0 samples the unconditional model. Published (sample_t2i.py): 7.5, "
+        "top-k 1000, temperature 1.")),
     "shapes": Guidance("constant", 1.0, 0.0, (
         "uncond + cfg * (cond - uncond) at every token or scale, the unconditional twin without "
         "the caption: --cfg 1 disables guidance (the conditional model), --cfg 0 samples the "
