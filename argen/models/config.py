@@ -77,6 +77,7 @@ class TransformerConfig(DictConfig):
     # a linear map of a per-token conditioning vector (a diffusion model's noise time), the map
     # zero at initialisation; the caller passes the vectors (see Transformer.forward's ``mod``)
     adaln: bool = False
+    adaln_dim: int | None = None  # width of those conditioning vectors; None: d_model (BD3-LM's DiT: cond_dim)
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes (tokenizer, origin)
 
     def __post_init__(self) -> None:

@@ -21,6 +21,7 @@ import importlib
 # task name -> "module:class"; imported on use so that `argen train text` never loads images
 TASKS = {
     "text": "argen.tasks.text:TextTask",
+    "text-block-diffusion": "argen.modalities.text.bd3lm.task:BlockDiffusionTextTask",
     "image-tokenizer": "argen.tasks.image_tokenizer:ImageTokenizerTask",
     "image": "argen.tasks.image:ImageTask",
     "mesh": "argen.tasks.mesh:MeshTask",

@@ -1,0 +1,43 @@
+"""A loaded block-diffusion text model: the network, what the sampler needs to know about it
+(:class:`argen.samplers.masked_block.Denoiser`), its tokenizer and its sampling defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from argen.models.kv_cache import KVCache
+
+
+@dataclass
+class BlockDiffusionModel:
+    """``net(ids, pos=, cache=, num_logits=)`` -> logits (B, N, V) is a block-causal transformer
+    (argen's :class:`Transformer` or BD3-LM's DiT) whose attention blocks are ``block_size`` long."""
+
+    net: nn.Module
+    family: str  # "bd3lm", "mdlm", "fast-dllm-v2" or "argen-bd3"
+    mask_id: int
+    block_size: int  # the block size the model was trained with
+    token_shift: bool  # the output at position i predicts token i + 1 (Fast-dLLM v2)
+    max_len: int
+    tokenizer: Any = None  # encode/decode, or None (random test models)
+    eos_id: int | None = None
+    defaults: dict[str, Any] = field(default_factory=dict)  # sampler defaults: steps, threshold, sub_block, ...
+    name: str = ""
+
+    def __call__(self, ids: torch.Tensor, pos: torch.Tensor, cache: KVCache | None, num_logits: int) -> torch.Tensor:
+        return self.net(ids, pos=pos, cache=cache, num_logits=num_logits)
+
+    def new_cache(self, batch: int, capacity: int) -> KVCache:
+        return self.net.new_cache(batch, capacity)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "BlockDiffusionModel":
+        self.net.to(device=device, dtype=dtype)
+        return self
