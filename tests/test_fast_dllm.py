@@ -69,7 +69,7 @@ def test_cached_blocks_match_qwen2_with_a_cache(pair):
             q = torch.arange(start, start + BD)
             ref = hf(ids[:, start:start + BD], attention_mask=fast_dllm_mask(q, start + BD), cache=past,
                      position_ids=q[None], use_cache=True).logits
-            ours = model(ids[:, start:start + BD], q[None], cache, BD)
+            ours = model(ids[:, start:start + BD], q[None], cache, slice(None))
             assert (ours - ref).abs().max() <= 1e-4
 
 

@@ -53,10 +53,9 @@ class Denoiser(Protocol):
     token_shift: bool  # True: the output at position i predicts token i + 1 (Fast-dLLM v2)
     max_len: int  # the longest sequence the model takes (prompt + new tokens)
 
-    def __call__(self, ids: torch.Tensor, pos: torch.Tensor, cache: KVCache | None,
-                 num_logits: int) -> torch.Tensor:
-        """Ids and positions (B, T), -1 = padding -> logits (B, num_logits, V) of the last
-        positions; with a cache, the T tokens' keys are written after its used slots."""
+    def __call__(self, ids: torch.Tensor, pos: torch.Tensor, cache: KVCache | None, out: slice) -> torch.Tensor:
+        """Ids and positions (B, T), -1 = padding -> logits (B, len(out), V) of the positions
+        ``out``; with a cache, the T tokens' keys are written after its used slots."""
         ...
 
     def new_cache(self, batch: int, capacity: int) -> KVCache:
@@ -90,10 +89,11 @@ class BlockSettings:
                              hint="e.g. block 32 with sub-blocks of 8")
 
 
-def _draw(logits: torch.Tensor, sampling: SamplingConfig, mask_id: int,
-          generators: list[torch.Generator] | None, active: list[bool]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits (B, L, V) -> drawn tokens (B, L) and their probabilities (B, L). Only ``active``
-    rows draw from their generators, so a row's draws do not depend on how long others take."""
+def _draw(logits: torch.Tensor, sampling: SamplingConfig, mask_id: int, generators: list[torch.Generator] | None,
+          spans: list[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits (B, L, V) of block positions ``a .. a + L - 1`` -> drawn tokens (B, L) and their
+    probabilities (B, L). Row ``r`` draws from its generator for its own span (relative to the
+    logits) only, so its draws do not depend on the rest of the batch."""
     b, n, v = logits.shape
     logits = logits.float()
     logits[..., mask_id] = float("-inf")
@@ -105,8 +105,10 @@ def _draw(logits: torch.Tensor, sampling: SamplingConfig, mask_id: int,
         if generators is None:
             noise = torch.empty_like(probs).exponential_(1)
         else:  # argmax(p / E), E ~ Exp(1), draws from p; each row from its own generator
-            noise = torch.stack([torch.empty_like(probs[0]).exponential_(1, generator=g) if a
-                                 else torch.ones_like(probs[0]) for g, a in zip(generators, active)])
+            noise = torch.ones_like(probs)
+            for r, (g, (a, z)) in enumerate(zip(generators, spans)):
+                if z > a:
+                    noise[r, a:z].exponential_(1, generator=g)
         tok = (probs / noise.clamp_(min=1e-30)).argmax(-1)
     return tok, probs.gather(-1, tok[..., None])[..., 0]
 
@@ -140,6 +142,23 @@ def _choose(masked: torch.Tensor, conf: torch.Tensor, settings: BlockSettings, p
     need = torch.minimum(need, active.sum(-1))
     ranks = score.argsort(dim=-1, descending=True, stable=True).argsort(dim=-1, stable=True)  # (B, L): 0 = most confident
     return pick | (active & (ranks < need[:, None]))
+
+
+def _spans(masked: torch.Tensor, live: list[bool], settings: BlockSettings, from_start: bool) -> list[tuple[int, int]]:
+    """Each live row's span [a, z) of block positions a pass may commit (its masked positions,
+    within its first sub-block that has any, Fast-dLLM v2's small blocks); (0, 0) for others.
+    ``from_start``: every span starts at 0 (a shifted block's first pass)."""
+    m = masked
+    if settings.sub_block and settings.sampler == "confidence":
+        b, n = m.shape
+        sb = settings.sub_block
+        first = m.view(b, n // sb, sb).any(-1).float().argmax(-1)  # (B,) first sub-block with masks
+        m = m & ((torch.arange(n, device=m.device) // sb)[None] == first[:, None])
+    spans = []
+    for row, ok in zip(m, live):
+        idx = row.nonzero()[:, 0]
+        spans.append((0 if from_start else int(idx[0]), int(idx[-1]) + 1) if ok and len(idx) else (0, 0))
+    return spans
 
 
 def _left_pad(rows: list[list[int]], start: list[int], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -204,27 +223,36 @@ def generate_blocks(model: Denoiser, prompts: list[list[int]], max_new_tokens: i
         first_pass, cached_logits, steps_taken = True, None, 0
         while not all(row_done):
             masked = block == mask  # (B, bs)
+            spans = _spans(masked, [not d for d in row_done], settings, shift and first_pass)
             if cached_logits is None:
+                live = [sp for sp in spans if sp[1] > sp[0]]  # the positions worth logits
+                a, z = min(sp[0] for sp in live), max(sp[1] for sp in live)
                 if use_cache:
                     before, before_pos = _left_pad(pending, pending_at, 0)
                 else:
                     before, before_pos = _left_pad([s[:st] for s, st in zip(seqs, starts)], [0] * bsz, 0)
                 ids = torch.cat([before.to(device), block], 1)  # (B, P + bs)
                 pos = torch.cat([before_pos.to(device), bpos], 1)
-                n_out = bs + 1 if shift and before.shape[1] else bs  # shifted: also the output before the block
+                p = before.shape[1]
+                # position j is predicted by the output at j (or, shifted, at j - 1; the block's
+                # first token, always known after the first pass, gets its own output's placeholder)
+                lo, hi = (p + a - 1, p + z - 1) if shift else (p + a, p + z)
                 base = cache.length if use_cache else 0
-                logits = model(ids, pos, cache, n_out)  # (B, n_out, V)
+                logits = model(ids, pos, cache, slice(max(lo, 0), hi))  # (B, z - a, V), or one less
+                if lo < 0:
+                    logits = torch.cat([logits[:, :1], logits], 1)
                 if use_cache:
                     cache.truncate(base + before.shape[1])  # keep the finished tokens' keys, drop the block's
                     pending, pending_at = [[] for _ in range(bsz)], list(starts)
                 for b in range(bsz):
                     if not row_done[b]:
                         passes[b] += 1
-                if shift:  # position j is predicted by the output at j - 1; without one before the
-                    # block, position 0 (then always known) gets a placeholder, as in Fast-dLLM v2
-                    logits = logits[:, :-1] if n_out > bs else torch.cat([logits[:, :1], logits[:, :-1]], 1)
-                cached_logits = logits  # (B, bs, V): what predicts each block position
-            tok, conf = _draw(cached_logits, sampling, mask, generators, [not d for d in row_done])
+                cached_logits = (a, logits)  # what predicts block positions a .. z - 1
+            a, logits = cached_logits
+            tok_w, conf_w = _draw(logits, sampling, mask, generators, [(x - a, y - a) if y > x else (0, 0)
+                                                                      for x, y in spans])
+            tok, conf = block.clone(), torch.full(block.shape, -1.0, device=device)
+            tok[:, a:a + tok_w.shape[1]], conf[:, a:a + tok_w.shape[1]] = tok_w, conf_w
             pick = _choose(masked, conf, settings, steps_taken, generators)
             if shift and first_pass:
                 # a block's first token is predicted from the finished tokens alone (Fast-dLLM v2's

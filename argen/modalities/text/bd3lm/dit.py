@@ -70,7 +70,8 @@ class BD3LMDiT(nn.Module):
 
     def forward(self, idx: torch.Tensor, pos: torch.Tensor | None = None, cache: KVCache | None = None,
                 num_logits: int | None = None, attn_mask: torch.Tensor | None = None,
-                sigma: torch.Tensor | None = None) -> torch.Tensor:
+                sigma: torch.Tensor | None = None, head: bool = True) -> torch.Tensor:
+        """``head=False``: the modulated final states (B, N, C) that :attr:`head` maps to logits."""
         b, t = idx.shape
         mod = c = None
         if self.sigma_map is not None:
@@ -83,7 +84,7 @@ class BD3LMDiT(nn.Module):
         if c is not None:
             shift, scale = self.final_ada(c)[:, None].chunk(2, dim=-1)
             h = h * (1 + scale) + shift
-        return self.head(h)
+        return self.head(h) if head else h
 
 
 # ----------------------------------------------------------------------------- Hugging Face folders

@@ -66,6 +66,9 @@ def _load_argen(folder: Path, config: dict[str, Any]) -> BlockDiffusionModel:
     sec = dict(meta["block_diffusion"])
     tok = load_tokenizer(folder / meta["tokenizer"]) if meta.get("tokenizer") else None
     defaults = {k: sec[k] for k in ("steps", "threshold", "temperature", "top_p", "sampler", "sub_block") if k in sec}
+    for k in ("steps", "sub_block"):  # recipes write numbers as floats
+        if k in defaults:
+            defaults[k] = int(defaults[k])
     return BlockDiffusionModel(net=net, family="argen-bd3", mask_id=int(sec["mask_id"]),
                                block_size=int(sec["block_size"]), token_shift=False, max_len=net.cfg.max_seq_len,
                                tokenizer=tok, eos_id=meta.get("eos_token_id"), defaults=defaults,

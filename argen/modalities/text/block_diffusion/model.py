@@ -14,8 +14,9 @@ from argen.models.kv_cache import KVCache
 
 @dataclass
 class BlockDiffusionModel:
-    """``net(ids, pos=, cache=, num_logits=)`` -> logits (B, N, V) is a block-causal transformer
-    (argen's :class:`Transformer` or BD3-LM's DiT) whose attention blocks are ``block_size`` long."""
+    """``net`` is a block-causal transformer (argen's :class:`Transformer` or BD3-LM's DiT) whose
+    attention blocks are ``block_size`` long: ``net(ids, pos=, cache=, head=False)`` gives the
+    states its output head (``net.lm_head``, or the DiT's ``net.head``) turns into logits."""
 
     net: nn.Module
     family: str  # "bd3lm", "mdlm", "fast-dllm-v2" or "argen-bd3"
@@ -28,8 +29,12 @@ class BlockDiffusionModel:
     defaults: dict[str, Any] = field(default_factory=dict)  # sampler defaults: steps, threshold, sub_block, ...
     name: str = ""
 
-    def __call__(self, ids: torch.Tensor, pos: torch.Tensor, cache: KVCache | None, num_logits: int) -> torch.Tensor:
-        return self.net(ids, pos=pos, cache=cache, num_logits=num_logits)
+    def __call__(self, ids: torch.Tensor, pos: torch.Tensor, cache: KVCache | None, out: slice) -> torch.Tensor:
+        """Logits (B, len(out), V) of the positions ``out`` of ``ids`` (B, T); the head (on a
+        large vocabulary, the dearest part of a pass) runs on those positions only."""
+        h = self.net(ids, pos=pos, cache=cache, head=False)  # (B, T, C)
+        head = getattr(self.net, "head", None) or self.net.lm_head  # the DiT's head, or argen's
+        return head(h[:, out])
 
     def new_cache(self, batch: int, capacity: int) -> KVCache:
         return self.net.new_cache(batch, capacity)
