@@ -29,7 +29,7 @@ QWEN25_15B = dict(model_type="Fast_dLLM_Qwen", vocab_size=151936, hidden_size=15
 
 
 def build(layers: int, head_scale: float):
-    from argen.models.transformer import Transformer
+    from argen.engine.transformer import Transformer
     from argen.modalities.text.block_diffusion.model import BlockDiffusionModel
     from argen.modalities.text.fast_dllm.model import MASK_ID, fast_dllm_config
 
@@ -56,9 +56,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    from argen.samplers.masked_block import BlockSettings, generate_blocks
-    from argen.samplers.next_token import generate
-    from argen.samplers.processors import SamplingConfig
+    from argen.engine.sampling.masked_block import BlockSettings, generate_blocks
+    from argen.engine.sampling.next_token import generate
+    from argen.engine.sampling.processors import SamplingConfig
 
     ar, bd = build(args.layers, args.head_scale)
     greedy = SamplingConfig(temperature=0.0)

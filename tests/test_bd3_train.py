@@ -3,14 +3,13 @@ block-diffusion model, and the evaluation scores it against a next-token model o
 
 import json
 
-import pytest
 import torch
+from conftest import tiny_model
 
+from argen.engine.sampling.processors import SamplingConfig
+from argen.lab.eval.text_block_diffusion import evaluate_block_diffusion
 from argen.modalities.text.bd3lm.objective import bd3_loss, block_diff_mask, nelbo
 from argen.modalities.text.block_diffusion.api import generate_blocks, load_block_diffusion
-from argen.modalities.text.block_diffusion.evaluate import evaluate_block_diffusion
-from argen.samplers.processors import SamplingConfig
-from conftest import tiny_model
 
 CORPUS = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n" * 60)
 

@@ -9,11 +9,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from argen.engine.sampling.processors import SamplingConfig
 from argen.errors import ArgenError, UsageError
 from argen.modalities.text.bd3lm.dit import official_shapes
 from argen.modalities.text.bd3lm.objective import block_diff_mask
 from argen.modalities.text.block_diffusion.api import generate_blocks, is_block_diffusion, load_block_diffusion
-from argen.samplers.processors import SamplingConfig
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bd3lm"
 REF = json.loads((FIXTURES / "reference.json").read_text())

@@ -8,8 +8,8 @@ import json
 import pytest
 import torch
 
+from argen.engine.sampling.processors import SamplingConfig
 from argen.modalities.text.block_diffusion.api import generate_blocks, load_block_diffusion
-from argen.samplers.processors import SamplingConfig
 
 BD, VOCAB, MASK = 4, 96, 95
 

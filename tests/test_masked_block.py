@@ -3,12 +3,12 @@ batch, the step budget and the thresholds hold, the first-hitting sampler draws 
 
 import pytest
 import torch
+from conftest import tiny_model
 
+from argen.engine.sampling.masked_block import BlockSettings, generate_blocks
+from argen.engine.sampling.processors import SamplingConfig, make_generators
 from argen.errors import UsageError
 from argen.modalities.text.block_diffusion.model import BlockDiffusionModel
-from argen.samplers.masked_block import BlockSettings, generate_blocks
-from argen.samplers.processors import SamplingConfig, make_generators
-from conftest import tiny_model
 
 V, MASK = 40, 39
 

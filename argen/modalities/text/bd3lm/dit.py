@@ -29,10 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from argen.engine.config import TransformerConfig
+from argen.engine.kv_cache import KVCache
+from argen.engine.transformer import Transformer
 from argen.errors import ArgenError
-from argen.models.config import TransformerConfig
-from argen.models.kv_cache import KVCache
-from argen.models.transformer import Transformer
 
 FAMILY_TYPES = ("bd3lm", "mdlm")  # config.json model_type of the released checkpoints
 
@@ -190,7 +190,7 @@ def official_shapes(hf: dict[str, Any]) -> dict[str, tuple[int, ...]]:
 
 def build_dit(hf: dict[str, Any], state: dict[str, torch.Tensor], source: str) -> BD3LMDiT:
     """A :class:`BD3LMDiT` (CPU, float32, eval) from a config.json dict and an official state dict."""
-    from argen.models.checkpoint import check_state
+    from argen.checkpoints.argen_format import check_state
 
     cfg, cond, timed = dit_config(hf)
     with torch.device("meta"):
@@ -201,7 +201,7 @@ def build_dit(hf: dict[str, Any], state: dict[str, torch.Tensor], source: str) -
     check_state(ours, expected, source, "config", hint="the config.json and weight files come from different models")
     model.load_state_dict(ours, strict=False, assign=True)
     model.backbone.lm_head.weight = model.backbone.embed.weight  # tied, unused
-    from argen.models.transformer import rope_freqs
+    from argen.engine.transformer import rope_freqs
 
     model.backbone.inv_freq = rope_freqs(cfg)
     return model.eval()

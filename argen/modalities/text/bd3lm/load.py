@@ -20,8 +20,8 @@ GPT2_EOS = 50256
 
 
 def load_bd3lm_folder(folder: Path, config: dict[str, Any]) -> BlockDiffusionModel:
-    from argen.models.hf_convert import _read_weights
-    from argen.models.text_tokenizer import HFTokenizer
+    from argen.checkpoints.hf_convert import _read_weights
+    from argen.modalities.text.tokenizer import HFTokenizer
 
     net = build_dit(config, _read_weights(folder), str(folder))
     vocab = net.cfg.vocab_size

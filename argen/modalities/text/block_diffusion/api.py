@@ -22,12 +22,12 @@ from typing import Any, Callable
 
 import torch
 
+from argen.checkpoints.argen_format import read_json
+from argen.engine.sampling.masked_block import BlockSettings, OnBlock
+from argen.engine.sampling.masked_block import generate_blocks as _generate
+from argen.engine.sampling.processors import SamplingConfig, make_generators
 from argen.errors import ArgenError, UsageError
-from argen.models.checkpoint import read_json
 from argen.modalities.text.block_diffusion.model import BlockDiffusionModel
-from argen.samplers.masked_block import BlockSettings, OnBlock
-from argen.samplers.masked_block import generate_blocks as _generate
-from argen.samplers.processors import SamplingConfig, make_generators
 
 
 def _bd3lm_matches(config: dict[str, Any]) -> bool:
@@ -59,8 +59,8 @@ def _load_fast_dllm(folder: Path, config: dict[str, Any]) -> BlockDiffusionModel
 
 
 def _load_argen(folder: Path, config: dict[str, Any]) -> BlockDiffusionModel:
-    from argen.models.checkpoint import load_model_dir
-    from argen.models.text_tokenizer import load_tokenizer
+    from argen.checkpoints.argen_format import load_model_dir
+    from argen.modalities.text.tokenizer import load_tokenizer
 
     net, meta = load_model_dir(folder)
     sec = dict(meta["block_diffusion"])
@@ -100,7 +100,7 @@ def _folder(name_or_path: str | Path) -> Path:
     p = Path(name_or_path)
     if p.is_dir():
         return p
-    from argen import weights
+    from argen.checkpoints import resolve as weights
 
     return weights.resolve(str(name_or_path)).path  # a registered name, checked against its sha256
 
@@ -115,7 +115,7 @@ def load_block_diffusion(name_or_path: str | Path, device: torch.device | str = 
     config = read_json(folder / "config.json")
     family = family_of(config)
     if family is None:
-        from argen.models.hf_convert import SUPPORTED
+        from argen.checkpoints.hf_convert import SUPPORTED
 
         if config.get("format") == "argen" or config.get("model_type") in SUPPORTED:
             raise UsageError(f"{folder.name} is an autoregressive model; block diffusion needs a model trained for it",

@@ -1,5 +1,5 @@
 """A loaded block-diffusion text model: the network, what the sampler needs to know about it
-(:class:`argen.samplers.masked_block.Denoiser`), its tokenizer and its sampling defaults."""
+(:class:`argen.engine.sampling.masked_block.Denoiser`), its tokenizer and its sampling defaults."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from argen.models.kv_cache import KVCache
+from argen.engine.kv_cache import KVCache
 
 
 @dataclass

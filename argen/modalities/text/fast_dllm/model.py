@@ -14,7 +14,7 @@ remote code (``configuration.py``: ``model_type = "Fast_dLLM_Qwen"``, ``bd_size 
 - decoding: ``generate(..., mask_id=151665, small_block_size=8, block_size=32, stop_token=151645,
   threshold, temperature=0, top_p=0.95)`` fills each block sub-block by sub-block, every pass
   committing the masked tokens whose probability passes ``threshold`` and at least the most
-  probable one (the loop in :mod:`argen.samplers.masked_block` with ``sub_block``).
+  probable one (the loop in :mod:`argen.engine.sampling.masked_block` with ``sub_block``).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from argen.engine.config import TransformerConfig
 from argen.errors import ArgenError
-from argen.models.config import TransformerConfig
 from argen.modalities.text.block_diffusion.model import BlockDiffusionModel
 
 MODEL_TYPE = "Fast_dLLM_Qwen"
@@ -42,7 +42,7 @@ def matches(config: dict[str, Any]) -> bool:
 
 def fast_dllm_config(hf: dict[str, Any], source: str = "") -> TransformerConfig:
     """The transformer config of a Fast-dLLM v2 config.json: Qwen2's, block-causal in blocks of ``bd_size``."""
-    from argen.models.hf_convert import hf_config_to_argen
+    from argen.checkpoints.hf_convert import hf_config_to_argen
 
     bd = int(hf.get("bd_size", 32))
     if bd < 1:
@@ -53,9 +53,9 @@ def fast_dllm_config(hf: dict[str, Any], source: str = "") -> TransformerConfig:
 
 def load_fast_dllm_folder(folder: Path, config: dict[str, Any]) -> BlockDiffusionModel:
     """A Fast-dLLM v2 folder (config.json, Qwen2 weights, tokenizer.json) as a block-diffusion model."""
-    from argen.models.checkpoint import build_model
-    from argen.models.hf_convert import _read_weights, convert_state_dict
-    from argen.models.text_tokenizer import HFTokenizer
+    from argen.checkpoints.argen_format import build_model
+    from argen.checkpoints.hf_convert import _read_weights, convert_state_dict
+    from argen.modalities.text.tokenizer import HFTokenizer
 
     cfg = fast_dllm_config(config, str(folder))
     state = convert_state_dict("qwen2", _read_weights(folder), cfg)
