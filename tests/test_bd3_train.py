@@ -76,6 +76,9 @@ def test_train_then_load_sample_and_evaluate(cli, tmp_path):
                                      sampling=SamplingConfig(temperature=0.0))
     assert passes[0] <= 6 * 2  # the recipe's default: at most 2 passes for each of the 6 blocks of 4
     assert len(tokens[0]) == 24 and model.mask_id not in tokens[0]
+    # `argen eval text` takes the block-diffusion path: scored by shakespeare-char, whose characters differ
+    code, _, err = cli("eval", "text", "--model", out, "--data", corpus, "--n", "2")
+    assert code != 0 and "the scorer's vocabulary differs from the model's" in err
     code, _, err = cli("train", "text", "--recipe", write_recipe(tmp_path, corpus, "text", "tiny-ar"), "-o", ar)
     assert code == 0, err
     res = evaluate_block_diffusion(out, ar, data=corpus, n=6, new_tokens=23, temperature=0.8, batch_size=3)

@@ -39,6 +39,7 @@ import torch
 
 from argen.engine.kv_cache import KVCache
 from argen.engine.sampling.processors import SamplingConfig, make_generators, process_logits
+from argen.engine.sampling.step import left_pad
 from argen.errors import UsageError
 
 OnBlock = Callable[[int, list[list[int]]], None]  # (block index, each row's new tokens of that block)
@@ -161,18 +162,6 @@ def _spans(masked: torch.Tensor, live: list[bool], settings: BlockSettings, from
     return spans
 
 
-def _left_pad(rows: list[list[int]], start: list[int], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rows of ids (left-padded to one width) and their positions (from ``start[b]``, -1 on padding)."""
-    width = max((len(r) for r in rows), default=0)
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    pos = torch.full((len(rows), width), -1, dtype=torch.long)
-    for b, r in enumerate(rows):
-        if r:
-            ids[b, width - len(r):] = torch.tensor(r, dtype=torch.long)
-            pos[b, width - len(r):] = torch.arange(start[b], start[b] + len(r))
-    return ids, pos
-
-
 @torch.inference_mode()
 def generate_blocks(model: Denoiser, prompts: list[list[int]], max_new_tokens: int, settings: BlockSettings,
                     sampling: SamplingConfig | None = None, *, seed: int | None = None,
@@ -228,9 +217,9 @@ def generate_blocks(model: Denoiser, prompts: list[list[int]], max_new_tokens: i
                 live = [sp for sp in spans if sp[1] > sp[0]]  # the positions worth logits
                 a, z = min(sp[0] for sp in live), max(sp[1] for sp in live)
                 if use_cache:
-                    before, before_pos = _left_pad(pending, pending_at, 0)
+                    before, before_pos = left_pad(pending, 0, pending_at)
                 else:
-                    before, before_pos = _left_pad([s[:st] for s, st in zip(seqs, starts)], [0] * bsz, 0)
+                    before, before_pos = left_pad([s[:st] for s, st in zip(seqs, starts)], 0, [0] * bsz)
                 ids = torch.cat([before.to(device), block], 1)  # (B, P + bs)
                 pos = torch.cat([before_pos.to(device), bpos], 1)
                 p = before.shape[1]
