@@ -117,3 +117,26 @@ def test_bad_block_requests_are_one_line(cli, folder, tmp_path, args, message):
 def test_block_flags_on_an_autoregressive_model_are_one_line(cli, args, message):
     code, out, err = cli("text", "--model", "shakespeare-char", "-p", "ROMEO:", "--max-new-tokens", "4", *args)
     assert code != 0 and message in err and out == ""
+
+
+def test_a_recipe_sweeps_thresholds_and_gives_the_cli_text(cli, folder, tmp_path):
+    recipe = tmp_path / "bd.yaml"
+    recipe.write_text(f"""defaults:
+  model: {folder}
+  max_new_tokens: 8
+jobs:
+  - name: sweep
+    modality: text
+    prompts: ["Hey"]
+    seeds: [2]
+    grid:
+      threshold: [0.9, 0.5]
+    output: "{{job}}/t{{threshold}}-{{seed}}.txt"
+""")
+    code, _, err = cli("run", recipe, "-o", tmp_path / "out")
+    assert code == 0, err
+    for th in (0.9, 0.5):
+        meta = json.loads((tmp_path / "out" / "sweep" / f"t{th}-2.txt.meta.json").read_text())
+        assert meta["threshold"] == th and meta["sampler"] == "block-diffusion"
+        want, passes = engine_text(folder, "Hey", 2, 8, threshold=th, sampling=SamplingConfig(temperature=0.0))
+        assert (tmp_path / "out" / "sweep" / f"t{th}-2.txt").read_text() == want and meta["forward_passes"] == passes

@@ -109,10 +109,16 @@ def evaluate(
         from argen.lab.eval.mesh import run
 
         return run(model, 100 if n is None else n, cfg, temperature, device, quiet, json_out)
+    data = data or data_root() / "text" / "tinyshakespeare.txt"
+    from argen.lab.eval.text_block_diffusion import is_block_diffusion_model
+
+    if model is not None and is_block_diffusion_model(model):
+        from argen.lab.eval.text_block_diffusion import run as run_block_diffusion
+
+        return run_block_diffusion(model, data, n, temperature, quiet, json_out)
     from argen.lab.eval.text import run
 
-    data = data or data_root() / "text" / "tinyshakespeare.txt"
-    return run(model, data, val_fraction, seq_len, device, dtype, quantize, quiet, json_out, n, temperature)
+    return run(model, data, val_fraction, seq_len, device, dtype, quantize, quiet, json_out)
 
 
 def register(app: typer.Typer) -> None:

@@ -29,7 +29,7 @@ def stream_loss(model: Transformer, stream: TokenStream, seq_len: int, batch_siz
 
 
 def run(model: str | None, data, val_fraction: float, seq_len: int | None, device: str, dtype: str, quantize: str,
-        quiet: bool, json_out: bool, n: int | None = None, temperature: float | None = None) -> None:
+        quiet: bool, json_out: bool) -> None:
     """`argen eval text`: the model's validation loss on the last ``val_fraction`` of ``data``."""
     import json
     import time
@@ -41,8 +41,6 @@ def run(model: str | None, data, val_fraction: float, seq_len: int | None, devic
 
     if not 0 < val_fraction < 1:
         raise UsageError(f"--val-fraction must be in (0, 1), got {val_fraction}", hint="nanoGPT's split is 0.1")
-    if model is not None and _is_block_diffusion(model):
-        return _run_block_diffusion(model, data, n, temperature, quiet, json_out)
     pipe = load(model, "text", device=device, dtype=dtype, quantize=quantize)
     window = seq_len or pipe.context
     if not 2 <= window <= pipe.context:
@@ -57,29 +55,3 @@ def run(model: str | None, data, val_fraction: float, seq_len: int | None, devic
     else:
         print(f"val_loss {loss:.4f}")
 
-
-def _is_block_diffusion(model: str) -> bool:
-    from argen.checkpoints.resolve import resolve
-    from argen.modalities.text.block_diffusion.api import is_block_diffusion
-
-    return is_block_diffusion(resolve(model, "text").path)
-
-
-def _run_block_diffusion(model: str, data, n: int | None, temperature: float | None, quiet: bool, json_out: bool) -> None:
-    """A block-diffusion model: its validation bound (negative ELBO, nats per token) beside
-    shakespeare-char's loss, and the generative perplexity of ``n`` samples (default 200) scored by
-    shakespeare-char beside its own samples', with forward passes per token."""
-    import json
-
-    from argen.console import log
-    from argen.lab.eval.text_block_diffusion import evaluate_block_diffusion
-
-    res = evaluate_block_diffusion(model, "shakespeare-char", data=data, n=200 if n is None else n,
-                                   temperature=0.8 if temperature is None else temperature)
-    log(f"{res['samples']} samples of {res['new_tokens']} tokens, {res['tokens_per_second']} tokens/s", quiet)
-    if json_out:
-        print(json.dumps(res))
-        return
-    print(f"val_bound {res['val_bound']:.4f} (nats per token; shakespeare-char's val_loss {res['scorer_val_loss']:.4f})")
-    print(f"gen_ppl {res['gen_ppl']:.4f} (shakespeare-char's own samples {res['scorer_gen_ppl']:.4f}, ratio "
-          f"{res['gen_ppl_ratio']:.4f}) at {res['passes_per_token']:.4f} forward passes per token")

@@ -1,4 +1,4 @@
-"""Scores of a block-diffusion text model (what `argen eval text` will print for one):
+"""Scores of a block-diffusion text model (what `argen eval text` prints for one):
 
 - the validation bound: the negative ELBO in nats per token over the validation split (every
   token but the first scored once; :func:`argen.modalities.text.bd3lm.objective.nelbo`), beside
@@ -123,3 +123,30 @@ def evaluate_block_diffusion(model: str | Path = "shakespeare-bd3", scorer: str 
         "example": bd.tokenizer.decode(bd_samples[0][:200]),
     })
     return out
+
+
+def is_block_diffusion_model(model: str) -> bool:
+    """Whether a registered name or folder holds a block-diffusion text model."""
+    from argen.checkpoints.resolve import resolve
+    from argen.modalities.text.block_diffusion.api import is_block_diffusion
+
+    return is_block_diffusion(resolve(model, "text").path)
+
+
+def run(model: str, data, n: int | None, temperature: float | None, quiet: bool, json_out: bool) -> None:
+    """`argen eval text` on a block-diffusion model: its validation bound (negative ELBO, nats per token) beside
+    shakespeare-char's loss, and the generative perplexity of ``n`` samples (default 200) scored by
+    shakespeare-char beside its own samples', with forward passes per token."""
+    import json
+
+    from argen.console import log
+
+    res = evaluate_block_diffusion(model, "shakespeare-char", data=data, n=200 if n is None else n,
+                                   temperature=0.8 if temperature is None else temperature)
+    log(f"{res['samples']} samples of {res['new_tokens']} tokens, {res['tokens_per_second']} tokens/s", quiet)
+    if json_out:
+        print(json.dumps(res))
+        return
+    print(f"val_bound {res['val_bound']:.4f} (nats per token; shakespeare-char's val_loss {res['scorer_val_loss']:.4f})")
+    print(f"gen_ppl {res['gen_ppl']:.4f} (shakespeare-char's own samples {res['scorer_gen_ppl']:.4f}, ratio "
+          f"{res['gen_ppl_ratio']:.4f}) at {res['passes_per_token']:.4f} forward passes per token")
