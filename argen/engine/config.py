@@ -77,6 +77,7 @@ class TransformerConfig(DictConfig):
     # a linear map of a per-token conditioning vector (a diffusion model's noise time), the map
     # zero at initialisation; the caller passes the vectors (see Transformer.forward's ``mod``)
     adaln: bool = False
+    adaln_dim: int | None = None  # width of those conditioning vectors; None: d_model (BD3-LM's DiT: cond_dim)
     # OPT-style options, all off by default. Learned positions read row p + pos_offset of a table
     # of max_seq_len + pos_offset rows (OPT keeps 2 unused rows first); post_norm puts each
     # block's norms after its residual adds (OPT with do_layer_norm_before false); final_norm

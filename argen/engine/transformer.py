@@ -122,7 +122,7 @@ class Block(nn.Module):
         self.mlp_norm = make_norm(cfg)
         self.mlp = MLP(cfg)
         self.drop = nn.Dropout(cfg.dropout)
-        self.ada = nn.Linear(cfg.d_model, 6 * cfg.d_model) if cfg.adaln else None
+        self.ada = nn.Linear(cfg.adaln_dim or cfg.d_model, 6 * cfg.d_model) if cfg.adaln else None
         self.post_norm = cfg.post_norm
 
     def forward(self, x, rope, mask, cache, slots, mod=None):

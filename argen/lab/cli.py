@@ -55,7 +55,8 @@ def evaluate(
                                                  help="The model (default: the bundled one).")] = None,
     n: Annotated[Optional[int], typer.Option("--n", help="image: validation prompts (plus n/5 held-out-pair prompts; default "
                                                           "500). crystal: samples per composition (default 20). mesh, audio: "
-                                                          "held-out prompts (default 100). video: held-out clips (default 64).")] = None,
+                                                          "held-out prompts (default 100). video: held-out clips (default 64). "
+                                                          "text, block diffusion: samples (default 200).")] = None,
     split: Annotated[Optional[Path], typer.Option("--split", help="crystal: a CDVAE-style CSV of test structures "
                                                                    "(default: Perov-5's test split under $ARGEN_DATA).")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", help="crystal: score only the first K compositions.")] = None,
@@ -114,9 +115,15 @@ def evaluate(
         from argen.lab.eval.mesh import run
 
         return run(model, 100 if n is None else n, cfg, temperature, device, quiet, json_out, max_faces, category)
+    data = data or data_root() / "text" / "tinyshakespeare.txt"
+    from argen.lab.eval.text_block_diffusion import is_block_diffusion_model
+
+    if model is not None and is_block_diffusion_model(model):
+        from argen.lab.eval.text_block_diffusion import run as run_block_diffusion
+
+        return run_block_diffusion(model, data, n, temperature, quiet, json_out)
     from argen.lab.eval.text import run
 
-    data = data or data_root() / "text" / "tinyshakespeare.txt"
     return run(model, data, val_fraction, seq_len, device, dtype, quantize, quiet, json_out)
 
 

@@ -186,7 +186,8 @@ DataSection = Annotated[Union[
 class TrainRecipe(Strict):
     """A training recipe: which task, which data, which model config, how long."""
 
-    task: Literal["text", "image-tokenizer", "image", "crystal", "mesh", "audio-codec", "audio", "video-codec", "video"]
+    task: Literal["text", "text-block-diffusion", "image-tokenizer", "image", "crystal", "mesh", "audio-codec", "audio",
+                  "video-codec", "video"]
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     description: str = ""
     data: DataSection
@@ -200,7 +201,7 @@ class TrainRecipe(Strict):
     @classmethod
     def _data_fits_task(cls, v: TextData | ShapesData, info: ValidationInfo) -> TextData | ShapesData:
         task = info.data.get("task")
-        if task == "text" and not isinstance(v, TextData):
+        if task in ("text", "text-block-diffusion") and not isinstance(v, TextData):
             raise ValueError("a text recipe needs a corpus: data.path")
         if task in ("image", "image-tokenizer") and not isinstance(v, ShapesData):
             raise ValueError(f"an {task} recipe needs data.dataset: shapes")

@@ -41,7 +41,7 @@ MODALITIES: dict[str, Modality] = {m.name: m for m in (
              "Generate text with a language model (bundled default: shakespeare-char).\n\nThe prompt comes from "
              "--prompt, --prompt-file, or stdin. Text streams to stdout as it is made; -o writes it to a file with "
              "its generation metadata beside it (FILE.meta.json).",
-             "", (".txt",), (f"{_M}.text.pipeline:TextPipeline",)),
+             "", (".txt",), (f"{_M}.text.block_diffusion.pipeline:BlockDiffusionPipeline", f"{_M}.text.pipeline:TextPipeline")),
     Modality("image", f"{_M}.image.spec:ImageSpec",
              "Generate images: 64x64 from a caption with the bundled shapes models, pictures from a sentence with "
              "Janus-Pro and LlamaGen text-to-image (--model janus-pro-1b --prompt \"a photo of a cat\"), or ImageNet "

@@ -16,19 +16,23 @@ from argen.engine.sampling.rules import Rule, Step
 from argen.engine.transformer import Transformer
 
 
-def left_pad(prompts: list[list[int]], pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def left_pad(prompts: list[list[int]], pad_id: int = 0, start: list[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Token ids (B, L) left-padded with ``pad_id``, and positions (B, L) with -1 on padding.
-    Prompts of parallel streams (each position a tuple of n ids) give ids (B, L, n)."""
-    if not prompts or any(len(p) == 0 for p in prompts):
+    Prompts of parallel streams (each position a tuple of n ids) give ids (B, L, n).
+    ``start``: each row's first position (default 0); rows may then be empty (nothing to add,
+    as a block-diffusion row whose finished tokens are all in the cache)."""
+    if not prompts or (start is None and any(len(p) == 0 for p in prompts)):
         raise ValueError("every prompt needs at least one token")
     width = max(len(p) for p in prompts)
-    first = prompts[0][0]
+    first = next((p[0] for p in prompts if p), 0)
     streams = (len(first),) if isinstance(first, (tuple, list)) else ()
     idx = torch.full((len(prompts), width, *streams), pad_id, dtype=torch.long)
     pos = torch.full((len(prompts), width), -1, dtype=torch.long)
     for b, p in enumerate(prompts):
-        idx[b, width - len(p):] = torch.tensor(p, dtype=torch.long)
-        pos[b, width - len(p):] = torch.arange(len(p))
+        if p:
+            at = start[b] if start is not None else 0
+            idx[b, width - len(p):] = torch.tensor(p, dtype=torch.long)
+            pos[b, width - len(p):] = torch.arange(at, at + len(p))
     return idx, pos
 
 

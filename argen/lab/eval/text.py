@@ -54,3 +54,4 @@ def run(model: str | None, data, val_fraction: float, seq_len: int | None, devic
         print(json.dumps({"model": pipe.ref.name, "data": str(data), "val_loss": round(loss, 4), "tokens": len(stream)}))
     else:
         print(f"val_loss {loss:.4f}")
+

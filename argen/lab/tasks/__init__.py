@@ -21,6 +21,7 @@ import importlib
 # task name -> "module:class"; imported on use so that `argen train text` never loads images
 TASKS = {
     "text": "argen.lab.tasks.text:TextTask",
+    "text-block-diffusion": "argen.lab.tasks.text_block_diffusion:BlockDiffusionTextTask",
     "image-tokenizer": "argen.lab.tasks.image_tokenizer:ImageTokenizerTask",
     "image": "argen.lab.tasks.image:ImageTask",
     "mesh": "argen.lab.tasks.mesh:MeshTask",

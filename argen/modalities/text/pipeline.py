@@ -90,7 +90,10 @@ class TextPipeline(Pipeline):
 
     @classmethod
     def from_ref(cls, ref, config, device: str = "auto", dtype: str = "auto", compile: bool = False,
-                 quantize: str = "none", **options: Any) -> "TextPipeline":
+                 quantize: str = "none", sampler: str | None = None, **options: Any) -> "TextPipeline":
+        if sampler == "block-diffusion":
+            raise UsageError(f"{ref.name} is an autoregressive model; block diffusion needs a model trained for it",
+                             hint="leave out --sampler, or pick a block-diffusion model (e.g. shakespeare-bd3)")
         if options:
             raise UsageError(f"text models take no {', '.join(sorted(options))}", hint="see `argen text --help`")
         if quantize not in ("none", "int8"):
@@ -115,6 +118,11 @@ class TextPipeline(Pipeline):
         return SamplingConfig(**{**self.sampling_defaults, **{k: v for k, v in overrides.items() if v is not None}})
 
     def check(self, spec: TextSpec) -> None:
+        given = [f for f, v in (("--block-size", spec.block_size), ("--steps", spec.steps),
+                                ("--threshold", spec.threshold), ("--unmask", spec.unmask)) if v is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)}: block-diffusion settings, and {self.name} is an autoregressive model",
+                             hint="drop them, or pick a block-diffusion model (e.g. shakespeare-bd3)")
         if spec.draft and spec.lookup:
             raise UsageError("--draft and --lookup are two kinds of drafts; pick one", hint="drop one of them")
         if any(s == "" for s in spec.stop):

@@ -22,8 +22,22 @@ class TextSpec(GenerationSpec):
     draft_tokens: int = flag(4, "--draft-tokens", help="Tokens drafted per speculative step.", ge=1, le=32)
     quantize: Literal["none", "int8"] = flag("none", "--quantize", metavar="none|int8",
                                              help="int8: weight-only int8 linear layers (faster CPU decoding, ~1% logit error).")
+    sampler: Literal["next-token", "block-diffusion"] | None = flag(
+        None, "--sampler", metavar="next-token|block-diffusion",
+        help="block-diffusion: blocks of tokens denoised in parallel (default: what the model was trained for).")
+    block_size: int | None = flag(None, "--block-size", help="Block diffusion: tokens per block (the trained size).",
+                                  ge=1, le=65536)
+    steps: int | None = flag(None, "--steps", help="Block diffusion: most denoising passes per block (default: no limit).",
+                             ge=1, le=65536)
+    threshold: float | None = flag(None, "--threshold", gt=0, le=1,
+                                   help="Block diffusion: commit every masked token this probable in one pass, in (0, 1] "
+                                        "(Fast-dLLM; default: the model's).")
+    unmask: Literal["confidence", "first-hitting"] | None = flag(
+        None, "--unmask", metavar="confidence|first-hitting",
+        help="Block diffusion: commit by confidence (Fast-dLLM) or one random position a pass (BD3-LM's "
+             "first-hitting sampler). Default: the model's.")
     stream: bool = flag(True, "--stream/--no-stream", help="Print tokens as they are made.", recipe=False)
     echo: bool = flag(False, "--echo", help="Print (and write) the prompt before the continuation.")
 
     def load_options(self) -> dict:
-        return {**super().load_options(), "quantize": self.quantize}
+        return {**super().load_options(), "quantize": self.quantize, "sampler": self.sampler}
