@@ -38,7 +38,9 @@ class TransformerConfig(DictConfig):
     head_dim: int | None = None  # None: d_model // n_head
     d_ff: int | None = None  # None: derived from d_model and the MLP kind
     max_seq_len: int = 1024
-    pos_emb: Literal["rope", "learned"] = "rope"
+    # rope; learned (a trained table); sinusoidal (fixed sin/cos of the position, no weights: the
+    # tensor2tensor layout MusicGen uses, see transformer.sinusoidal_positions)
+    pos_emb: Literal["rope", "learned", "sinusoidal"] = "rope"
     rope_theta: float = 10000.0
     rope_scaling: dict[str, Any] | None = None  # e.g. {"rope_type": "llama3", "factor": 8, ...}
     # 2D RoPE over a row-major token grid this many tokens wide (LlamaGen); None: 1D RoPE.
@@ -77,6 +79,10 @@ class TransformerConfig(DictConfig):
     # a linear map of a per-token conditioning vector (a diffusion model's noise time), the map
     # zero at initialisation; the caller passes the vectors (see Transformer.forward's ``mod``)
     adaln: bool = False
+    # encoder-decoder: every block also attends to encoder states (d_model wide) through a
+    # pre-norm cross-attention between its self-attention and its MLP; the caller passes the
+    # states' keys and values, computed once (Transformer.memory)
+    cross_attn: bool = False
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes (tokenizer, origin)
 
     def __post_init__(self) -> None:
@@ -119,6 +125,9 @@ class TransformerConfig(DictConfig):
         mlp = n_mats * c.d_model * c.d_ff + ((n_mats - 1) * c.d_ff + c.d_model if c.mlp_bias else 0)
         norm = c.d_model * (2 if c.norm_bias else 1)
         per_layer = attn + mlp + 2 * norm
+        if c.cross_attn:  # q, k, v, o as in self-attention (all heads for k, v), and its norm
+            per_layer += c.d_model * c.head_dim * c.n_head * 4 + norm
+            per_layer += (3 * c.head_dim * c.n_head if c.qkv_bias else 0) + (c.d_model if c.out_bias else 0)
         total = c.n_layer * per_layer + norm + (c.vocab_size + c.cond_vocab) * c.d_model
         if not c.tie_embeddings:
             total += c.vocab_size * c.d_model

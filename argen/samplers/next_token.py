@@ -9,6 +9,7 @@ from typing import Callable
 
 import torch
 
+from argen.models.cross_attention import Memory
 from argen.models.kv_cache import KVCache
 from argen.models.transformer import Transformer
 from argen.samplers.processors import SamplingConfig, guide, make_generators, probs_from_logits, sample
@@ -35,14 +36,15 @@ def left_pad(prompts: list[list[int]], pad_id: int = 0) -> tuple[torch.Tensor, t
     return idx, pos
 
 
-def prefill(model: Transformer, idx: torch.Tensor, pos: torch.Tensor, cache: KVCache) -> torch.Tensor:
-    """Run the prompt (B, L) through the model into ``cache``; logits of the last position (B, V)."""
-    return model(idx, pos=pos, cache=cache, num_logits=1)[:, -1]
+def prefill(model: Transformer, idx: torch.Tensor, pos: torch.Tensor, cache: KVCache, **cond) -> torch.Tensor:
+    """Run the prompt (B, L) through the model into ``cache``; logits of the last position (B, V).
+    ``cond``: the model's conditioning keywords (``memory``, ``prefix``), when it has any."""
+    return model(idx, pos=pos, cache=cache, num_logits=1, **cond)[:, -1]
 
 
-def decode_one_token(model: Transformer, tok: torch.Tensor, pos: torch.Tensor, cache: KVCache) -> torch.Tensor:
+def decode_one_token(model: Transformer, tok: torch.Tensor, pos: torch.Tensor, cache: KVCache, **cond) -> torch.Tensor:
     """One decoding step: tokens (B, 1) at positions (B, 1) -> logits (B, V)."""
-    return model(tok, pos=pos, cache=cache)[:, -1]
+    return model(tok, pos=pos, cache=cache, **cond)[:, -1]
 
 
 def compiled_decoder(fn=decode_one_token):
@@ -58,7 +60,8 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int,
              use_cache: bool = True, compile: bool = False, pad_id: int = 0,
              window: int | None = None, uncond_prompts: list[list[int]] | None = None,
              vocab_limit: int | None = None, forced: torch.Tensor | None = None,
-             allowed: AllowedFn | None = None) -> list[list[int]]:
+             allowed: AllowedFn | None = None, memory: Memory | None = None,
+             prefix: tuple[torch.Tensor, torch.Tensor] | None = None) -> list[list[int]]:
     """Sample up to ``max_new_tokens`` after each prompt; returns the new tokens of each row.
 
     A row ends at ``eos_id`` (kept in its output) or when ``stop(row, tokens)`` says so.
@@ -78,6 +81,12 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int,
     of one id per stream, each step samples every stream at once (tokens (B, n_streams),
     returned as tuples), ``vocab_limit`` applies within each stream and ``forced`` is
     (B, max_new_tokens, n_streams) (the delay pattern's fixed positions).
+
+    Encoder-decoder models (``model.cfg.cross_attn``) read ``memory`` (:meth:`Transformer.memory`)
+    with one row per sequence: the prompts' rows, then, when guided, their unconditional twins'.
+    ``prefix`` = (vectors (R, P, C), positions (R, P)) places conditioning vectors before every
+    row's prompt (R rows as for ``memory``), left-padded with position -1; a row's prompt
+    positions continue after its own prefix, so a row's result does not depend on the others'.
     """
     sampling = sampling or SamplingConfig()
     device = model.embed.weight.device
@@ -105,12 +114,22 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int,
         if idx.shape[1] > window:
             raise ValueError(f"the prompt ({idx.shape[1]} tokens) is longer than the window ({window})")
         capacity = min(capacity, window)
+    cond = {} if memory is None else {"memory": memory}  # every pass reads the encoder memory
+    first = dict(cond)  # the prompt's pass (and, uncached, every pass) also takes the prefix
+    if prefix is not None:
+        if window is not None:
+            raise ValueError("a window cannot slide past conditioning prefix vectors")
+        vecs, ppos = prefix[0].to(device), prefix[1].to(device)
+        pos = torch.where(pos >= 0, pos + ppos.max(dim=1, keepdim=True).values + 1, pos)
+        first["prefix"] = vecs
+        capacity += vecs.shape[1]
     cache = model.new_cache(len(prompts), capacity=capacity) if use_cache else None
     step_fn = compiled_decoder() if (compile and use_cache) else decode_one_token
+    full_pos = pos if prefix is None else torch.cat([ppos, pos], dim=1)  # (B, P + L)
     if use_cache:
-        logits = prefill(model, idx, pos, cache)
+        logits = prefill(model, idx, full_pos, cache, **first)
     else:
-        logits = model(idx, pos=pos, num_logits=1)[:, -1]
+        logits = model(idx, pos=full_pos, num_logits=1, **first)[:, -1]
     next_pos = pos[:, -1:] + 1  # (B, 1)
     for step in range(max_new_tokens):
         if streams > 1:
@@ -144,12 +163,13 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int,
         if use_cache:
             if cache.length == cache.capacity:  # only reachable with a window
                 next_pos = next_pos - cache.evict(max(1, capacity // 4), 0, model.rope)[:, None]
-            logits = step_fn(model, tok[:, None], next_pos, cache)
+            logits = step_fn(model, tok[:, None], next_pos, cache, **cond)
         else:
             idx = torch.cat([idx, tok[:, None]], dim=1)
             pos = torch.cat([pos, next_pos], dim=1)
             if window is not None and idx.shape[1] > window:  # nanoGPT's crop (RoPE: relative)
                 idx, pos = idx[:, -window:], pos[:, -window:]
-            logits = model(idx, pos=pos, num_logits=1)[:, -1]
+            full_pos = pos if prefix is None else torch.cat([ppos, pos], dim=1)
+            logits = model(idx, pos=full_pos, num_logits=1, **first)[:, -1]
         next_pos = next_pos + 1
     return outputs
