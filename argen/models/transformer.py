@@ -207,8 +207,7 @@ class Transformer(nn.Module):
         marks the positions that may be read (None: all)."""
         if not self.cfg.cross_attn:
             raise ValueError("this model has no cross-attention (cfg.cross_attn is False)")
-        w = self.layers[0].cross.k_proj.weight
-        states = states.to(w.dtype)
+        states = states.to(self.embed.weight.dtype)  # the compute dtype (projections may be quantised)
         kv = [block.cross.keys_values(states) for block in self.layers]
         return Memory([k for k, _ in kv], [v for _, v in kv], None if mask is None else mask.bool()[:, None, None, :])
 

@@ -69,6 +69,7 @@ class TextEncoder:
     def encode(self, prompt: str) -> torch.Tensor:
         """One prompt -> (L, d_model) float32 states (T5's last hidden state, projected)."""
         ids = self.tokenizer(prompt, return_tensors="pt")["input_ids"]  # (1, L)
+        ids = ids.to(next(self.t5.parameters()).device)
         states = self.t5(input_ids=ids).last_hidden_state  # (1, L, d_text)
         if self.proj is not None:
             states = self.proj(states)
