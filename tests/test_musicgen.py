@@ -92,7 +92,7 @@ def test_greedy_guided_tokens_and_waveform_equal_transformers(pair):
 def test_continuation_equals_transformers_from_the_same_audio_prompt(pair):
     hf, mg, kind, folder = pair
     prompts, n_new = prompts_for(kind), 12
-    clip = tune(0.3)
+    clip = tune(0.31)  # 496 samples: 15.5 frames, coded as 16
     if kind == "stereo":
         clip = np.stack([clip, -0.5 * clip])  # (2, T): the two sides differ
     inp = fx.text_inputs(folder, prompts)
@@ -108,6 +108,7 @@ def test_continuation_equals_transformers_from_the_same_audio_prompt(pair):
     codes = mg.generate_codes(prompts, list(range(b)), n_new / 50, GREEDY, audio_prompt=clip)
     f0 = mg.codec.encode(clip if clip.ndim == 2 else clip[None]).shape[1]
     assert codes.shape[2] == f0 + n_new == ref_codes.shape[2]
+    assert mg.new_audio_offset(clip.shape[-1]) == f0 * fx.HOP == audio[0].shape[-1] - n_new * fx.HOP
     assert torch.equal(codes, ref_codes)
     assert np.abs(np.stack(audio) - ref_audio.numpy()).max() <= 1e-4
 

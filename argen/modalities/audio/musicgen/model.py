@@ -120,8 +120,14 @@ class MusicGen:
         """The published sampling settings (audiocraft's): top-k 250, temperature 1, guidance 3."""
         return dict(DEFAULTS)
 
-    window_seconds = MAX_DURATION_S
-    extend_stride_seconds = EXTEND_STRIDE_S
+    window_seconds = MAX_DURATION_S  # the longest a single window generates
+    extend_stride_seconds = EXTEND_STRIDE_S  # how far each later window starts after the previous
+
+    def new_audio_offset(self, clip_samples: int) -> int:
+        """Where the new audio starts in :meth:`generate`'s output after a clip of
+        ``clip_samples`` samples: EnCodec codes a clip in ``ceil(samples / hop)`` frames, and the
+        output renders those frames first (a caller keeping the clip's own samples cuts here)."""
+        return -(-clip_samples // self.spec.hop) * self.spec.hop
 
     # ------------------------------------------------------------------ generation
 
