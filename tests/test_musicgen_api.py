@@ -147,3 +147,26 @@ def test_corrupt_or_foreign_checkpoints_are_clear_errors(folders, tmp_path):
         MusicGenSpec.from_config({"model_type": "llama", "hidden_size": 8})
     with pytest.raises(ArgenError, match="no config.json"):
         MusicGen.from_pretrained(tmp_path / "nowhere")
+
+
+def test_a_2023_layout_checkpoint_loads_the_same(folders, mono, tmp_path):
+    """The Hub's 2023 files name EnCodec's weight norm ``weight_g``/``weight_v`` and store the
+    decoder's sinusoidal table: argen renames the first and checks, then drops, the second."""
+    from safetensors.torch import load_file, save_file
+    from transformers.models.musicgen.modeling_musicgen import MusicgenSinusoidalPositionalEmbedding
+
+    folder = tmp_path / "old"
+    shutil.copytree(folders["mono"], folder)
+    state = load_file(str(folder / "model.safetensors"))
+    old = {k.replace("parametrizations.weight.original0", "weight_g").replace("parametrizations.weight.original1",
+                                                                              "weight_v"): v for k, v in state.items()}
+    assert any(k.endswith("weight_g") for k in old)
+    table = MusicgenSinusoidalPositionalEmbedding.get_embedding(512, mono.spec.d_model)
+    save_file({**old, "decoder.model.decoder.embed_positions.weights": table}, str(folder / "model.safetensors"))
+    greedy = SamplingConfig(temperature=0.0, cfg_scale=3.0)
+    a = MusicGen.from_pretrained(folder).generate(["jazz drums"], [0], 0.2, greedy, audio_prompt=np.ones(64, np.float32))
+    b = mono.generate(["jazz drums"], [0], 0.2, greedy, audio_prompt=np.ones(64, np.float32))
+    assert np.array_equal(a[0], b[0])
+    save_file({**old, "decoder.model.decoder.embed_positions.weights": table.flip(1)}, str(folder / "model.safetensors"))
+    with pytest.raises(ArgenError, match="position table"):
+        MusicGen.from_pretrained(folder)
