@@ -101,6 +101,8 @@ class TransformerConfig(DictConfig):
             raise ValueError(f"n_head ({self.n_head}) must be a multiple of n_kv_head ({self.n_kv_head})")
         if self.n_streams < 1 or self.vocab_size % self.n_streams:
             raise ValueError(f"vocab_size ({self.vocab_size}) must split into n_streams ({self.n_streams}) equal ranges")
+        if self.adaln and self.cross_attn:
+            raise ValueError("adaLN blocks have no cross-attention")
         if self.block_size < 1:
             raise ValueError("block_size must be at least 1")
         if self.block_sizes is not None and (not self.block_sizes or min(self.block_sizes) < 1):

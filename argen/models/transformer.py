@@ -1,10 +1,11 @@
 """The decoder-only backbone every modality shares.
 
 Llama-style by default (RoPE, RMSNorm, SwiGLU, grouped-query attention); GPT-2-style blocks
-(learned positions, LayerNorm, GELU, biases) by config. Attention goes through
-``scaled_dot_product_attention``; masks are derived from token positions, which makes causal,
-block-causal (bidirectional inside a block), prefix-conditioned, left-padded and cached
-attention one mechanism.
+(learned positions, LayerNorm, GELU, biases) by config; encoder-decoder blocks (sinusoidal
+positions, cross-attention to encoder states whose keys/values are computed once: MusicGen).
+Attention goes through ``scaled_dot_product_attention``; masks are derived from token
+positions, which makes causal, block-causal (bidirectional inside a block), prefix-conditioned,
+left-padded and cached attention one mechanism.
 """
 
 from __future__ import annotations
