@@ -170,3 +170,23 @@ def test_a_2023_layout_checkpoint_loads_the_same(folders, mono, tmp_path):
     save_file({**old, "decoder.model.decoder.embed_positions.weights": table.flip(1)}, str(folder / "model.safetensors"))
     with pytest.raises(ArgenError, match="position table"):
         MusicGen.from_pretrained(folder)
+
+
+def test_published_sampling_is_transformers_distribution():
+    """Guidance 3 on the logits, temperature, top-k 250: argen's processors give the distribution
+    transformers' logits processors give (so sampled runs differ only by the random draws)."""
+    from transformers import (ClassifierFreeGuidanceLogitsProcessor, LogitsProcessorList, TemperatureLogitsWarper,
+                              TopKLogitsWarper)
+
+    from argen.samplers.processors import guide, probs_from_logits
+
+    torch.manual_seed(0)
+    logits = 3 * torch.randn(2, 4, 2048)  # (conditional row, its twin) x 4 codebooks x codes
+    for temperature in (1.0, 0.7):
+        cfg = SamplingConfig(temperature=temperature, top_k=250, cfg_scale=3.0)
+        ours = probs_from_logits(guide(logits, 1, cfg, 0.0, 0), cfg)[0]  # (4, 2048)
+        procs = LogitsProcessorList([ClassifierFreeGuidanceLogitsProcessor(3.0), TemperatureLogitsWarper(temperature),
+                                     TopKLogitsWarper(250)])
+        ref = procs(torch.zeros(4, 1, dtype=torch.long), logits.reshape(8, 2048)).softmax(-1)
+        assert (ref > 0).sum(-1).tolist() == [250] * 4
+        assert torch.allclose(ours, ref, atol=1e-6)
