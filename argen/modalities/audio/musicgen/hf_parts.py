@@ -18,9 +18,18 @@ from torch import nn
 from argen.errors import ArgenError
 
 
+def need_transformers() -> None:
+    try:
+        import transformers  # noqa: F401
+    except ImportError:
+        raise ArgenError("MusicGen needs the transformers package (its T5 text encoder and EnCodec codec)",
+                         hint="pip install 'argen[musicgen]'") from None
+
+
 def load_submodel(sub_config: dict[str, Any], state: dict[str, torch.Tensor], what: str, text: bool) -> nn.Module:
     """A transformers model built from ``sub_config`` (a config.json sub-dict with its
     ``model_type``) and loaded strictly from ``state`` (tied copies may be absent)."""
+    need_transformers()
     from transformers import AutoConfig, AutoModel, AutoModelForTextEncoding
 
     cfg = dict(sub_config)
