@@ -97,7 +97,7 @@ class Codec:
     def encode(self, audio: np.ndarray) -> torch.Tensor:
         """Samples (C, T) at the codec's rate (a mono clip for a stereo model is used on both
         sides) -> codes (n_codebooks, F)."""
-        wav = torch.as_tensor(np.asarray(audio, dtype=np.float32))
+        wav = torch.as_tensor(np.asarray(audio, dtype=np.float32)).to(self.device)
         if wav.shape[0] != self.channels:
             wav = wav.mean(0, keepdim=True).expand(self.channels, -1)  # mono <-> stereo, as audiocraft's convert_audio
         per = []
@@ -115,7 +115,11 @@ class Codec:
     @torch.inference_mode()
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Codes (B, n_codebooks, F) -> samples (B, C, F * hop) float32."""
-        codes = codes.cpu()
+        codes = codes.to(self.device)
         sides = [self.model.decode(codes[None, :, c::self.channels], [None]).audio_values  # (B, 1, T)
                  for c in range(self.channels)]
-        return torch.cat(sides, dim=1).float()
+        return torch.cat(sides, dim=1).float().cpu()
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
