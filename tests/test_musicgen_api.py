@@ -190,3 +190,16 @@ def test_published_sampling_is_transformers_distribution():
         ref = procs(torch.zeros(4, 1, dtype=torch.long), logits.reshape(8, 2048)).softmax(-1)
         assert (ref > 0).sum(-1).tolist() == [250] * 4
         assert torch.allclose(ours, ref, atol=1e-6)
+
+
+def test_a_bfloat16_decoder_is_close_to_float32(folders, mono):
+    """``dtype=torch.bfloat16`` (half the weight bytes per step) stays close to float32."""
+    half = MusicGen.from_pretrained(folders["mono"], dtype=torch.bfloat16)
+    assert half.decoder.embed.weight.dtype == torch.bfloat16 and half.text.t5.dtype == torch.float32
+    steps = torch.randint(0, fx.CODEBOOK, (2, 12, 4))
+    with torch.inference_mode():
+        texts = mono._text_states(["jazz drums", None])
+        a = mono.logits(steps, mono.conditioning(texts, guided=False))
+        b = half.logits(steps, half.conditioning(texts, guided=False))
+    assert 0 < (a - b).abs().max() < 0.05 * a.abs().max()
+    assert half.generate(["jazz drums"], [0], 0.1)[0].shape == (1, 5 * fx.HOP)
