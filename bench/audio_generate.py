@@ -26,7 +26,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    from argen.pipelines.audio import AudioPipeline, AudioRequest
+    from argen.modalities.audio.pipeline import AudioPipeline
 
     pipe = AudioPipeline.from_pretrained(args.model, device="cpu")
     print(f"{pipe.name}: torch {torch.__version__}, {torch.get_num_threads()} threads, {args.seconds:g} s of audio, "
@@ -36,7 +36,8 @@ def main() -> None:
         best = float("inf")
         for r in range(args.repeats):
             t0 = time.perf_counter()
-            pipe(AudioRequest(prompt=PROMPT, seconds=args.seconds, seed=r, use_cache=cache))
+            pipe.use_cache = cache
+            pipe(PROMPT, seconds=args.seconds, seed=r)
             best = min(best, time.perf_counter() - t0)
         rtf[cache] = args.seconds / best
         print(f"cache {'on ' if cache else 'off'}  {best:6.2f} s  real-time factor {rtf[cache]:5.2f}x")

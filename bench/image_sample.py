@@ -37,8 +37,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from argen.pipelines.image import ImagePipeline
-    from argen.samplers.processors import SamplingConfig
+    from argen.engine.sampling.processors import SamplingConfig
+    from argen.modalities.image.pipeline import ImagePipeline
 
     pipes = {s: ImagePipeline.from_pretrained(sampler=s, device="cpu") for s in ("next-scale", "next-token")}
     sampling = SamplingConfig(cfg_scale=3.0)

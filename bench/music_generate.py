@@ -36,11 +36,9 @@ PROMPTS = ["lo-fi beat with piano", "calm strings", "loud guitar with drums", "s
 
 def build_small(folder: Path):
     """A random transformers MusicGen at musicgen-small's size, saved with a word tokenizer."""
-    from transformers import (EncodecConfig, MusicgenConfig, MusicgenDecoderConfig, MusicgenForConditionalGeneration,
-                              T5Config)
-
     from musicgen_fixtures import save_tokenizer
     from test_musicgen_params import ENCODEC_32K, SMALL, T5_BASE
+    from transformers import EncodecConfig, MusicgenConfig, MusicgenDecoderConfig, MusicgenForConditionalGeneration, T5Config
 
     torch.manual_seed(0)
     t5 = T5Config(**{k: v for k, v in T5_BASE.items() if k != "model_type"})
@@ -84,7 +82,7 @@ def time_hf(model, folder: Path, prompts: list[str], frames: int) -> tuple[float
 
 def time_argen(mg, prompts: list[str], seconds: float) -> tuple[float, float]:
     """(CPU seconds, wall seconds) of argen's generate, prompts to samples."""
-    from argen.samplers.processors import SamplingConfig
+    from argen.engine.sampling.processors import SamplingConfig
 
     t0, c0 = time.perf_counter(), time.process_time()
     audio = mg.generate(prompts, list(range(len(prompts))), seconds, SamplingConfig(**mg.defaults))

@@ -48,7 +48,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from argen.errors import ArgenError
-    from argen.pipelines.class_image import ClassImagePipeline, ClassImageRequest
+    from argen.modalities.image.class_pipeline import ClassImagePipeline
 
     pipes = random_pipelines(args.device) if args.random_weights else {}
     for name in () if args.random_weights else MODELS:
@@ -65,15 +65,17 @@ def main() -> None:
           f"best of {args.repeats}")
     rates = {}
     for name, pipe in pipes.items():
-        sampling = pipe.default_sampling()
+        from argen.modalities.base import Row
+        from argen.modalities.image.spec import ImageSpec
 
-        def run(use_cache: bool = True, pipe=pipe, sampling=sampling) -> None:
-            pipe(ClassImageRequest(labels, n=len(labels), seeds=list(range(len(labels))), sampling=sampling,
-                                   batch_size=args.batch, use_cache=use_cache))
+        def run(use_cache: bool = True, pipe=pipe) -> None:
+            pipe.use_cache = use_cache
+            list(pipe.generate(ImageSpec(batch_size=args.batch), [Row(i, str(c), i) for i, c in enumerate(labels)]))
 
         run()  # warm-up
         t = best_time(run, args.repeats)
         rates[name] = args.batch / t
+        sampling = pipe.default_sampling()
         line = f"{name:20s} {rates[name]:7.3f} images/s ({t:.2f} s per batch; cfg {sampling.cfg_scale} {sampling.cfg_schedule})"
         if not args.no_uncached:
             t_plain = best_time(lambda: run(False), 1)
@@ -84,13 +86,13 @@ def main() -> None:
 
 
 def random_pipelines(device: str) -> dict:
-    from argen.device import resolve_device
-    from argen.models.llamagen_gpt import llamagen_config
-    from argen.models.llamagen_vq import LlamaGenVQ
-    from argen.models.transformer import Transformer
-    from argen.models.var import VAR, var_config
-    from argen.models.var_vqvae import VQVAE
-    from argen.pipelines.class_image import ClassImagePipeline
+    from argen.engine.device import resolve_device
+    from argen.engine.transformer import Transformer
+    from argen.modalities.image.class_pipeline import ClassImagePipeline
+    from argen.modalities.image.llamagen.gpt import llamagen_config
+    from argen.modalities.image.llamagen.vq import LlamaGenVQ
+    from argen.modalities.image.var.model import VAR, var_config
+    from argen.modalities.image.var.vqvae import VQVAE
 
     dev = resolve_device(device)
     torch.manual_seed(0)

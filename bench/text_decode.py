@@ -53,9 +53,9 @@ def llama_10m(folder: str) -> None:
 def bench_vs_transformers(new_tokens: int, repeats: int) -> None:
     from transformers import LlamaForCausalLM
 
-    from argen.models.hf_convert import load_hf_folder
-    from argen.samplers.next_token import generate
-    from argen.samplers.processors import SamplingConfig
+    from argen.checkpoints.hf_convert import load_hf_folder
+    from argen.engine.sampling.next_token import generate
+    from argen.engine.sampling.processors import SamplingConfig
 
     with tempfile.TemporaryDirectory() as d:
         llama_10m(d)
@@ -71,7 +71,7 @@ def bench_vs_transformers(new_tokens: int, repeats: int) -> None:
                                pad_token_id=0, eos_token_id=None)
         return out[0, prompt.shape[1]:].tolist()
 
-    from argen.models.quantize import quantize_int8
+    from argen.engine.quantize import quantize_int8
 
     with tempfile.TemporaryDirectory() as d:
         llama_10m(d)
@@ -103,15 +103,15 @@ def bench_vs_transformers(new_tokens: int, repeats: int) -> None:
 
 
 def bench_speculative(new_tokens: int, repeats: int) -> None:
-    from argen.pipelines.text import TextPipeline, TextRequest
-    from argen.samplers.processors import SamplingConfig
+    from argen.engine.sampling.processors import SamplingConfig
+    from argen.modalities.text.pipeline import TextPipeline
 
     pipe = TextPipeline.from_pretrained("shakespeare-char", device="cpu")
     prompt = "ROMEO:\nWhat light through yonder window breaks? It is the east, and Juliet is the sun.\n"
     print(f"[3] speculative decoding, shakespeare-char target, {new_tokens} new tokens, batch 1")
     for label, sampling in (("greedy", SamplingConfig(temperature=0)), ("temperature 0.8", SamplingConfig(temperature=0.8))):
         def run(**kw):
-            return pipe(TextRequest([prompt], max_new_tokens=new_tokens, sampling=sampling, seed=0, **kw))[0]
+            return pipe(prompt, max_new_tokens=new_tokens, temperature=sampling.temperature, seed=0, **kw)[0]
 
         fns = {"plain": run, "draft model": lambda: run(draft="shakespeare-char-draft"), "lookup 3": lambda: run(lookup=3)}
         for fn in fns.values():

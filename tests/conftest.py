@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from argen.models.checkpoint import save_model_dir
-from argen.models.config import TransformerConfig
-from argen.models.text_tokenizer import CharTokenizer
-from argen.models.transformer import Transformer
+from argen.checkpoints.argen_format import save_model_dir
+from argen.engine.config import TransformerConfig
+from argen.engine.transformer import Transformer
+from argen.modalities.text.tokenizer import CharTokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAKESPEARE = ROOT.parent / "shared" / "data" / "text" / "tinyshakespeare.txt"
@@ -59,9 +59,9 @@ def tiny_image_model(out: Path, scales: list[int], seed: int = 0, sharp: float =
     """An argen image model folder (random weights): a tiny tokenizer and a tiny transformer
     (``features``: next-scale inputs are the tokenizer's running feature map, VAR's;
     ``raster_scales``: that many coarse scales are sampled token by token)."""
-    from argen.data.shapes import VOCABULARY
-    from argen.models.image_layout import ImageLayout
-    from argen.models.image_vq import ImageTokenizer, VQConfig, save_tokenizer_dir
+    from argen.lab.data.shapes import VOCABULARY
+    from argen.modalities.image.layout import ImageLayout
+    from argen.modalities.image.vq import ImageTokenizer, VQConfig, save_tokenizer_dir
 
     torch.manual_seed(seed)
     tok = ImageTokenizer(VQConfig(width=8, latent_dim=8, codebook_size=32, scales=scales)).eval()

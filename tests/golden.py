@@ -102,17 +102,24 @@ def run_case(name: str, argv: list[str], work: Path, main) -> dict[str, str]:
     return out
 
 
+THREADS = 2  # the record's thread count: float sums (and so bytes) may differ with another
+
+
 def run_all(work: Path) -> dict[str, dict[str, str]]:
+    import torch
+
     import argen
     import argen.io.metadata as metadata
     from argen.cli.app import main
 
-    saved = argen.__version__, metadata.__version__
+    saved = argen.__version__, metadata.__version__, torch.get_num_threads()
     argen.__version__ = metadata.__version__ = "golden"
+    torch.set_num_threads(THREADS)
     try:
         return {name: run_case(name, argv, work, main) for name, argv in COMMANDS}
     finally:
-        argen.__version__, metadata.__version__ = saved
+        argen.__version__, metadata.__version__, threads = saved
+        torch.set_num_threads(threads)
 
 
 if __name__ == "__main__":

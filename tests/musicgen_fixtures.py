@@ -39,9 +39,16 @@ def build(kind: str = "mono", seed: int = 0, d_model: int = 32, layers: int = 2,
     """A random transformers MusicGen model: ``kind`` is "mono", "stereo" or "melody". Decoder
     weights are drawn wider than transformers' init (``spread``) so that its distributions are
     peaked and greedy streams vary."""
-    from transformers import (EncodecConfig, MusicgenConfig, MusicgenDecoderConfig, MusicgenForConditionalGeneration,
-                              MusicgenMelodyConfig, MusicgenMelodyDecoderConfig,
-                              MusicgenMelodyForConditionalGeneration, T5Config)
+    from transformers import (
+        EncodecConfig,
+        MusicgenConfig,
+        MusicgenDecoderConfig,
+        MusicgenForConditionalGeneration,
+        MusicgenMelodyConfig,
+        MusicgenMelodyDecoderConfig,
+        MusicgenMelodyForConditionalGeneration,
+        T5Config,
+    )
 
     torch.manual_seed(seed)
     t5 = T5Config(vocab_size=3 + len(WORDS), d_model=24, d_ff=32, num_layers=2, num_heads=2, d_kv=12,
@@ -63,7 +70,7 @@ def build(kind: str = "mono", seed: int = 0, d_model: int = 32, layers: int = 2,
                              decoder=MusicgenDecoderConfig(**dec).to_dict())
         model = MusicgenForConditionalGeneration(cfg)
     with torch.no_grad():
-        for name, p in model.decoder.named_parameters():
+        for p in model.decoder.parameters():
             if p.dim() == 2:
                 p.normal_(0, spread)
         for name in ("enc_to_dec_proj", "audio_enc_to_dec_proj"):

@@ -7,17 +7,18 @@ import numpy as np
 import pytest
 import torch
 
+from argen.checkpoints.argen_format import save_model_dir
 from argen.cli.app import main
-from argen.data import melodies
+from argen.engine.config import TransformerConfig
+from argen.engine.sampling.next_token import generate
+from argen.engine.sampling.processors import SamplingConfig
+from argen.engine.sampling.rules import token_rules
+from argen.engine.transformer import Transformer
 from argen.io.audio import read_audio, write_audio
 from argen.io.metadata import read_metadata
-from argen.models.audio_codec import AudioCodec, CodecConfig, save_codec_dir
-from argen.models.audio_layout import AudioLayout
-from argen.models.checkpoint import save_model_dir
-from argen.models.config import TransformerConfig
-from argen.models.transformer import Transformer
-from argen.samplers.next_token import generate
-from argen.samplers.processors import SamplingConfig
+from argen.lab.data import melodies
+from argen.modalities.audio.codec import AudioCodec, CodecConfig, save_codec_dir
+from argen.modalities.audio.layout import AudioLayout
 
 SR = melodies.SAMPLE_RATE
 CODEC = CodecConfig(channels=[4, 8], strides=[16, 20], latent_dim=8, n_codebooks=3, codebook_size=16)
@@ -47,12 +48,12 @@ def test_streams_sample_one_token_per_codebook_with_and_without_cache():
     prompts = [lay.prompt("sine C4 E4"), lay.prompt(None) + lay.delayed_steps(torch.randint(0, 16, (3, 4)))]
     sampling = SamplingConfig(temperature=1.0, cfg_scale=2.0)
     uncond = [lay.prompt(None)] * 2
-    kw = dict(seed=5, vocab_limit=lay.stream_vocab, uncond_prompts=uncond)
+    kw = dict(seed=5, rules=token_rules(lay.stream_vocab, uncond))
     cached = generate(model, prompts, 12, sampling, **kw)
     recomputed = generate(model, prompts, 12, sampling, use_cache=False, **kw)
     assert cached == recomputed
     assert all(len(row) == 12 and all(len(t) == 3 and max(t) < lay.stream_vocab for t in row) for row in cached)
-    alone = generate(model, prompts[1:], 12, sampling, seed=6, vocab_limit=lay.stream_vocab, uncond_prompts=uncond[1:])
+    alone = generate(model, prompts[1:], 12, sampling, seed=6, rules=token_rules(lay.stream_vocab, uncond[1:]))
     assert alone[0] == cached[1]  # a row samples the same alone as in a batch
 
 
@@ -66,7 +67,7 @@ def test_delay_pattern_slots_are_forced():
     assert forced[0, 0] == -1 and (forced[-1, :2] == lay.pad).all() and forced[-1, 2] == -1
     model = stream_model(lay)
     steps = generate(model, [lay.prompt(None) + known], forced.shape[0], SamplingConfig(temperature=1.0), seed=0,
-                     forced=forced[None])[0]
+                     rules=token_rules(forced=forced[None]))[0]
     codes = lay.codes_from_steps(known + steps)
     assert codes.shape == (3, 9) and torch.equal(codes[:, :5], clip)
 
@@ -90,7 +91,7 @@ def test_beat_cues_sit_before_each_beat_and_are_dropped_before_decoding():
 
 
 def test_audio_training_batches_put_no_loss_on_cues_prompts_or_pads():
-    from argen.tasks.audio import IGNORE, AudioTask
+    from argen.lab.tasks.audio import IGNORE, AudioTask
 
     task = AudioTask.__new__(AudioTask)
     task.layout = lay = AudioLayout(n_codebooks=2, codebook_size=8, beat_cues=True)
@@ -106,16 +107,19 @@ def test_audio_training_batches_put_no_loss_on_cues_prompts_or_pads():
     assert (y != IGNORE).sum((1, 2)).eq(2 * 60).all()  # the same codes carry loss in every variant
 
 
-def test_continuation_keeps_the_clip_bit_exact_and_is_deterministic(model_dir):
-    from argen.pipelines.audio import AudioPipeline, AudioRequest
+def test_continuation_keeps_the_clip_bit_exact_and_is_deterministic(model_dir, tmp_path):
+    import argen
+    from argen.io.audio import write_audio
 
-    pipe = AudioPipeline.from_pretrained(str(model_dir), device="cpu")
+    pipe = argen.load(str(model_dir), "audio", device="cpu")
     clip = melodies.render(melodies.parse_prompt("sine C4 E4 G4 at 100 bpm"))[:7777]  # not a whole number of codec frames
-    a = pipe(AudioRequest(clip=clip, seconds=0.5, seed=1))
-    b = pipe(AudioRequest(clip=clip, seconds=0.5, seed=1))
+    path = write_audio(tmp_path / "clip.flac", clip, SR, {})  # lossless, as any file ffmpeg reads
+    clip = read_audio(path, SR)
+    a, = pipe(extend=str(path), seconds=0.5, seed=1)
+    b, = pipe(extend=str(path), seconds=0.5, seed=1)
     assert np.array_equal(a.samples[:7777], clip) and len(a.samples) == 7777 + SR // 2
     assert np.array_equal(a.samples, b.samples)
-    p = pipe(AudioRequest(prompt="saw C4 D4 at 120 bpm", seed=2))
+    p, = pipe("saw C4 D4 at 120 bpm", seed=2)
     assert len(p.samples) == SR  # the melody's own length: two beats at 120 bpm
 
 
@@ -144,7 +148,8 @@ def test_extend_any_clip_and_preview(model_dir, tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--prompt", "flute C4"], "sine|square|saw|triangle"), (["--prompt", "sine H9"], "not a note"),
-    (["--prompt", "sine C4", "--seconds", "0"], "--seconds"), (["--prompt", "sine C4", "-o", "x.aiff"], "cannot write"),
+    (["--prompt", "sine C4", "--seconds", "0"], "--seconds"),
+    (["--prompt", "sine C4", "-o", "x.aiff"], "audio outputs are .wav, .flac, .mp3, .ogg files"),
     (["--extend", "missing.wav"], "not found"),
 ])
 def test_bad_input_is_a_one_line_error(model_dir, tmp_path, capsys, monkeypatch, args, message):
@@ -202,7 +207,7 @@ def test_bundled_model_plays_the_prompted_notes(tmp_path):
     """The default model at its default settings (no --model, no --cfg): the WAV has the melody's
     length, and the analyser hears far more of the prompted notes and waveforms than chance (1 in
     40 notes, 1 in 4 waveforms) would give: 10 of these 12 notes and 3 of 3 waveforms now."""
-    from argen.data.melodies_analysis import analyse
+    from argen.lab.analysis.melodies import analyse
 
     right = waves = 0
     for i, prompt in enumerate(["square C4 E4 G4 C5 at 120 bpm", "saw A3 C4 E4 A4 at 100 bpm", "sine G3 B3 D4 G4 at 90 bpm"]):

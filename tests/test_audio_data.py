@@ -9,12 +9,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from argen.data import melodies
-from argen.data.melodies_analysis import analyse, yin
 from argen.errors import ArgenError, UsageError
 from argen.io.audio import check_audio_suffix, read_audio, read_audio_metadata, write_audio
 from argen.io.metadata import build_metadata, read_metadata
-from argen.models.audio_codec import AudioCodec, CodecConfig, apply_delay, undo_delay
+from argen.lab.analysis.melodies import analyse, yin
+from argen.lab.data import melodies
+from argen.modalities.audio.codec import AudioCodec, CodecConfig, apply_delay, undo_delay
 
 SR = melodies.SAMPLE_RATE
 
@@ -102,7 +102,7 @@ def test_codec_shapes(act):
 
 
 def test_snake_is_periodic_and_learns_its_frequency():
-    from argen.models.audio_codec import Snake
+    from argen.modalities.audio.codec import Snake
 
     snake = Snake(2)
     with torch.no_grad():

@@ -5,11 +5,11 @@ import pytest
 import torch
 from PIL import Image
 
-from argen.data import shapes
-from argen.data.shapes_analysis import analyse, position_of, score
-from argen.pipelines.image import ImagePipeline, ImageRequest
-from argen.models.image_vq import to_uint8
-from argen.tasks.image_tokenizer import psnr, reconstruct
+from argen.lab.analysis.shapes import analyse, position_of, score
+from argen.lab.data import shapes
+from argen.lab.tasks.image_tokenizer import psnr, reconstruct
+from argen.modalities.image.pipeline import ImagePipeline
+from argen.modalities.image.vq import to_uint8
 
 
 @pytest.fixture(scope="module", params=["next-scale", "next-token"])
@@ -31,9 +31,9 @@ def test_tokenizer_round_trip(pipe):
 
 
 def test_the_readme_prompt_is_drawn(pipe, cli, tmp_path):
-    outs = pipe(ImageRequest("a red circle in the top left", n=8, seed=0))
+    outs = pipe("a red circle in the top left", n=8, seed=0)
     scene = shapes.parse_caption("a red circle in the top left")
-    hits = [score(scene, o.image)["all"] for o in outs]
+    hits = [score(scene, o.pixels)["all"] for o in outs]
     assert sum(hits) >= 6, hits
 
 

@@ -3,10 +3,10 @@
 import json
 
 import pytest
-
-from argen.models.checkpoint import read_json
-from argen.weights import bundled_dir
 from conftest import SHAKESPEARE
+
+from argen.checkpoints.argen_format import read_json
+from argen.checkpoints.registry import bundled_dir
 
 pytestmark = pytest.mark.skipif(not SHAKESPEARE.is_file(), reason="needs ../shared/data/text/tinyshakespeare.txt")
 

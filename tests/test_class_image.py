@@ -1,6 +1,6 @@
 """ImageNet class models end to end: `argen weights pull` fetches VAR files in the official layout
 from a loopback hub and converts them, then `argen image --class-label` writes PNGs with their
-metadata; LlamaGen folders converted by `argen.convert` go through the same command."""
+metadata; LlamaGen folders converted by `argen.checkpoints.convert` go through the same command."""
 
 import json
 
@@ -11,8 +11,8 @@ from PIL import Image
 from test_hub_pull import REPO, HubServer
 
 from argen.io.metadata import read_metadata
-from argen.models.var import VAR, VARConfig
-from argen.models.var_vqvae import VQVAE, VQVAEConfig
+from argen.modalities.image.var.model import VAR, VARConfig
+from argen.modalities.image.var.vqvae import VQVAE, VQVAEConfig
 
 torch.set_num_threads(1)
 SCALES = [1, 2, 3, 4]
@@ -68,7 +68,7 @@ def test_pull_converts_then_class_labels_make_images(cli, var_hub, tmp_path):
     assert meta["class_label"] == 207 and meta["class_name"] == "golden retriever" and meta["seed"] == 6
     assert meta["sampler"] == "next-scale" and meta["sampling"]["cfg_schedule"] == "var"
     # the same seed gives the same bytes alone as inside the batch
-    code, out, err = cli("image", "--model", "tiny-var", "-c", "207", "--seed", "6", "-o", str(tmp_path / "alone.png"))
+    code, out, err = cli("image", "--model", "tiny-var", "--class-label", "207", "--seed", "6", "-o", str(tmp_path / "alone.png"))
     assert code == 0, err
     assert (tmp_path / "alone.png").read_bytes() == open(paths[1], "rb").read()
 
@@ -91,14 +91,14 @@ def test_bad_class_flags(cli, var_hub, args, words):
 def test_llamagen_folder_generates_through_the_same_command(cli, tmp_path):
     from test_llamagen import SMALL_VQ, official_gpt_state, small_cfg  # the official layout, tiny sizes
 
-    from argen.models.llamagen_convert import convert_llamagen
-    from argen.models.llamagen_vq import LlamaGenVQ
+    from argen.modalities.image.llamagen.convert import convert_llamagen
+    from argen.modalities.image.llamagen.vq import LlamaGenVQ
 
     torch.manual_seed(0)
     torch.save({"model": LlamaGenVQ(SMALL_VQ).state_dict()}, tmp_path / "vq.pt")
     torch.save({"model": official_gpt_state()}, tmp_path / "gpt.pt")
     folder = convert_llamagen(tmp_path / "vq.pt", tmp_path / "gpt.pt", tmp_path / "lg", cfg=small_cfg(), vq_cfg=SMALL_VQ)
-    code, out, err = cli("image", "--model", str(folder), "-c", "3", "-n", "2", "--seed", "1", "--cfg", "3",
+    code, out, err = cli("image", "--model", str(folder), "--class-label", "3", "-n", "2", "--seed", "1", "--cfg", "3",
                          "--cfg-interval", "4", "-o", str(tmp_path / "lg-{seed}.png"), "--json")
     assert code == 0, err
     rows = [json.loads(line) for line in out.splitlines()]
@@ -107,7 +107,7 @@ def test_llamagen_folder_generates_through_the_same_command(cli, tmp_path):
     assert im.shape == (8, 8, 3)  # a 4x4 code grid through the small tokenizer's 2x upsampling
     meta = read_metadata(rows[0]["path"])
     assert meta["family"] == "llamagen" and meta["sampling"]["cfg_tokens"] == 6 and meta["sampling"]["cfg_scale"] == 3
-    code, _, err = cli("image", "--model", str(folder), "-c", "10", "-o", str(tmp_path / "x.png"))
+    code, _, err = cli("image", "--model", str(folder), "--class-label", "10", "-o", str(tmp_path / "x.png"))
     assert code == 2 and "out of range" in err  # the tiny model knows 10 classes
 
 
@@ -130,7 +130,7 @@ jobs:
     pixels = [np.asarray(Image.open(f)) for f in files]
     assert np.array_equal(pixels[0], pixels[1])  # the same class and seed: the same image
     assert not np.array_equal(pixels[0], pixels[2])
-    code, out, _ = cli("image", "--model", "tiny-var", "-c", "tench", "--seed", "3", "-o", tmp_path / "t.png")
+    code, out, _ = cli("image", "--model", "tiny-var", "--class-label", "tench", "--seed", "3", "-o", tmp_path / "t.png")
     assert np.array_equal(np.asarray(Image.open(tmp_path / "t.png")), pixels[2])  # equal to `argen image`
 
 

@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
 
 
@@ -129,7 +128,7 @@ def test_help_via_module_and_console_script():
 
 
 def test_stop_flag_understands_shell_escapes():
-    from argen.cli.text import unescape
+    from argen.cli.generate import unescape
 
     assert unescape(r"\n\n") == "\n\n" and unescape(r"a\tb") == "a\tb"
     assert unescape(r"C:\\new") == "C:\\new" and unescape("end\\") == "end\\"

@@ -9,9 +9,9 @@ pytest.importorskip("pymatgen")
 from pymatgen.analysis.structure_matcher import StructureMatcher  # noqa: E402
 from pymatgen.core import Lattice, Structure  # noqa: E402
 
-from argen.crystal_checks import check_cif, parse_structure, restore_symmetry  # noqa: E402
-from argen.data.crystal import structure_to_text  # noqa: E402
 from argen.errors import ArgenError  # noqa: E402
+from argen.modalities.crystal.checks import check_cif, parse_structure, restore_symmetry  # noqa: E402
+from argen.modalities.crystal.cif_text import structure_to_text  # noqa: E402
 
 MATCHER = StructureMatcher(stol=0.5, angle_tol=10, ltol=0.3)
 
@@ -101,7 +101,7 @@ def test_garbage_is_reported_not_raised():
 
 
 def test_missing_extra_is_one_clear_error(monkeypatch):
-    from argen.data import crystal
+    from argen.modalities.crystal import cif_text as crystal
 
     real_import = builtins.__import__
 

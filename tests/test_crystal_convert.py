@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from argen.errors import ArgenError
-from argen.models.crystallm_convert import load_crystallm_checkpoint
+from argen.modalities.crystal.crystallm_convert import load_crystallm_checkpoint
 
 
 def random_nanogpt_state(n_layer=2, n_head=2, n_embd=32, block_size=64, vocab_size=371, bias=True, seed=0):
@@ -89,14 +89,14 @@ def test_logits_match_reference_nanogpt(tmp_path, bias, compiled):
 
 def test_cached_sampling_from_a_checkpoint_pipeline(tmp_path):
     pytest.importorskip("pymatgen")
-    from argen.pipelines.crystal import CrystalPipeline
-    from argen.samplers.processors import SamplingConfig
+    from argen.engine.sampling.processors import SamplingConfig
+    from argen.modalities.crystal.pipeline import CrystalPipeline
 
     ckpt = save_checkpoint(tmp_path / "ckpt.pt", random_nanogpt_state(block_size=48), block_size=48)
     pipe = CrystalPipeline.from_pretrained(str(ckpt))
-    texts = pipe.sample_texts("data_Ba1Ti1O3\n", [0, 1], SamplingConfig(temperature=1.0))
+    texts = pipe.sample_texts("data_Ba1Ti1O3\n", [0, 1], SamplingConfig(temperature=1.0), max_new_tokens=60)
     assert all(t.startswith("data_Ba1Ti1O3\n") for t in texts)
-    assert texts == pipe.sample_texts("data_Ba1Ti1O3\n", [0, 1], SamplingConfig(temperature=1.0))  # seeded
+    assert texts == pipe.sample_texts("data_Ba1Ti1O3\n", [0, 1], SamplingConfig(temperature=1.0), 60)  # seeded
     assert texts[0] != texts[1]  # one generator per row
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from argen.models.cif_tokenizer import CIFTokenizer
+from argen.modalities.crystal.tokenizer import CIFTokenizer
 
 pytest.importorskip("pymatgen")
 
@@ -58,7 +58,7 @@ def test_unknown_words_and_characters():
 
 
 def test_prompt_with_spacegroup_tokenizes_the_group_as_one_token():
-    from argen.data.crystal import make_prompt, parse_composition
+    from argen.modalities.crystal.cif_text import make_prompt, parse_composition
 
     prompt = make_prompt(parse_composition("BaTiO3"), "Pm-3m")
     tokens = CIFTokenizer().tokenize(prompt)
@@ -72,7 +72,7 @@ def test_round_trip_every_training_cif():
     """Every training CIF round-trips as stored (CrystaLLM's line cleanup); after CrystaLLM's
     preprocessing (symprec 0.1 symmetrisation, ~10 ms each) every 16th does, or every one with
     ARGEN_SLOW_TESTS=1."""
-    from argen.data.crystal import clean_lines, read_split, split_texts
+    from argen.modalities.crystal.cif_text import clean_lines, read_split, split_texts
 
     tok = CIFTokenizer()
     rows = read_split(DATA / "train.csv")

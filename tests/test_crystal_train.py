@@ -9,7 +9,7 @@ pytest.importorskip("pymatgen")
 from pymatgen.core import Lattice, Structure  # noqa: E402
 
 from argen.errors import ArgenError  # noqa: E402
-from argen.recipes import load_train_recipe  # noqa: E402
+from argen.lab.recipes import load_train_recipe  # noqa: E402
 
 
 def write_csv(path, n=12):
@@ -61,7 +61,7 @@ def test_train_writes_a_crystal_model(cli, tmp_path):
     assert cfg["transformer"]["max_seq_len"] >= 64 and cfg["sampling"]["temperature"] == 0.9
     card = (out / "README.md").read_text()
     assert "10 CIFs for training" in card and "symprec 0.1" in card
-    from argen.pipelines.crystal import CrystalPipeline
+    from argen.modalities.crystal.pipeline import CrystalPipeline
 
     pipe = CrystalPipeline.from_pretrained(str(out))
     assert pipe.name == "tiny-crystal" and pipe.default_sampling["temperature"] == 0.9

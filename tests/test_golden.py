@@ -4,7 +4,6 @@ the sha256 recorded before the modality contract landed."""
 import json
 
 import pytest
-
 from golden import RECORD, run_all
 
 

@@ -17,8 +17,8 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
+from argen.checkpoints.hf_convert import hf_config_to_argen, is_hf_folder, load_hf_folder  # noqa: E402
 from argen.errors import ArgenError  # noqa: E402
-from argen.models.hf_convert import hf_config_to_argen, is_hf_folder, load_hf_folder  # noqa: E402
 
 TOL = 1e-4
 VOCAB = 100
@@ -229,10 +229,10 @@ def test_is_hf_folder(tmp_path):
 # ------------------------------------------------------------------------------- greedy generation
 
 def test_greedy_generation_matches_transformers(tmp_path):
-    if importlib.util.find_spec("argen.samplers.next_token") is None:
-        pytest.skip("argen.samplers.next_token not written yet")
-    from argen.samplers.next_token import generate
-    from argen.samplers.processors import SamplingConfig
+    if importlib.util.find_spec("argen.engine.sampling.next_token") is None:
+        pytest.skip("argen.engine.sampling.next_token not written yet")
+    from argen.engine.sampling.next_token import generate
+    from argen.engine.sampling.processors import SamplingConfig
 
     hf = _llama(tmp_path / "llama", rope_scaling=dict(LLAMA3))
     hf2 = _gpt2(tmp_path / "gpt2")

@@ -1,8 +1,8 @@
 """`argen weights pull` against a loopback HTTP server that serves the hub's URL layout."""
 
 import hashlib
-import json
 import http.server
+import json
 import threading
 from pathlib import Path
 

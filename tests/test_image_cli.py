@@ -52,7 +52,7 @@ def test_json_output(cli, model, tmp_path):
 
 
 def test_inpainting_from_files(cli, model, tmp_path):
-    from argen.data.shapes import sample
+    from argen.lab.data.shapes import sample
 
     Image.fromarray(np.asarray(sample(0, 3)[1])).save(tmp_path / "in.png")
     mask = np.zeros((64, 64), np.uint8)
@@ -67,17 +67,17 @@ def test_inpainting_from_files(cli, model, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["-p", "a purple circle"], "unknown word(s) in the prompt: purple"),
     (["-p", "a red"], "cannot read"),
-    (["-p", PROMPT, "--cfg", "-1"], "--cfg must be 0 or more"),
-    (["-p", PROMPT, "--temperature", "-0.5"], "--temperature must be 0 or more"),
-    (["-p", PROMPT, "--top-p", "1.5"], "--top-p must be in (0, 1]"),
-    (["-p", PROMPT, "-n", "0"], "-n must be at least 1"),
-    (["-p", PROMPT, "--sampler", "diffusion"], "unknown --sampler"),
+    (["-p", PROMPT, "--cfg", "-1"], "--cfg -1.0: input should be greater than or equal to 0"),
+    (["-p", PROMPT, "--temperature", "-0.5"], "--temperature -0.5: input should be greater than or equal to 0"),
+    (["-p", PROMPT, "--top-p", "1.5"], "--top-p 1.5: input should be less than or equal to 1"),
+    (["-p", PROMPT, "-n", "0"], "--num 0: input should be greater than or equal to 1"),
+    (["-p", PROMPT, "--sampler", "diffusion"], "--sampler 'diffusion': input should be 'next-scale' or 'next-token'"),
     (["-p", PROMPT, "--sampler", "next-token"], "is a next-scale model"),
-    (["-p", PROMPT, "-o", "x.jpg"], "written as PNG"),
+    (["-p", PROMPT, "-o", "x.jpg"], "image outputs are .png files"),
     (["-p", PROMPT, "--inpaint", "IMG"], "--inpaint and --mask go together"),
 ])
 def test_bad_input_is_one_line(cli, model, tmp_path, args, message):
-    from argen.data.shapes import sample
+    from argen.lab.data.shapes import sample
 
     Image.fromarray(np.asarray(sample(0, 3)[1])).save(tmp_path / "img.png")
     args = [str(tmp_path / "img.png") if a == "IMG" else a for a in args]
@@ -96,7 +96,7 @@ def test_unknown_word_lists_the_vocabulary(cli, model, tmp_path):
 
 
 def test_mask_size_and_non_image_inputs(cli, model, tmp_path):
-    from argen.data.shapes import sample
+    from argen.lab.data.shapes import sample
 
     Image.fromarray(np.asarray(sample(0, 3)[1])).save(tmp_path / "in.png")
     Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / "small.png")

@@ -7,13 +7,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from argen.data.shapes import VOCABULARY
+from argen.engine.config import TransformerConfig
+from argen.engine.transformer import Transformer
 from argen.errors import UsageError
-from argen.models.config import TransformerConfig
-from argen.models.image_layout import ImageLayout
-from argen.models.transformer import Transformer
-from argen.tasks.image import ImageTask
-from argen.train import attention_kernel
+from argen.lab.data.shapes import VOCABULARY
+from argen.lab.tasks.image import ImageTask
+from argen.lab.train import attention_kernel
+from argen.modalities.image.layout import ImageLayout
 
 SCALES = [1, 2, 4, 8]
 
@@ -75,7 +75,7 @@ def test_parallel_share_weighs_every_predicted_token_once(share, full):
 
 
 def test_parallel_share_needs_token_by_token_scales(tmp_path):
-    from argen.recipes import load_train_recipe
+    from argen.lab.recipes import load_train_recipe
     from tests.conftest import tiny_image_model
 
     folder = tiny_image_model(tmp_path / "m", SCALES)

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from argen.data.shapes import VOCABULARY
-from argen.models.image_layout import ImageLayout
-from argen.pipelines.image import ImagePipeline, ImageRequest
-from argen.samplers.processors import SamplingConfig
+from argen.engine.sampling.processors import SamplingConfig
+from argen.lab.data.shapes import VOCABULARY
+from argen.modalities.image.layout import ImageLayout
+from argen.modalities.image.pipeline import ImagePipeline
 
 PROMPT = "a red circle in the top left"
 
@@ -108,7 +108,7 @@ def test_batch_rows_equal_single_rows(pipe):
 
 
 def test_inpainting_keeps_the_tokens_outside_the_mask(pipe):
-    from argen.data.shapes import sample
+    from argen.lab.data.shapes import sample
 
     image = np.asarray(sample(0, 1)[1])
     mask = np.zeros((64, 64), dtype=bool)
@@ -129,11 +129,12 @@ def test_inpainting_keeps_the_tokens_outside_the_mask(pipe):
 
 
 def test_same_seed_same_image_different_seed_different_image(pipe):
-    a = pipe(ImageRequest(PROMPT, n=2, seed=10))
-    b = pipe(ImageRequest(PROMPT, n=1, seed=10))
-    assert np.array_equal(a[0].image, b[0].image)
-    assert not np.array_equal(a[0].image, a[1].image)
-    assert a[0].image.shape == (64, 64, 3) and a[0].image.dtype == np.uint8
+    a = pipe(PROMPT, n=2, seed=10)
+    b = pipe(PROMPT, n=1, seed=10)
+    assert np.array_equal(a[0].pixels, b[0].pixels)
+    assert not np.array_equal(a[0].pixels, a[1].pixels)
+    assert a[0].pixels.shape == (64, 64, 3) and a[0].pixels.dtype == np.uint8
+    assert a[0].image.size == (64, 64)  # the API's PIL image
 
 
 def test_feature_inputs_match_between_training_and_sampling(image_model_dirs):

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from argen.data.shapes import sample
-from argen.models.image_vq import ImageTokenizer, VQConfig
+from argen.lab.data.shapes import sample
+from argen.modalities.image.vq import ImageTokenizer, VQConfig
 
 
 def images(n=4):

@@ -2,8 +2,8 @@
 
 import pytest
 
-from argen.data.imagenet import NUM_CLASSES, class_index, class_name, classes
 from argen.errors import UsageError
+from argen.modalities.image.imagenet import NUM_CLASSES, class_index, class_name, classes
 
 
 def test_the_label_list_has_the_thousand_classes_in_order():

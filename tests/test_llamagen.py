@@ -16,15 +16,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from argen.checkpoints.argen_format import build_model
+from argen.engine.rope import apply_rope, rope_grid_cos_sin
+from argen.engine.sampling.processors import SamplingConfig
+from argen.engine.transformer import Transformer
 from argen.errors import ArgenError
-from argen.models.checkpoint import build_model
-from argen.models.llamagen_convert import convert_llamagen, load_llamagen_dir, load_llamagen_gpt, load_llamagen_vq
-from argen.models.llamagen_gpt import ffn_width, from_llamagen_state, llamagen_config
-from argen.models.llamagen_vq import LlamaGenVQ, LlamaGenVQConfig, indices_to_images
-from argen.models.rope import apply_rope, rope_grid_cos_sin
-from argen.models.transformer import Transformer
-from argen.pipelines.llamagen import cfg_tokens_from_interval, sample_llamagen, sample_llamagen_tokens
-from argen.samplers.processors import SamplingConfig
+from argen.modalities.image.llamagen.convert import convert_llamagen, load_llamagen_dir, load_llamagen_gpt, load_llamagen_vq
+from argen.modalities.image.llamagen.gpt import ffn_width, from_llamagen_state, llamagen_config
+from argen.modalities.image.llamagen.sampling import cfg_tokens_from_interval, sample_llamagen, sample_llamagen_tokens
+from argen.modalities.image.llamagen.vq import LlamaGenVQ, LlamaGenVQConfig, indices_to_images
 
 torch.set_num_threads(1)
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import trimesh
 
-from argen.data import shapes3d
-from argen.models.checkpoint import save_model_dir
-from argen.models.mesh_tokenizer import MeshLayout
+from argen.checkpoints.argen_format import save_model_dir
+from argen.lab.data import shapes3d
+from argen.modalities.mesh.tokenizer import MeshLayout
 from tests.conftest import tiny_model
 
 BUNDLED = Path(__file__).resolve().parents[1] / "weights" / "shapes3d-mesh"
@@ -84,8 +84,8 @@ def test_errors_are_one_line(cli, mesh_model, tmp_path, args, words):
 
 
 def test_pipeline_and_evaluation_on_a_tiny_model(mesh_model):
-    from argen.data.mesh_analysis import check, evaluate_pipeline, nearest_class
-    from argen.pipelines.mesh import MeshPipeline
+    from argen.lab.eval.mesh import check, evaluate_pipeline, nearest_class
+    from argen.modalities.mesh.pipeline import MeshPipeline
 
     pipe = MeshPipeline.from_pretrained(str(mesh_model), device="cpu")
     report = evaluate_pipeline(pipe, 3, max_faces=6)

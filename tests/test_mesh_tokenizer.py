@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from argen.data import shapes3d
 from argen.errors import UsageError
-from argen.models import mesh_tokenizer as mt
+from argen.lab.data import shapes3d
+from argen.modalities.mesh import tokenizer as mt
 
 HALF_STEP = 0.5 / mt.LEVELS
 

@@ -4,7 +4,7 @@ card carries the measured scores; the shipped recipe validates."""
 import json
 from pathlib import Path
 
-from argen.recipes import load_train_recipe
+from argen.lab.recipes import load_train_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,9 +34,9 @@ def test_train_mesh_then_generate_and_evaluate(cli, tmp_path):
 
 
 def test_the_shipped_recipe_validates_and_fits_one_thread():
-    from argen.data import shapes3d
-    from argen.models.config import TransformerConfig
-    from argen.models.mesh_tokenizer import MeshLayout
+    from argen.engine.config import TransformerConfig
+    from argen.lab.data import shapes3d
+    from argen.modalities.mesh.tokenizer import MeshLayout
 
     r = load_train_recipe(ROOT / "recipes" / "train" / "mesh-shapes.yaml")
     assert r.task == "mesh" and r.train.threads == 1 and r.train.max_minutes <= 60

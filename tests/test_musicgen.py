@@ -1,15 +1,15 @@
 """MusicGen on argen's engine against transformers on the same weights: tiny random checkpoints
 (mono, stereo, melody) saved by ``save_pretrained`` in the official layout, loaded by argen."""
 
+import musicgen_fixtures as fx
 import numpy as np
 import pytest
 import torch
-
-import musicgen_fixtures as fx
 from musicgen_fixtures import one_thread  # noqa: F401 (an autouse fixture)
+
+from argen.engine.sampling.processors import SamplingConfig
 from argen.modalities.audio.musicgen.chroma import chromagram
 from argen.modalities.audio.musicgen.model import MusicGen
-from argen.samplers.processors import SamplingConfig
 
 GREEDY = SamplingConfig(temperature=0.0, cfg_scale=3.0)
 PROMPTS = ["lo-fi beat with piano", "calm strings"]  # different lengths: the batch pads one

@@ -3,19 +3,19 @@ pattern, and one clear error per bad input."""
 
 import shutil
 
+import musicgen_fixtures as fx
 import numpy as np
 import pytest
 import torch
-
-import musicgen_fixtures as fx
 from musicgen_fixtures import one_thread  # noqa: F401 (an autouse fixture)
+
+from argen.engine.sampling.processors import SamplingConfig
 from argen.errors import ArgenError, UsageError
 from argen.modalities.audio.musicgen import config as mg_config
 from argen.modalities.audio.musicgen import delay
 from argen.modalities.audio.musicgen.chroma import chromagram
 from argen.modalities.audio.musicgen.config import MusicGenSpec, matches
 from argen.modalities.audio.musicgen.model import MusicGen
-from argen.samplers.processors import SamplingConfig
 
 SAMPLED = SamplingConfig(temperature=1.0, top_k=20, cfg_scale=3.0)
 
@@ -175,10 +175,9 @@ def test_a_2023_layout_checkpoint_loads_the_same(folders, mono, tmp_path):
 def test_published_sampling_is_transformers_distribution():
     """Guidance 3 on the logits, temperature, top-k 250: argen's processors give the distribution
     transformers' logits processors give (so sampled runs differ only by the random draws)."""
-    from transformers import (ClassifierFreeGuidanceLogitsProcessor, LogitsProcessorList, TemperatureLogitsWarper,
-                              TopKLogitsWarper)
+    from transformers import ClassifierFreeGuidanceLogitsProcessor, LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper
 
-    from argen.samplers.processors import guide, probs_from_logits
+    from argen.engine.sampling.processors import guide, probs_from_logits
 
     torch.manual_seed(0)
     logits = 3 * torch.randn(2, 4, 2048)  # (conditional row, its twin) x 4 codebooks x codes

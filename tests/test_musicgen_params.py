@@ -15,7 +15,7 @@ The paper (Copet et al. 2023, arXiv 2306.05284) calls the small language model "
 import pytest
 import torch
 
-from argen.models.transformer import Transformer
+from argen.engine.transformer import Transformer
 from argen.modalities.audio.musicgen.config import MusicGenSpec
 from argen.modalities.audio.musicgen.convert import convert_decoder, split_state
 
@@ -30,8 +30,7 @@ MEDIUM = dict(hidden_size=1536, num_attention_heads=24, num_hidden_layers=48, ff
 
 def meta_checkpoint(family: str, scale: dict) -> tuple[dict, dict[str, torch.Size]]:
     """(config.json as a dict, the saved tensors' shapes) of the architecture, weights never made."""
-    from transformers import (MusicgenConfig, MusicgenForConditionalGeneration, MusicgenMelodyConfig,
-                              MusicgenMelodyForConditionalGeneration)
+    from transformers import MusicgenConfig, MusicgenForConditionalGeneration, MusicgenMelodyConfig, MusicgenMelodyForConditionalGeneration
 
     melody = family == "musicgen_melody"
     dec = dict(model_type=f"{family}_decoder", vocab_size=2048, num_codebooks=4, **scale)

@@ -7,7 +7,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
 
 
@@ -37,7 +36,7 @@ def test_wheel_holds_all_packages_and_weights(wheel):
     assert len(files) > 8
     for f in files:
         assert "argen/_weights/" + f in names, f"{f} missing from the wheel (pyproject package-data)"
-    assert "argen/data/imagenet_classes.tsv" in names
+    assert "argen/modalities/image/imagenet_classes.tsv" in names
 
 
 def test_installed_wheel_finds_and_verifies_bundled_weights(wheel, tmp_path):
@@ -45,7 +44,7 @@ def test_installed_wheel_finds_and_verifies_bundled_weights(wheel, tmp_path):
     r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
-    code = ("import argen.weights as w; ref = w.resolve('shakespeare-char'); "
+    code = ("import argen.checkpoints.resolve as w; ref = w.resolve('shakespeare-char'); "
             "print(w.bundled_dir()); print(ref.sha256)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
                        env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"})

@@ -7,9 +7,18 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from argen.engine.sampling.processors import (
+    SamplingConfig,
+    apply_cfg,
+    apply_min_p,
+    apply_repetition_penalty,
+    apply_top_k,
+    apply_top_p,
+    guidance_scale,
+    probs_from_logits,
+    sample,
+)
 from argen.errors import UsageError
-from argen.samplers.processors import (SamplingConfig, apply_cfg, apply_min_p, apply_repetition_penalty, apply_top_k,
-                                       apply_top_p, guidance_scale, probs_from_logits, sample)
 
 logit_rows = st.lists(st.floats(-20, 20, allow_nan=False, width=32), min_size=2, max_size=40)
 

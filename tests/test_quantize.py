@@ -4,10 +4,10 @@ import json
 
 import pytest
 import torch
+from conftest import SHAKESPEARE, tiny_model
 from torch import nn
 
-from argen.models.quantize import Int8Linear, quantize_int8
-from conftest import SHAKESPEARE, tiny_model
+from argen.engine.quantize import Int8Linear, quantize_int8
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

@@ -8,12 +8,13 @@ import sys
 import time
 
 import pytest
+from conftest import ROOT
 
 from argen.batch.plan import build_plan
+from argen.batch.recipe import load_run_recipe
+from argen.checkpoints.files import sha256_file
 from argen.errors import ArgenError
-from argen.recipes import load_run_recipe, load_train_recipe
-from argen.weights import sha256_file
-from conftest import ROOT
+from argen.lab.recipes import load_train_recipe
 
 
 def recipe_text(model, n_seeds=20, extra_job=""):
@@ -132,7 +133,8 @@ def test_symlink_escape_is_refused(cli, tmp_path, char_model_dir):
     ("jobs:\n  - name: a\n    modality: sculpture\n    prompts: [x]\n", ":3: jobs.0.modality"),
     ("jobs:\n  - name: a\n    modality: text\n    prompts: [x]\n    warmth: 3\n", ":5: jobs.0.warmth: text has no flag"),
     ("defaults:\n  temperature: hot\njobs:\n  - name: a\n    modality: text\n    prompts: [x]\n", ":2: defaults.temperature"),
-    ("jobs:\n  - name: a\n    modality: text\n    prompts: [x]\n    output: ../{i}.txt\n", ":5: jobs.0.output: output '../0.txt' would escape"),
+    ("jobs:\n  - name: a\n    modality: text\n    prompts: [x]\n    output: ../{i}.txt\n",
+     ":5: jobs.0.output: output '../0.txt' would escape"),
     ("jobs:\n  - name: a\n    modality: text\n    prompts: [x]\n    output: /tmp/{i}.txt\n", "would escape"),
     ("jobs:\n  - name: a\n    modality: text\n    prompts: empty.txt\n", ":4: jobs.0.prompts: prompt file"),
     ("jobs:\n  - name: a\n    modality: text\n    prompts: [x]\n    top_p: 3\n", ":5: jobs.0.top_p"),

@@ -7,10 +7,10 @@ import sys
 import time
 
 import pytest
-
-from argen.weights import sha256_file
 from conftest import ROOT
 from test_run import manifest, recipe_text, write
+
+from argen.checkpoints.files import sha256_file
 
 pytest.importorskip("ray")
 

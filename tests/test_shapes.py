@@ -6,11 +6,11 @@ import collections
 import numpy as np
 import pytest
 
-from argen.data.shapes import HELD_OUT, VOCABULARY, draw, parse_caption, sample
-from argen.data.shapes_analysis import score
 from argen.errors import UsageError
 from argen.io.metadata import read_metadata
 from argen.io.png import read_image, write_png
+from argen.lab.analysis.shapes import score
+from argen.lab.data.shapes import HELD_OUT, VOCABULARY, draw, parse_caption, sample
 
 
 def test_samples_are_deterministic_and_64x64():
@@ -96,8 +96,8 @@ def test_png_metadata_round_trip_and_corrupt_files(tmp_path):
 
 
 def test_adherence_report_counts_each_category_over_its_own_prompts():
-    from argen.data.shapes import parse_caption
-    from argen.evaluate import adherence_report
+    from argen.lab.data.shapes import parse_caption
+    from argen.lab.eval.image import adherence_report
 
     single = parse_caption("a red circle in the top left")
     loose = parse_caption("a red circle")

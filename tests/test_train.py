@@ -5,7 +5,7 @@ import json
 import pytest
 
 from argen.errors import ArgenError
-from argen.recipes import load_train_recipe
+from argen.lab.recipes import load_train_recipe
 
 CORPUS = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n" * 60)
 
@@ -40,10 +40,10 @@ def test_train_then_eval_then_generate(cli, tmp_path):
 
 
 def test_a_time_stop_evaluates_and_keeps_the_last_step(cli, tmp_path, monkeypatch):
-    import argen.train
+    import argen.lab.train
 
     clock = iter(range(0, 10**6, 3))  # every reading of the clock is 3 s later
-    monkeypatch.setattr(argen.train.time, "time", lambda: next(clock))
+    monkeypatch.setattr(argen.lab.train.time, "time", lambda: next(clock))
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(CORPUS)
     recipe = write_recipe(tmp_path, corpus, max_steps=400, max_minutes=0.5, eval_every=100)
@@ -106,7 +106,7 @@ def test_broken_yaml_is_one_line(tmp_path):
 def test_weight_average_follows_its_formula():
     import torch
 
-    from argen.train import WeightAverage
+    from argen.lab.train import WeightAverage
 
     model = torch.nn.Linear(2, 1)
     start = model.weight.detach().clone()

@@ -57,7 +57,8 @@ def test_train_video_codec_then_transformer_then_generate(cli, tmp_path):
 
     recipe = write(tmp_path, "video.yaml", ["task: video", "name: tiny-video", *data, f"  codec: {codec_dir}",
                                             "  foreground_weight: 4", "  object_balance: true", "  layout: clean-copy",
-                                            "  object_weights: [1, 0, 1]", "  time_shift: 3", "model:", "  backbone: {n_layer: 1, n_head: 2, d_model: 32}"] + LOOP)
+                                            "  object_weights: [1, 0, 1]", "  time_shift: 3", "model:",
+                                            "  backbone: {n_layer: 1, n_head: 2, d_model: 32}"] + LOOP)
     out = tmp_path / "video"
     code, _, err = cli("train", "video", "--recipe", recipe, "-o", out, "-q")
     assert code == 0, err

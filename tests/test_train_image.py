@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from argen.errors import ArgenError
-from argen.recipes import load_train_recipe
+from argen.lab.recipes import load_train_recipe
 
 LOOP = ["train:", "  batch_size: 8", "  max_steps: 6", "  warmup_steps: 2", "  eval_every: 3",
         "  eval_batches: 2", "  dtype: float32"]

@@ -2,11 +2,11 @@
 
 import pytest
 import torch
-
-from argen.models.config import TransformerConfig
-from argen.models.rope import apply_rope
-from argen.models.transformer import Transformer
 from conftest import tiny_model
+
+from argen.engine.config import TransformerConfig
+from argen.engine.rope import apply_rope
+from argen.engine.transformer import Transformer
 
 
 @pytest.mark.parametrize("kw, cuts", [({}, (7, 8)), ({"block_sizes": [1, 4, 16]}, (1, 5))])
@@ -137,7 +137,7 @@ def test_uneven_blocks_follow_the_listed_sizes():
 
 
 def test_expand_runs_gives_each_token_its_vector():
-    from argen.models.transformer import expand_runs
+    from argen.engine.transformer import expand_runs
 
     v = torch.randn(2, 4, 3)
     got = expand_runs(v, ((1, 5), (3, 2)))  # vector 0 for 5 tokens, then vectors 1, 2, 3 for 2 each

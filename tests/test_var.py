@@ -4,12 +4,12 @@ and conversion, the next-scale loop with VAR's features and CFG ramp, and the qu
 import pytest
 import torch
 
+from argen.engine.sampling.processors import SamplingConfig, guidance_scale
 from argen.errors import ArgenError
-from argen.models.var import VAR, VARConfig, var_config
-from argen.models.var_convert import convert_var, load_var_dir, load_var_model, load_var_vae, var_config_from_state
-from argen.models.var_vqvae import VQVAE, VQVAEConfig
-from argen.pipelines.var_sampling import sample_var, sample_var_codes
-from argen.samplers.processors import SamplingConfig, guidance_scale
+from argen.modalities.image.var.convert import convert_var, load_var_dir, load_var_model, load_var_vae, var_config_from_state
+from argen.modalities.image.var.model import VAR, VARConfig, var_config
+from argen.modalities.image.var.sampling import sample_var, sample_var_codes
+from argen.modalities.image.var.vqvae import VQVAE, VQVAEConfig
 
 torch.set_num_threads(1)
 

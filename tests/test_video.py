@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 import torch
 
+from argen.checkpoints.argen_format import save_folder
 from argen.cli.app import main
+from argen.engine.sampling.block_diffusion import extend
 from argen.io.metadata import read_metadata
 from argen.io.video import read_video
-from argen.models.checkpoint import save_folder
-from argen.models.video_codec import FrameCodec, FrameCodecConfig, save_codec_dir
-from argen.models.video_dit import VideoDiT, VideoModelConfig
-from argen.models.video_text import CaptionVocab
-from argen.samplers.block_diffusion import extend
+from argen.modalities.video.codec import FrameCodec, FrameCodecConfig, save_codec_dir
+from argen.modalities.video.dit import VideoDiT, VideoModelConfig
+from argen.modalities.video.text import CaptionVocab
 
 TINY = {"n_layer": 2, "n_head": 2, "d_model": 32}
 
@@ -102,11 +102,11 @@ def test_known_frames_of_a_partial_block_are_kept():
 
 
 def test_pipeline_is_deterministic(model_dir):
-    from argen.pipelines.video import VideoPipeline, VideoRequest
+    import argen
 
-    pipe = VideoPipeline.from_pretrained(str(model_dir), device="cpu")
-    a = pipe(VideoRequest("a red circle", frames=6, steps=2, seed=4))
-    b = pipe(VideoRequest("a red circle", frames=6, steps=2, seed=4))
+    pipe = argen.load(str(model_dir), "video", device="cpu")
+    a, = pipe("a red circle", frames=6, steps=2, seed=4)
+    b, = pipe("a red circle", frames=6, steps=2, seed=4)
     assert a.frames.shape == (6, 32, 32, 3) and np.array_equal(a.frames, b.frames)
     assert a.metadata["seed"] == 4 and a.metadata["scheduler"] == "flow-euler"
 
@@ -115,16 +115,16 @@ def test_the_model_config_sets_the_default_context(model_dir, tmp_path, capsys):
     import json
     import shutil
 
-    from argen.pipelines.video import VideoPipeline, VideoRequest
+    import argen
 
     short = tmp_path / "short-window"
     shutil.copytree(model_dir, short)
     cfg = json.loads((short / "config.json").read_text())
     (short / "config.json").write_text(json.dumps({**cfg, "sampling": {"context": 4}}))
-    pipe = VideoPipeline.from_pretrained(str(short), device="cpu")
-    default = pipe(VideoRequest("a red circle", frames=12, steps=2, seed=4))
-    four = pipe(VideoRequest("a red circle", frames=12, steps=2, seed=4, context=4))
-    sixteen = pipe(VideoRequest("a red circle", frames=12, steps=2, seed=4, context=16))
+    pipe = argen.load(str(short), "video", device="cpu")
+    default, = pipe("a red circle", frames=12, steps=2, seed=4)
+    four, = pipe("a red circle", frames=12, steps=2, seed=4, context=4)
+    sixteen, = pipe("a red circle", frames=12, steps=2, seed=4, context=16)
     assert default.metadata["context"] == 4 and np.array_equal(default.frames, four.frames)
     assert not np.array_equal(default.frames, sixteen.frames)  # past 6 frames the 4-frame window slides
     assert main(["video", "--model", str(short), "--prompt", "a red circle", "--sink", "4",
@@ -139,7 +139,7 @@ def test_cli_generates_an_mp4_with_metadata(model_dir, tmp_path, capsys):
     assert read_video(out, 32, 8).shape == (6, 32, 32, 3)
     assert read_metadata(out)["prompt"] == "a red circle and a blue square"
     err = capsys.readouterr().err
-    assert "frames 6/6" in err and "codec" in err and "denoising" in err
+    assert "6 new frames" in err and "codec" in err and "denoising" in err
 
 
 def test_cli_extends_an_odd_24fps_clip_with_audio(model_dir, tmp_path):
@@ -176,7 +176,7 @@ def test_guided_generation_records_its_scale(model_dir, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--frames", "0"], "--frames"), (["--sink", "16"], "--sink"), (["--scheduler", "euler"], "--scheduler"),
     (["--cond-noise", "1.5"], "--cond-noise"), (["--block-frames", "3"], "2-frame blocks"),
-    (["-o", "x.avi"], "cannot write video"), (["--prompt", "a red triangle"], "cannot read"), (["--cfg", "-1"], "--cfg"),
+    (["-o", "x.avi"], "video outputs are .mp4 files"), (["--prompt", "a red triangle"], "cannot read"), (["--cfg", "-1"], "--cfg"),
 ])
 def test_bad_flags_are_one_line_errors(model_dir, tmp_path, capsys, args, message):
     base = ["video", "--model", str(model_dir), "--prompt", "a red circle", "--frames", "2", "--steps", "1",
@@ -229,7 +229,7 @@ def test_eval_video_reports_psnr_against_the_baseline(model_dir, capsys):
 def test_kept_by_count_groups_clips_by_their_number_of_objects():
     from types import SimpleNamespace
 
-    from argen.evaluate_video import kept_by_count
+    from argen.lab.eval.video import kept_by_count
 
     movers = [SimpleNamespace(movers=[0] * n) for n in (3, 1, 2, 3, 1)]
     assert kept_by_count([True, True, False, False, False], movers) == {1: [1, 2], 2: [0, 1], 3: [1, 2]}
@@ -259,7 +259,7 @@ jobs:
 
 
 def test_a_long_clip_needs_only_its_window():
-    from argen.samplers.block_diffusion import context_frames_used
+    from argen.engine.sampling.block_diffusion import context_frames_used
 
     model = tiny_model()
     text = CaptionVocab().encode_batch(["a red circle"])
@@ -280,9 +280,9 @@ def test_bundled_model_predicts_better_than_copying_the_last_frame(tmp_path):
     """The default model (no --model) extends held-out clips through the CLI: the MP4 opens at
     32x32 with the clip's frames then the new ones, and its first two new frames are closer to the
     true continuation than a copy of the clip's last frame (eval: 21.1 vs 16.0 dB on frame 1)."""
-    from argen.data import bouncing
-    from argen.evaluate_video import psnr_frames
     from argen.io.video import write_mp4
+    from argen.lab.data import bouncing
+    from argen.lab.eval.video import psnr_frames
 
     gains = []
     for i in range(4):

@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from argen.data import bouncing
-from argen.data.bouncing_analysis import colour_areas, keeps_objects
 from argen.errors import ArgenError, UsageError
 from argen.io.metadata import build_metadata, read_metadata
 from argen.io.video import read_video, write_mp4
+from argen.lab.analysis.bouncing import colour_areas, keeps_objects
+from argen.lab.data import bouncing
 
 
 def test_clips_are_deterministic_and_follow_the_spec():

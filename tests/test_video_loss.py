@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from argen.tasks.video import VideoTask, foreground
+from argen.lab.tasks.video import VideoTask, foreground
 
 
 def test_foreground_marks_the_latent_positions_an_object_touches():
@@ -53,7 +53,7 @@ def test_object_positions_weigh_more_and_context_frames_not_at_all(weight):
 
 
 def test_object_cells_follow_each_shape():
-    from argen.data.bouncing import Clip, Mover, object_cells
+    from argen.lab.data.bouncing import Clip, Mover, object_cells
 
     # centre (9.5, 9.5), radius 3, cells of 4 px: columns and rows 1 to 3 are within reach
     circle = Clip([Mover("red", "circle", 3.0, (9.5, 9.5), (0.0, 0.0))])
@@ -65,7 +65,7 @@ def test_object_cells_follow_each_shape():
 
 
 def test_object_cells_cover_every_lit_cell_of_rendered_clips():
-    from argen.data import bouncing
+    from argen.lab.data import bouncing
 
     for i in range(6):
         _, frames, clip = bouncing.sample(0, i, "train", 6)
@@ -76,8 +76,8 @@ def test_object_cells_cover_every_lit_cell_of_rendered_clips():
 
 
 def test_balanced_foreground_gives_every_object_the_same_weight():
-    from argen.data.bouncing import Clip, Mover
-    from argen.tasks.video import balanced_foreground
+    from argen.lab.data.bouncing import Clip, Mover
+    from argen.lab.tasks.video import balanced_foreground
 
     clip = Clip([Mover("red", "circle", 3.0, (6.0, 6.0), (0.0, 0.0)),  # small, top left
                  Mover("blue", "square", 6.0, (24.0, 24.0), (0.0, 0.0))])  # large, bottom right
@@ -93,7 +93,7 @@ def test_balanced_foreground_gives_every_object_the_same_weight():
 
 def test_object_balance_needs_a_foreground_weight(tmp_path):
     from argen.errors import UsageError
-    from argen.recipes import load_train_recipe
+    from argen.lab.recipes import load_train_recipe
 
     p = tmp_path / "v.yaml"
     p.write_text("task: video\nname: v\ndata:\n  dataset: bouncing\n  codec: nowhere\n  object_balance: true\n"
@@ -103,7 +103,7 @@ def test_object_balance_needs_a_foreground_weight(tmp_path):
 
 
 def tiny_dit(adaln: bool = False):
-    from argen.models.video_dit import VideoDiT, VideoModelConfig
+    from argen.modalities.video.dit import VideoDiT, VideoModelConfig
 
     torch.manual_seed(0)
     model = VideoDiT(VideoModelConfig(backbone={"n_layer": 2, "n_head": 2, "d_model": 32, "adaln": adaln},
@@ -167,8 +167,8 @@ def test_clean_copy_batch_scores_every_block_after_its_clean_context():
 
 
 def test_clips_are_drawn_by_their_number_of_objects():
-    from argen.data.bouncing import Clip, Mover
-    from argen.tasks.video import clip_weights
+    from argen.lab.data.bouncing import Clip, Mover
+    from argen.lab.tasks.video import clip_weights
 
     mover = Mover("red", "circle", 3.0, (9.0, 9.0), (1.0, 0.0))
     clips = [Clip([mover] * (1 + i % 3)) for i in range(30)]  # 10 clips of each count
@@ -190,7 +190,7 @@ def test_clips_are_drawn_by_their_number_of_objects():
 ])
 def test_bad_video_data_options(tmp_path, line, message):
     from argen.errors import ArgenError
-    from argen.recipes import load_train_recipe
+    from argen.lab.recipes import load_train_recipe
 
     p = tmp_path / "v.yaml"
     dataset = "" if "dataset:" in line else "  dataset: bouncing\n  codec: nowhere\n"
@@ -201,7 +201,7 @@ def test_bad_video_data_options(tmp_path, line, message):
 
 @pytest.mark.parametrize("layout", ["diffusion-forcing", "clean-copy"])
 def test_time_shift_moves_the_noise_times_of_scored_blocks_toward_noise(layout):
-    from argen.tasks.video import shift_times
+    from argen.lab.tasks.video import shift_times
 
     t = torch.linspace(0, 1, 11)
     assert torch.equal(shift_times(t, 1.0), t)

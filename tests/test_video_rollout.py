@@ -4,8 +4,8 @@ they are the model's own continuation, and the recipe checks."""
 import pytest
 import torch
 
-from argen.tasks.video import VideoTask
-from argen.tasks.video_rollout import Rollout, plan_rollout, with_generated_context
+from argen.lab.tasks.video import VideoTask
+from argen.lab.tasks.video_rollout import Rollout, plan_rollout, with_generated_context
 
 
 def task_with(rollout: float, steps: int = 3) -> VideoTask:
@@ -61,9 +61,8 @@ def test_no_rollout_share_draws_the_plain_batch():
 
 
 def test_generated_context_is_the_models_own_continuation():
+    from argen.engine.sampling.block_diffusion import extend
     from tests.test_video_loss import tiny_dit
-
-    from argen.samplers.block_diffusion import extend
 
     model = tiny_dit().train()
     latents, (text, x_t, t, target, w, r) = batch(task_with(0.6, steps=2), 0.6, seed=5)
@@ -92,7 +91,7 @@ def test_generated_context_is_the_models_own_continuation():
 ])
 def test_bad_rollout_options(tmp_path, lines, message):
     from argen.errors import ArgenError
-    from argen.recipes import load_train_recipe
+    from argen.lab.recipes import load_train_recipe
 
     p = tmp_path / "v.yaml"
     p.write_text(f"task: video\nname: v\ndata:\n  dataset: bouncing\n  codec: nowhere\n{lines}model: {{}}\n")
@@ -104,7 +103,7 @@ def test_rollout_needs_three_blocks():
     from types import SimpleNamespace
 
     from argen.errors import UsageError
-    from argen.models.video_text import CaptionVocab
+    from argen.modalities.video.text import CaptionVocab
 
     task = task_with(0.5)
     task.frames, task.vocab = 4, CaptionVocab()

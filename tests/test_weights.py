@@ -5,9 +5,9 @@ import shutil
 
 import pytest
 
-from argen import weights
+from argen.checkpoints import resolve as weights
+from argen.checkpoints.loader import load_transformer
 from argen.errors import ArgenError
-from argen.models.loader import load_transformer
 
 
 def test_every_registered_file_matches_its_sha256():
@@ -19,7 +19,7 @@ def test_every_registered_file_matches_its_sha256():
             continue
         assert weights.file_status(root, entry) == "ok", name
         if entry.modality == "video":  # and each loads (video models are not token transformers)
-            from argen.models.video_dit import load_video_dir
+            from argen.modalities.video.dit import load_video_dir
 
             load_video_dir(root / entry.path)
         else:
@@ -86,10 +86,10 @@ def test_models_table(cli):
 
 def test_float16_storage_halves_the_file_and_loads_as_float32(tmp_path):
     import torch
+    from conftest import tiny_model
     from safetensors import safe_open
 
-    from argen.models.checkpoint import load_model_dir, save_model_dir
-    from conftest import tiny_model
+    from argen.checkpoints.argen_format import load_model_dir, save_model_dir
 
     model = tiny_model(vocab=300, d_model=64)
     save_model_dir(tmp_path / "f32", model, "text")

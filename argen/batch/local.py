@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from argen.batch.adapter import ADAPTERS
 from argen.batch.manifest import Manifest, still_done
-from argen.batch.modalities import ADAPTERS
 from argen.batch.plan import Sample, resolve_inside
+from argen.checkpoints.files import sha256_file
 from argen.errors import ArgenError
-from argen.weights import sha256_file
 
 
 @dataclass
@@ -43,14 +43,14 @@ def remove_stale_parts(out_dir: Path) -> None:
         p.unlink(missing_ok=True)
 
 
-def batches(samples: list[Sample]) -> list[list[Sample]]:
+def batches(samples: list[Sample], default_size: int = 8) -> list[list[Sample]]:
     """Samples grouped by identical flags, in plan order, cut to each group's batch_size."""
     groups: dict[str, list[Sample]] = {}
     for s in samples:
         groups.setdefault(s.batch_key(), []).append(s)
     out = []
     for group in groups.values():
-        size = group[0].params.get("batch_size", 1)
+        size = group[0].params.get("batch_size") or default_size
         out += [group[i : i + size] for i in range(0, len(group), size)]
     return out
 
@@ -130,7 +130,7 @@ def run_local(samples: list[Sample], out_dir: Path, summary: Summary, on_done: C
                 rec.failed(s, e)
                 advance(s)
             continue
-        for chunk in batches(group):
+        for chunk in batches(group, pipe.default_batch_size):
             rec.outcomes(chunk, generate_isolated(adapter, pipe, chunk), advance)
 
 

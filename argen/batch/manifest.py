@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from argen.weights import sha256_file
+from argen.checkpoints.files import sha256_file
 
 
 class Manifest:

@@ -13,10 +13,14 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from argen.batch.recipe import Job, RunRecipe
 from argen.errors import ArgenError
-from argen.recipes import MODALITIES, Job, RunRecipe, fail_at
+from argen.modalities.registry import MODALITIES, spec_of
+from argen.modalities.spec import flag_info
+from argen.yaml_config import fail_at
 
-PIPELINE_FLAGS = ("model", "device", "dtype", "quantize", "sampler")  # what loading a pipeline depends on
+PIPELINE_FLAGS = ("model", "device", "dtype", "compile", "quantize", "sampler")  # what loading a pipeline depends on
+JOB_KEYS = ("name", "modality", "prompts", "seeds", "grid", "output", "n", "seed")
 
 
 @dataclass(frozen=True)
@@ -25,7 +29,7 @@ class Sample:
     index: int  # position within its job
     modality: str
     params: dict[str, Any]  # every flag of the modality, validated
-    prompt: str
+    prompt: str | None
     seed: int
     path: str  # relative to the output folder, POSIX separators
     key: str  # stable id: same recipe entry, same key
@@ -42,13 +46,24 @@ class Sample:
                 "params": self.params, "prompt": self.prompt, "seed": self.seed, "path": self.path}
 
 
-def read_prompts(job: Job, j: int, base: Path, recipe_path, node) -> list[str]:
+def read_prompts(job: Job, j: int, base: Path, recipe_path, node, allow_outside: bool = False) -> list[str | None]:
+    """A job's prompts: its list, or its prompt file (resolved against the recipe's folder, which it
+    may not leave unless ``allow_outside``); a job whose modality needs no prompt may have none."""
+    if job.prompts is None:
+        if spec_of(job.modality).prompt_needed({**job.flags}):
+            raise fail_at(recipe_path, node, ("jobs", j), "prompts: Field required")
+        return [None]
     if isinstance(job.prompts, list):
+        if not job.prompts:
+            raise fail_at(recipe_path, node, ("jobs", j, "prompts"), "a list of at least one prompt")
         for k, p in enumerate(job.prompts):
             if not p.strip():
                 raise fail_at(recipe_path, node, ("jobs", j, "prompts", k), "empty prompt")
         return list(job.prompts)
-    f = (base / job.prompts).expanduser()
+    f = (base / job.prompts).expanduser().resolve()
+    if not allow_outside and not f.is_relative_to(base.resolve()):
+        raise fail_at(recipe_path, node, ("jobs", j, "prompts"),
+                      f"prompt file {job.prompts} is outside the recipe's folder (argen run --allow-outside reads it)")
     try:
         lines = [line for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
     except (OSError, UnicodeDecodeError) as e:
@@ -67,11 +82,28 @@ def safe_relative(path: str) -> str | None:
     return str(p)
 
 
+def recipe_keys(modality: str) -> list[str]:
+    """The flags a job of ``modality`` may set: its spec's recipe fields."""
+    spec = spec_of(modality)
+    return [k for k, f in spec.model_fields.items()
+            if (info := flag_info(f)) is not None and info["recipe"] and k not in ("prompt", "n", "seed")]
+
+
 def _params(recipe: RunRecipe, job: Job, j: int, point: dict[str, Any], recipe_path, node) -> dict[str, Any]:
-    model_cls, _ = MODALITIES[job.modality]
-    merged = {**recipe.defaults, **job.flags, **point}
+    """Every flag of one sample, checked against the modality's spec (the CLI's spec)."""
+    import difflib
+
+    spec = spec_of(job.modality)
+    allowed = recipe_keys(job.modality)
+    merged = {**{k: v for k, v in recipe.defaults.items() if k not in ("n", "seed")}, **job.flags, **point}
+    for key in merged:
+        if key not in allowed:
+            loc = ("jobs", j, "grid", key) if key in point else ("jobs", j, key) if key in job.flags else ("defaults", key)
+            near = difflib.get_close_matches(key, allowed + list(JOB_KEYS), n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise fail_at(recipe_path, node, loc, f"{job.modality} has no flag {key!r}{hint}")
     try:
-        return model_cls.model_validate(merged).model_dump()
+        return spec.model_validate(merged).model_dump(exclude={"prompt", "n", "seed"})
     except ValidationError as e:
         err = e.errors()[0]
         key = err["loc"][0] if err["loc"] else None
@@ -83,20 +115,20 @@ def _params(recipe: RunRecipe, job: Job, j: int, point: dict[str, Any], recipe_p
             loc = ("defaults", key)
         else:
             loc = ("jobs", j)
-        msg = err["msg"] if err["type"] != "extra_forbidden" else f"{job.modality} has no flag {key!r}"
-        raise fail_at(recipe_path, node, loc, msg) from None
+        raise fail_at(recipe_path, node, loc, err["msg"].replace("Value error, ", "")) from None
 
 
-def build_plan(recipe: RunRecipe, node: yaml.Node | None, recipe_path: str | Path) -> list[Sample]:
+def build_plan(recipe: RunRecipe, node: yaml.Node | None, recipe_path: str | Path,
+               allow_outside: bool = False) -> list[Sample]:
     """Every sample of the recipe, in job order; errors name the file, line and key."""
     base = Path(recipe_path).parent
     samples: list[Sample] = []
     seen: dict[str, str] = {}
     for j, job in enumerate(recipe.jobs):
-        prompts = read_prompts(job, j, base, recipe_path, node)
+        prompts = read_prompts(job, j, base, recipe_path, node, allow_outside)
         axes = list(job.grid)
         points = [dict(zip(axes, values)) for values in itertools.product(*(job.grid[a] for a in axes))]
-        _, ext = MODALITIES[job.modality]
+        ext = MODALITIES[job.modality].suffixes[0][1:]
         i = 0
         for point in points:
             params = _params(recipe, job, j, point, recipe_path, node)
@@ -113,6 +145,9 @@ def build_plan(recipe: RunRecipe, node: yaml.Node | None, recipe_path: str | Pat
                     if rel is None:
                         raise fail_at(recipe_path, node, ("jobs", j, "output"),
                                       f"output {raw!r} would escape the output folder")
+                    if rel in ("manifest.jsonl", ".argen-run.lock"):
+                        raise fail_at(recipe_path, node, ("jobs", j, "output"),
+                                      f"output {raw!r} would replace the run's own {rel}")
                     if rel in seen:
                         raise fail_at(recipe_path, node, ("jobs", j, "output"),
                                       f"two samples would write {rel} (also {seen[rel]}); add {{i}} or {{seed}}")

@@ -25,7 +25,7 @@ class PipelineWorker:
     def __init__(self, modality: str, params: dict[str, Any], threads: int) -> None:
         import torch
 
-        from argen.batch.modalities import ADAPTERS
+        from argen.batch.adapter import ADAPTERS
 
         torch.set_num_threads(max(1, threads))
         self.adapter = ADAPTERS[modality]

@@ -11,15 +11,16 @@ import sys
 import typer
 
 from argen import __version__
-from argen.cli import eval as eval_cmd
-from argen.cli import audio, crystal, image, info, mesh, models, run, text, train, video, weights_cmd
+from argen.cli import info, models, run, weights_cmd
 from argen.cli.errors import is_click, report
+from argen.cli.spec_options import command_from_spec
+from argen.modalities.registry import MODALITIES
 
 app = typer.Typer(
     name="argen",
     help="Autoregressive and block-diffusion generation: one engine, one CLI, bundled models.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -38,18 +39,35 @@ def main_options(version: bool = typer.Option(False, "--version", callback=_vers
     """argen: generate text and images (and, as they land, video, audio, meshes, crystals)."""
 
 
-app.command("text", help=text.__doc__)(text.text)
-app.command("image", help=image.__doc__)(image.image)
-app.command("video", help=video.__doc__)(video.video)
-app.command("audio", help=audio.__doc__)(audio.audio)
-app.command("crystal", help=crystal.__doc__)(crystal.crystal)
-app.command("mesh", help=mesh.__doc__)(mesh.mesh)
+def _generation_command(modality: str):
+    """`argen <modality>`: its options come from the modality's spec."""
+    m = MODALITIES[modality]
+
+    def run_it(**values):
+        from argen.cli.generate import run_generation
+
+        return run_generation(modality, values)
+
+    return command_from_spec(m.spec_class(), run_it, m.help)
+
+
+for _name, _m in MODALITIES.items():
+    app.command(_name, help=_m.help)(_generation_command(_name))
 app.command("run", help=run.__doc__)(run.run)
 app.command("models", help=models.__doc__)(models.models)
 app.command("info", help=info.__doc__)(info.info)
-app.command("train", help=train.__doc__)(train.train)
-app.command("eval", help=eval_cmd.__doc__)(eval_cmd.evaluate)
 app.add_typer(weights_cmd.app, name="weights", help=weights_cmd.__doc__)
+
+
+def _plugins() -> None:
+    """Commands other packages add (the lab's train and eval): the ``argen.commands`` entry points."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="argen.commands"):
+        ep.load()(app)
+
+
+_plugins()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Callable
 
+from argen.console import log  # noqa: F401 - re-exported for the commands
 from argen.errors import UsageError
-
-
-def log(message: str, quiet: bool = False) -> None:
-    """Progress and statistics go to stderr; stdout is for results."""
-    if not quiet:
-        print(message, file=sys.stderr, flush=True)
 
 
 def check_preview(preview: Path | None) -> None:

@@ -31,8 +31,8 @@ def run(
 
     from argen.batch.local import Summary, json_line, pending, plan_lines, remove_stale_parts, run_local
     from argen.batch.plan import build_plan
+    from argen.batch.recipe import load_run_recipe
     from argen.errors import UsageError
-    from argen.recipes import load_run_recipe
 
     if backend not in ("local", "ray"):
         raise UsageError(f"unknown backend {backend!r}", hint="use local or ray")

@@ -24,9 +24,9 @@ def pull(
     quiet: opt.Quiet = False,
 ) -> None:
     """Download a hub model's files into the cache, verify their sha256, print the folder."""
+    from argen.checkpoints.hub import pull as pull_model
+    from argen.checkpoints.registry import load_registry
     from argen.errors import ArgenError, UsageError
-    from argen.hub import pull as pull_model
-    from argen.weights import load_registry
 
     if attempts < 1:
         raise UsageError(f"--attempts must be at least 1, got {attempts}", hint="e.g. --attempts 3")
@@ -50,8 +50,8 @@ def convert(
 ) -> None:
     """Convert public checkpoints (read with torch.load(weights_only=True), never unpickled as
     code, or safetensors) to safetensors + config.json; print the folder."""
-    from argen.convert import FAMILIES
-    from argen.convert import convert as run_convert
+    from argen.checkpoints.convert import FAMILIES
+    from argen.checkpoints.convert import convert as run_convert
     from argen.errors import ArgenError, UsageError
 
     if family not in FAMILIES:

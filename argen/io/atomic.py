@@ -9,7 +9,6 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-
 _SIGNALS = {getattr(signal, n) for n in ("SIGINT", "SIGTERM") if hasattr(signal, n)}
 
 
@@ -77,3 +76,26 @@ def write_text_atomic(target: str | Path, text: str) -> None:
 def write_bytes_atomic(target: str | Path, data: bytes) -> None:
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
+
+
+def check_writable(path: str | Path, overwrite: bool = False, suffixes: tuple[str, ...] = ()) -> None:
+    """Refuse, before any work, an output argen cannot or must not write: a wrong suffix, an
+    existing file (unless ``overwrite``), a folder in its place, or a folder it cannot write in.
+    Errors name the user's path."""
+    from argen.errors import UsageError
+
+    p = Path(path)
+    if suffixes and p.suffix.lower() not in suffixes:
+        raise UsageError(f"-o {p}: this command writes {', '.join(suffixes)} files",
+                         hint=f"give a path ending in {' or '.join(suffixes)}")
+    if p.is_dir():
+        raise UsageError(f"{p} is a folder; an output file cannot replace it", hint="pick another output path")
+    if p.exists() and not overwrite:
+        raise UsageError(f"{p} exists; argen does not replace files unless told to",
+                         hint="pass --overwrite, or pick another output path")
+    parent = p.parent if str(p.parent) else Path(".")
+    probe = parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if probe.exists() and (not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK)):
+        raise UsageError(f"cannot write {p}: {probe} is not a writable folder", hint="check the path and its permissions")

@@ -14,11 +14,11 @@ def render(mesh, size: int = 320) -> np.ndarray:
     import matplotlib
 
     matplotlib.use("Agg", force=True)
-    from matplotlib.figure import Figure
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
     from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 
-    from argen.models.mesh_tokenizer import normalize
+    from argen.modalities.mesh.tokenizer import normalize
 
     fig = Figure(figsize=(size / 100, size / 100), dpi=100)
     FigureCanvasAgg(fig)

@@ -25,8 +25,27 @@ EMBEDDED_READERS[".cif"] = "argen.io.cif:read_cif_metadata"
 
 
 def build_metadata(**fields: Any) -> dict[str, Any]:
-    """The generation record: given fields plus the argen version, ``None`` values dropped."""
-    return {"generator": "argen", "argen_version": __version__, **{k: v for k, v in fields.items() if v is not None}}
+    """The generation record: given fields plus the argen version, ``None`` values dropped, every
+    value plain JSON (numpy scalars and arrays, tuples and paths converted)."""
+    return {"generator": "argen", "argen_version": __version__,
+            **{k: jsonable(v) for k, v in fields.items() if v is not None}}
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with numpy scalars/arrays, tuples, sets and paths turned into JSON's own types."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    item = getattr(value, "item", None)  # numpy scalars (np.bool_, np.float32, ...), 0-d tensors
+    if callable(item) and getattr(value, "ndim", 1) == 0:
+        return item()
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):
+        return tolist()
+    return value
 
 
 def sidecar_path(path: str | Path) -> Path:

@@ -44,7 +44,9 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: float, meta: dict[str, 
                 out.metadata[TAG] = json.dumps(meta, ensure_ascii=False, sort_keys=True)
             stream = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
             stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-            stream.options = {"crf": str(crf)}
+            # the lookahead's macroblock tree reads uninitialised memory on small frames: off, so that
+            # the same frames always give the same bytes
+            stream.options = {"crf": str(crf), "x264-params": "mbtree=0"}
             for f in frames:
                 # through numpy: the converter's own frame has uninitialised row padding that x264
                 # reads, so the same pixels could give different bytes from run to run

@@ -14,22 +14,14 @@ cross-attention adds exactly nothing, whatever its length: argen gives it one ze
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from argen.models.cross_attention import Memory
-from argen.models.transformer import Transformer
+from argen.engine.sampling.conditioning import Conditioning
+from argen.engine.transformer import Transformer
 
-
-@dataclass
-class Conditioning:
-    """The decoder's keywords for one window: ``memory`` (cross-attention layout) or ``prefix``
-    (melody layout: vectors (R, P, d) and positions (R, P), -1 on left padding)."""
-
-    memory: Memory | None = None
-    prefix: tuple[torch.Tensor, torch.Tensor] | None = None
+__all__ = ["Conditioning", "cross_memory", "melody_prefix", "tile_chroma"]
 
 
 def cross_memory(decoder: Transformer, states: list[torch.Tensor], guided: bool) -> Conditioning:

@@ -18,8 +18,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from argen.engine.config import TransformerConfig
 from argen.errors import ArgenError
-from argen.models.config import TransformerConfig
 
 FAMILIES = ("musicgen", "musicgen_melody")
 # published sampling settings: audiocraft's MusicGen.set_generation_params defaults

@@ -23,8 +23,8 @@ import re
 
 import torch
 
+from argen.engine.transformer import sinusoidal_positions
 from argen.errors import ArgenError
-from argen.models.transformer import sinusoidal_positions
 from argen.modalities.audio.musicgen.config import MusicGenSpec
 
 DECODER = "decoder.model.decoder."

@@ -1,7 +1,7 @@
 """MusicGen on argen's engine: load a transformers MusicGen folder, generate audio.
 
 ``MusicGen.from_pretrained(folder)`` reads config.json (:mod:`.config`), converts the decoder
-into argen's :class:`~argen.models.transformer.Transformer` (:mod:`.convert`) and keeps T5 and
+into argen's :class:`~argen.engine.transformer.Transformer` (:mod:`.convert`) and keeps T5 and
 EnCodec in transformers (:mod:`.hf_parts`). ``generate`` runs, per window of at most 30 s:
 conditioning (:mod:`.conditioning`) -> the delay pattern's prompt and fixed slots (:mod:`.delay`)
 -> argen's next-token loop (static KV cache, cross-attention keys/values computed once,
@@ -18,18 +18,19 @@ import numpy as np
 import torch
 from torch import nn
 
+from argen.checkpoints.argen_format import build_model, read_json
+from argen.checkpoints.hf_convert import _read_weights
+from argen.engine.sampling.next_token import generate as next_token_generate
+from argen.engine.sampling.processors import SamplingConfig
+from argen.engine.sampling.rules import token_rules
+from argen.engine.transformer import Transformer
 from argen.errors import ArgenError, UsageError
-from argen.models.checkpoint import build_model, read_json
-from argen.models.hf_convert import _read_weights
-from argen.models.transformer import Transformer
 from argen.modalities.audio.musicgen import delay
 from argen.modalities.audio.musicgen.chroma import chromagram
 from argen.modalities.audio.musicgen.conditioning import Conditioning, cross_memory, melody_prefix
 from argen.modalities.audio.musicgen.config import DEFAULTS, EXTEND_STRIDE_S, MAX_DURATION_S, MusicGenSpec, matches
 from argen.modalities.audio.musicgen.convert import convert_decoder, rename_weight_norm, split_state
 from argen.modalities.audio.musicgen.hf_parts import Codec, TextEncoder, load_submodel
-from argen.samplers.next_token import generate as next_token_generate
-from argen.samplers.processors import SamplingConfig
 
 __all__ = ["MusicGen", "matches", "MAX_SECONDS"]
 MAX_SECONDS = 3600.0
@@ -200,10 +201,10 @@ class MusicGen:
         splits = [delay.split(delay.grid(row, frames, delays, self.spec.pad)) for row in known]
         prompts = [[tuple(s) for s in p.tolist()] for p, _ in splits]
         forced = torch.stack([f for _, f in splits])  # (B, N, K): PADs and known codes; -1 sampled
-        out = next_token_generate(
-            self.decoder, prompts, forced.shape[1], sampling, generators=generators,
-            uncond_prompts=prompts if sampling.guided else None, vocab_limit=self.spec.codebook_size,
-            forced=forced, memory=cond.memory, prefix=cond.prefix, on_token=tick, use_cache=use_cache)
+        rules = token_rules(vocab_limit=self.spec.codebook_size, forced=forced,
+                            uncond_prompts=prompts if sampling.guided else None)
+        out = next_token_generate(self.decoder, prompts, forced.shape[1], sampling, rules=rules, generators=generators,
+                                  on_token=tick, use_cache=use_cache, condition=cond)
         steps = [torch.cat([p, torch.tensor(o, dtype=torch.long).view(-1, k)]) for (p, _), o in zip(splits, out)]
         return torch.stack([delay.codes_from_steps(s, delays) for s in steps])
 

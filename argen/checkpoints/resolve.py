@@ -1,0 +1,81 @@
+"""Resolving a model name or path to a verified folder: a registered name (its files checked
+against their sha256, bundled or pulled) or a local path."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from argen.checkpoints.files import sha256_file
+from argen.checkpoints.registry import RegistryEntry, bundled_dir, default_model, load_registry, verify  # noqa: F401
+from argen.errors import ArgenError
+
+
+def file_status(root: Path, entry: RegistryEntry, name: str | None = None) -> str:
+    """"ok", "missing" or "MISMATCH" for the entry's files (hub models: in the cache, by ``name``)."""
+    if entry.hub is not None:
+        from argen.checkpoints.hub import cache_dir, expected_hashes
+
+        root, hashes = cache_dir(name or ""), expected_hashes(name or "", entry)
+    else:
+        hashes = {f.file: f.sha256 for f in entry.files}
+    for file, sha in hashes.items():
+        p = root / file
+        if not p.is_file():
+            return "missing"
+        if sha is None or sha256_file(p) != sha:
+            return "MISMATCH"
+    return "ok"
+
+
+@dataclass
+class ModelRef:
+    """A resolved model: its folder and, for bundled ones, its registry name and digest."""
+
+    path: Path
+    name: str
+    bundled: bool = False
+    sha256: str | None = None  # digest of the main weight file
+    files: dict[str, str] = field(default_factory=dict)
+
+
+def resolve(name_or_path: str, modality: str | None = None) -> ModelRef:
+    """A registry name (verified against its sha256) or an existing local path."""
+    p = Path(name_or_path).expanduser()
+    if p.exists():
+        return ModelRef(path=p, name=p.resolve().name)
+    reg = load_registry()
+    entry = reg.models.get(name_or_path)
+    if entry is None:
+        names = ", ".join(sorted(n for n, e in reg.models.items() if modality in (None, e.modality)))
+        raise ArgenError(f"unknown model {name_or_path!r}: not a registered name nor an existing path",
+                         hint=f"bundled models: {names or 'none'} (see `argen models`), or pass a folder path")
+    if modality is not None and entry.modality != modality:
+        raise ArgenError(f"model {name_or_path!r} is a {entry.modality} model, not {modality}",
+                         hint="see `argen models` for each model's modality")
+    if entry.hub is not None:
+        from argen.checkpoints.hub import expected_hashes, verify_pulled
+
+        folder = verify_pulled(name_or_path, entry)
+        hashes = expected_hashes(name_or_path, entry)
+        weights = next((sha for f, sha in hashes.items() if f.endswith((".safetensors", ".pt", ".pth", ".tar.gz"))), None)
+        return ModelRef(path=folder, name=name_or_path, bundled=True, sha256=weights, files=dict(hashes))
+    root = bundled_dir()
+    verify(root, name_or_path, entry)
+    tops = [f for f in entry.files if f.file.endswith(".safetensors")]
+    # the model's own file, not a codec's or tokenizer's in a subfolder
+    tops.sort(key=lambda f: f.file.count("/") - entry.path.count("/"))
+    weights = tops[0].sha256 if tops else None
+    return ModelRef(path=root / entry.path, name=name_or_path, bundled=True, sha256=weights,
+                    files={f.file: f.sha256 for f in entry.files})
+
+
+def digest(ref: ModelRef, limit: int = 1 << 29) -> str | None:
+    """sha256 of the model's weight file: the registry's for bundled models, computed for local
+    folders whose single weight file is under ``limit`` bytes (larger ones are not hashed)."""
+    if ref.sha256 or ref.bundled:
+        return ref.sha256
+    files = sorted(ref.path.glob("*.safetensors"))
+    if len(files) == 1 and files[0].stat().st_size < limit:
+        return sha256_file(files[0])
+    return None
