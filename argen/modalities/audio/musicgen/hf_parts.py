@@ -116,9 +116,11 @@ class Codec:
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Codes (B, n_codebooks, F) -> samples (B, C, F * hop) float32."""
         codes = codes.to(self.device)
-        sides = [self.model.decode(codes[None, :, c::self.channels], [None]).audio_values  # (B, 1, T)
-                 for c in range(self.channels)]
-        return torch.cat(sides, dim=1).float().cpu()
+        # one row at a time: batched convolutions round differently, and a sample's audio must not
+        # depend on the batch it was made in
+        rows = [torch.cat([self.model.decode(codes[None, b:b + 1, c::self.channels], [None]).audio_values  # (1, 1, T)
+                           for c in range(self.channels)], dim=1) for b in range(codes.shape[0])]
+        return torch.cat(rows).float().cpu()
 
     @property
     def device(self) -> torch.device:
