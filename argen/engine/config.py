@@ -38,7 +38,9 @@ class TransformerConfig(DictConfig):
     head_dim: int | None = None  # None: d_model // n_head
     d_ff: int | None = None  # None: derived from d_model and the MLP kind
     max_seq_len: int = 1024
-    pos_emb: Literal["rope", "learned"] = "rope"
+    # rope; learned (a trained table); sinusoidal (fixed sin/cos of the position, no weights: the
+    # tensor2tensor layout MusicGen uses, see transformer.sinusoidal_positions)
+    pos_emb: Literal["rope", "learned", "sinusoidal"] = "rope"
     rope_theta: float = 10000.0
     rope_scaling: dict[str, Any] | None = None  # e.g. {"rope_type": "llama3", "factor": 8, ...}
     # 2D RoPE over a row-major token grid this many tokens wide (LlamaGen); None: 1D RoPE.
@@ -78,6 +80,10 @@ class TransformerConfig(DictConfig):
     # zero at initialisation; the caller passes the vectors (see Transformer.forward's ``mod``)
     adaln: bool = False
     adaln_dim: int | None = None  # width of those conditioning vectors; None: d_model (BD3-LM's DiT: cond_dim)
+    # encoder-decoder: every block also attends to encoder states (d_model wide) through a
+    # pre-norm cross-attention between its self-attention and its MLP; the caller passes the
+    # states' keys and values, computed once (Transformer.memory)
+    cross_attn: bool = False
     # OPT-style options, all off by default. Learned positions read row p + pos_offset of a table
     # of max_seq_len + pos_offset rows (OPT keeps 2 unused rows first); post_norm puts each
     # block's norms after its residual adds (OPT with do_layer_norm_before false); final_norm
@@ -108,6 +114,8 @@ class TransformerConfig(DictConfig):
             raise ValueError(f"n_head ({self.n_head}) must be a multiple of n_kv_head ({self.n_kv_head})")
         if self.n_streams < 1 or self.vocab_size % self.n_streams:
             raise ValueError(f"vocab_size ({self.vocab_size}) must split into n_streams ({self.n_streams}) equal ranges")
+        if self.adaln and self.cross_attn:
+            raise ValueError("adaLN blocks have no cross-attention")
         if self.block_size < 1:
             raise ValueError("block_size must be at least 1")
         if self.block_sizes is not None and (not self.block_sizes or min(self.block_sizes) < 1):
@@ -120,6 +128,8 @@ class TransformerConfig(DictConfig):
             raise ValueError("embed_dim (project_in/out) is not supported with parallel streams")
         if self.post_norm and self.adaln:
             raise ValueError("post_norm blocks have no adaLN form")
+        if self.post_norm and self.cross_attn:
+            raise ValueError("post_norm blocks have no cross-attention")
         if self.rope_frame is not None and (self.rope_grid is None or self.rope_frame % self.rope_grid
                                             or self.head_dim % 8):
             raise ValueError("3D RoPE needs rope_grid, rope_frame a multiple of it and head_dim divisible by 8")
@@ -139,6 +149,9 @@ class TransformerConfig(DictConfig):
         mlp = n_mats * c.d_model * c.d_ff + ((n_mats - 1) * c.d_ff + c.d_model if c.mlp_bias else 0)
         norm = c.d_model * (2 if c.norm_bias else 1)
         per_layer = attn + mlp + 2 * norm
+        if c.cross_attn:  # q, k, v, o as in self-attention (all heads for k, v), and its norm
+            per_layer += c.d_model * c.head_dim * c.n_head * 4 + norm
+            per_layer += (3 * c.head_dim * c.n_head if c.qkv_bias else 0) + (c.d_model if c.out_bias else 0)
         width = c.embed_dim or c.d_model  # the token embedding's (and the head's) width
         total = c.n_layer * per_layer + (norm if c.final_norm else 0) + c.vocab_size * width + c.cond_vocab * c.d_model
         if width != c.d_model:

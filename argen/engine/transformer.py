@@ -1,10 +1,11 @@
 """The decoder-only backbone every modality shares.
 
 Llama-style by default (RoPE, RMSNorm, SwiGLU, grouped-query attention); GPT-2-style blocks
-(learned positions, LayerNorm, GELU, biases) by config. Attention goes through
-``scaled_dot_product_attention``; masks are derived from token positions, which makes causal,
-block-causal (bidirectional inside a block), prefix-conditioned, left-padded and cached
-attention one mechanism.
+(learned positions, LayerNorm, GELU, biases) by config; encoder-decoder blocks (sinusoidal
+positions, cross-attention to encoder states whose keys/values are computed once: MusicGen).
+Attention goes through ``scaled_dot_product_attention``; masks are derived from token
+positions, which makes causal, block-causal (bidirectional inside a block), prefix-conditioned,
+left-padded and cached attention one mechanism.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from argen.engine.config import TransformerConfig
+from argen.engine.cross_attention import CrossAttention, Memory
 from argen.engine.kv_cache import KVCache
 from argen.engine.rope import apply_rope, rope_cos_sin, rope_grid_cos_sin, rope_inv_freq, rope_video_cos_sin, rope_video_freqs
 
@@ -38,6 +40,20 @@ def expand_runs(v: torch.Tensor, runs: tuple[tuple[int, int], ...]) -> torch.Ten
         out.append(v[:, i:i + n, None].expand(-1, -1, k, -1).flatten(1, 2))
         i += n
     return torch.cat(out, dim=1) if len(out) > 1 else out[0]
+
+
+def sinusoidal_positions(pos: torch.Tensor, dim: int, dtype: torch.dtype) -> torch.Tensor:
+    """Fixed position vectors (B, T, dim) for positions (B, T): the cosines of ``pos * f_i`` then
+    the sines, ``f_i = exp(-i * ln(10000) / (dim / 2 - 1))`` (tensor2tensor's layout, as
+    transformers' ``MusicgenSinusoidalPositionalEmbedding.get_embedding`` builds its table; the
+    same float32 products, so the vectors are equal to that table's rows)."""
+    half = dim // 2
+    freq = torch.exp(torch.arange(half, device=pos.device, dtype=torch.float32) * -(math.log(10000) / (half - 1)))
+    ang = pos.to(torch.float32)[..., None] * freq  # (B, T, dim / 2)
+    out = torch.cat([ang.cos(), ang.sin()], dim=-1)
+    if dim % 2:
+        out = F.pad(out, (0, 1))
+    return out.to(dtype)
 
 
 class RMSNorm(nn.Module):
@@ -124,13 +140,21 @@ class Block(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         self.ada = nn.Linear(cfg.adaln_dim or cfg.d_model, 6 * cfg.d_model) if cfg.adaln else None
         self.post_norm = cfg.post_norm
+        if cfg.cross_attn:
+            self.cross_norm = make_norm(cfg)
+            self.cross = CrossAttention(cfg.d_model, cfg.n_head, cfg.head_dim, cfg.qkv_bias, cfg.out_bias)
+        else:
+            self.cross = None
 
-    def forward(self, x, rope, mask, cache, slots, mod=None):
+    def forward(self, x, rope, mask, cache, slots, mod=None, memory: Memory | None = None):
         if self.post_norm:  # OPT-350m style: normalise the residual stream after each add
             x = self.attn_norm(x + self.drop(self.attn(x, rope, mask, cache, slots)))
             return self.mlp_norm(x + self.drop(self.mlp(x)))
         if mod is None:
             x = x + self.drop(self.attn(self.attn_norm(x), rope, mask, cache, slots))
+            if self.cross is not None:
+                layer = self.attn.layer
+                x = x + self.drop(self.cross(self.cross_norm(x), memory.k[layer], memory.v[layer], memory.mask))
             return x + self.drop(self.mlp(self.mlp_norm(x)))
         cond, runs = mod  # (B, U, C) distinct vectors, and the tokens holding each (see expand_runs)
         shift1, scale1, gate1, shift2, scale2, gate2 = expand_runs(self.ada(cond), runs).chunk(6, dim=-1)
@@ -196,6 +220,16 @@ class Transformer(nn.Module):
         w = self.embed.weight
         return KVCache(c.n_layer, batch, c.n_kv_head, capacity or c.max_seq_len, c.head_dim,
                        device=w.device, dtype=dtype or w.dtype)
+
+    def memory(self, states: torch.Tensor, mask: torch.Tensor | None = None) -> Memory:
+        """Cross-attention keys and values of encoder ``states`` (B, S, d_model) for every layer,
+        computed once and read by every later forward pass (``memory=``); ``mask`` (B, S) bool
+        marks the positions that may be read (None: all)."""
+        if not self.cfg.cross_attn:
+            raise ValueError("this model has no cross-attention (cfg.cross_attn is False)")
+        states = states.to(self.embed.weight.dtype)  # the compute dtype (projections may be quantised)
+        kv = [block.cross.keys_values(states) for block in self.layers]
+        return Memory([k for k, _ in kv], [v for _, v in kv], None if mask is None else mask.bool()[:, None, None, :])
 
     def embed_ids(self, idx: torch.Tensor) -> torch.Tensor:
         """Token ids (B, T) -> embeddings (B, T, C); ids from ``vocab_size`` on use ``cond_embed``.
@@ -275,13 +309,17 @@ class Transformer(nn.Module):
                 prefix: torch.Tensor | None = None, num_logits: int | None = None,
                 embeds: torch.Tensor | None = None, head: bool = True,
                 attn_mask: torch.Tensor | None = None,
-                mod: tuple[torch.Tensor, tuple[tuple[int, int], ...]] | None = None) -> torch.Tensor:
+                mod: tuple[torch.Tensor, tuple[tuple[int, int], ...]] | None = None,
+                memory: Memory | None = None) -> torch.Tensor:
         """``attn_mask`` (B, 1, T, T) bool, without a cache, replaces the mask derived from positions
         (a layout the positions cannot express, e.g. a clean copy of a noisy sequence). ``mod``, for
         ``cfg.adaln``: conditioning vectors (B, U, C) and the runs of tokens (prefix included)
-        that hold them, as :func:`expand_runs` reads them."""
+        that hold them, as :func:`expand_runs` reads them. ``memory``, for ``cfg.cross_attn``: the
+        encoder states' keys and values from :meth:`memory`, one row per sequence."""
         if (mod is not None) != self.cfg.adaln:
             raise ValueError("adaLN models need mod (conditioning vectors), others take none")
+        if (memory is not None) != self.cfg.cross_attn:
+            raise ValueError("cross-attention models need memory (encoder keys/values), others take none")
         c = self.cfg
         h = self.embed_inputs(idx) if embeds is None else embeds  # (B, T, C): ids and/or features, or vectors (latents)
         if prefix is not None:
@@ -295,6 +333,8 @@ class Transformer(nn.Module):
         if self.pos_embed is not None:
             rows = pos.clamp(min=0)
             h = h + self.pos_embed(rows + c.pos_offset if c.pos_offset else rows)
+        elif c.pos_emb == "sinusoidal":
+            h = h + sinusoidal_positions(pos.clamp(min=0), c.d_model, h.dtype)
         h = self.drop(h)
         rope = self.rope(pos, h.dtype)
         slots = None
@@ -313,7 +353,7 @@ class Transformer(nn.Module):
         else:
             mask = self.attention_mask(pos, pos)
         for block in self.layers:
-            h = block(h, rope, mask, cache, slots, mod)
+            h = block(h, rope, mask, cache, slots, mod, memory)
         if num_logits is not None:
             h = h[:, -num_logits:]
         h = self.norm(h)

@@ -34,21 +34,26 @@ def check_audio_suffix(path: str | Path) -> str:
 
 
 def write_audio(path: str | Path, samples: np.ndarray, sample_rate: int, meta: dict[str, Any] | None = None) -> Path:
-    """Write mono ``samples`` (T,) float in [-1, 1] in the format of ``path``'s suffix."""
+    """Write ``samples`` float in [-1, 1], mono (T,) or (1, T), or stereo (2, T), in the format of
+    ``path``'s suffix."""
     import av
 
     fmt, codec, rate = FORMATS[check_audio_suffix(path)]
     rate = rate or sample_rate
-    x = np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0)[None]  # (1, T)
+    x = np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0)
+    x = x if x.ndim == 2 else x[None]  # (C, T)
+    if x.shape[0] not in (1, 2):
+        raise ValueError(f"audio has {x.shape[0]} channels; argen writes mono or stereo")
+    layout, sample_fmt = ("mono", "flt") if x.shape[0] == 1 else ("stereo", "fltp")  # fltp: planar (C, T)
     path = Path(path)
     with atomic_path(path) as tmp:
         with av.open(str(tmp), "w", format=fmt) as out:
             if meta is not None:
                 out.metadata[TAG] = json.dumps(meta, ensure_ascii=False, sort_keys=True)
-            stream = out.add_stream(codec, rate=rate, layout="mono")
+            stream = out.add_stream(codec, rate=rate, layout=layout)
             target = stream.codec_context.format.name if stream.codec_context.format else "s16"
-            resampler = av.AudioResampler(format=target, layout="mono", rate=rate)
-            frame = av.AudioFrame.from_ndarray(x, format="flt", layout="mono")
+            resampler = av.AudioResampler(format=target, layout=layout, rate=rate)
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(x), format=sample_fmt, layout=layout)
             frame.sample_rate = sample_rate
             for chunk in [*resampler.resample(frame), *resampler.resample(None)]:
                 for packet in stream.encode(chunk):
@@ -58,8 +63,9 @@ def write_audio(path: str | Path, samples: np.ndarray, sample_rate: int, meta: d
     return path
 
 
-def read_audio(path: str | Path, sample_rate: int) -> np.ndarray:
-    """Any audio (or video with an audio track) PyAV reads -> mono float32 (T,) at ``sample_rate``."""
+def read_audio(path: str | Path, sample_rate: int, channels: int = 1) -> np.ndarray:
+    """Any audio (or video with an audio track) PyAV reads -> float32 at ``sample_rate``: mono
+    (T,), or with ``channels=2`` stereo (2, T) (a mono file on both sides)."""
     import av
 
     p = Path(path)
@@ -69,19 +75,22 @@ def read_audio(path: str | Path, sample_rate: int) -> np.ndarray:
         with av.open(str(p)) as src:
             if not src.streams.audio:
                 raise ArgenError(f"{p} has no audio stream", hint="pass an audio file (wav, flac, mp3, ogg, ...)")
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+            stereo = channels == 2
+            resampler = av.AudioResampler(format="fltp" if stereo else "flt", layout="stereo" if stereo else "mono",
+                                          rate=sample_rate)
+            flat = (lambda f: f.to_ndarray()) if stereo else (lambda f: f.to_ndarray().reshape(-1))  # (2, n) / (n,)
             parts = []
             for frame in src.decode(src.streams.audio[0]):
                 frame.pts = None  # let the resampler count samples itself (odd timestamps are not our problem)
-                parts += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
-            parts += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
+                parts += [flat(f) for f in resampler.resample(frame)]
+            parts += [flat(f) for f in resampler.resample(None)]
     except ArgenError:
         raise
     except (av.error.FFmpegError, ValueError, OSError) as e:
         raise ArgenError(f"{p} is not a readable audio file ({type(e).__name__})",
                          hint="the file may be corrupt; any format ffmpeg decodes is accepted") from None
-    audio = np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
-    if len(audio) == 0:
+    audio = np.concatenate(parts, axis=-1).astype(np.float32) if parts else np.zeros(0, np.float32)
+    if audio.shape[-1] == 0:
         raise ArgenError(f"{p} holds no audio samples", hint="the file may be empty or corrupt")
     return audio
 

@@ -65,10 +65,12 @@ MODALITIES: dict[str, Modality] = {m.name: m for m in (
              (f"{_M}.video.pipeline:VideoPipeline", f"{_M}.video.skyreels.family:SkyReelsPipeline")),
     Modality("audio", f"{_M}.audio.spec:AudioSpec",
              "Generate audio with codec tokens and the delay pattern: a melody from a prompt (--prompt \"square C4 E4 "
-             "G4 C5 at 120 bpm\"), or the continuation of a clip (--extend clip.wav, any file ffmpeg reads).\n\n"
+             "G4 C5 at 120 bpm\"), music with MusicGen (--model musicgen-small --prompt \"lo-fi beat\" --seconds 8), "
+             "or the continuation of a clip (--extend clip.wav, any file ffmpeg reads).\n\n"
              "Writes WAV, FLAC, MP3 or Ogg by the output's suffix (generation metadata in its tags; `argen info FILE` "
              "prints it) and prints the path.",
-             "audio-{seed}.wav", (".wav", ".flac", ".mp3", ".ogg"), (f"{_M}.audio.pipeline:AudioPipeline",)),
+             "audio-{seed}.wav", (".wav", ".flac", ".mp3", ".ogg"),
+             (f"{_M}.audio.musicgen.pipeline:MusicGenPipeline", f"{_M}.audio.pipeline:AudioPipeline")),
     Modality("mesh", f"{_M}.mesh.spec:MeshSpec",
              "Generate triangle meshes: from a caption with the bundled shapes3d model (--prompt \"a tall lamp\" -o "
              "lamp.obj --preview lamp.png), unconditionally or per --category with MeshXL (--model meshxl-350m), "

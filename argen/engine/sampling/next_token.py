@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from argen.engine.sampling.conditioning import Conditioning
 from argen.engine.sampling.processors import SamplingConfig, make_generators
 from argen.engine.sampling.rules import Guidance, Rule, Step
 from argen.engine.sampling.step import choose_tokens, compiled_decoder, decode_one_token, left_pad, prefill  # noqa: F401
@@ -28,7 +29,7 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int,
              generators: list[torch.Generator] | None = None, seed: int | None = None,
              eos_id: int | None = None, stop: StopFn | None = None, on_token: OnToken | None = None,
              use_cache: bool = True, compile: bool = False, window: ContextWindow | None = None,
-             compact: bool = False) -> list[list[int]]:
+             compact: bool = False, condition: Conditioning | None = None) -> list[list[int]]:
     """Sample up to ``max_new_tokens`` after each prompt; returns the new tokens of each row.
 
     A row ends at ``eos_id`` (kept in its output) or when ``stop(row, tokens)`` says so. Row ``b``
@@ -45,6 +46,10 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int,
     a batch of rows of unequal lengths decodes at the cost of the rows still running; each row's
     output is unchanged. Until it leaves, a finished row is fed at its last position. Not with
     guidance or forced tokens.
+
+    ``condition``: what the model reads besides tokens (an encoder-decoder's cross-attention
+    memory, prefix vectors), one row per sequence of the batch, guidance twins included (see
+    :class:`Conditioning`); passed to every forward pass.
     """
     sampling = sampling or SamplingConfig()
     device = model.embed.weight.device
@@ -62,6 +67,11 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int,
     batch = list(prompts) + (list(guidance.uncond_prompts) if guided else [])  # rows b.. are the twins
     idx, pos = left_pad(batch)
     idx, pos = idx.to(device), pos.to(device)
+    cond = condition or Conditioning()
+    if condition is not None:
+        condition.check(len(batch), window, compact)
+        pos = condition.prompt_positions(pos)
+    first, every = cond.inputs(True, device), cond.inputs(False, device)
     penalise = sampling.repetition_penalty != 1.0
     if penalise and streams > 1:
         raise ValueError("the repetition penalty is for single-stream models")
@@ -70,7 +80,7 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int,
     done = torch.zeros(b, dtype=torch.bool)
     if max_new_tokens <= 0:
         return outputs
-    capacity = idx.shape[1] + max_new_tokens
+    capacity = idx.shape[1] + cond.prefix_len + max_new_tokens
     if window is not None:
         if idx.shape[1] > window.size and not crop:
             raise ValueError(f"the prompt ({idx.shape[1]} tokens) is longer than the window ({window.size})")
@@ -82,9 +92,9 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int,
     if cropping:
         logits = window.cropped_logits(model, prompts, outputs, rows)
     elif use_cache:
-        logits = prefill(model, idx, pos, cache)
+        logits = prefill(model, idx, cond.with_prefix(pos), cache, **first)
     else:
-        logits = model(idx, pos=pos, num_logits=1)[:, -1]
+        logits = model(idx, pos=cond.with_prefix(pos), num_logits=1, **first)[:, -1]
     next_pos = pos[:, -1:] + 1  # (B, 1)
     for index in range(max_new_tokens):
         step = Step(index, index / max(1, max_new_tokens - 1), rows, outputs, sampling, compacted=compact)
@@ -122,13 +132,13 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int,
         elif use_cache:
             if cache.length == cache.capacity:  # only reachable with a window
                 next_pos = next_pos - window.slide(cache, model.rope)[:, None]
-            logits = step_fn(model, tok[:, None], next_pos, cache)
+            logits = step_fn(model, tok[:, None], next_pos, cache, **every)
         else:
             idx = torch.cat([idx, tok[:, None]], dim=1)
             pos = torch.cat([pos, next_pos], dim=1)
             if window is not None and idx.shape[1] > window.size:  # nanoGPT's crop (RoPE: relative)
                 idx, pos = idx[:, -window.size:], pos[:, -window.size:]
-            logits = model(idx, pos=pos, num_logits=1)[:, -1]
+            logits = model(idx, pos=cond.with_prefix(pos), num_logits=1, **first)[:, -1]
         # a finished row still in a compacted batch stays at its last position (inside a learned table)
         next_pos = next_pos + ((~done[rows]).to(next_pos.device, torch.long)[:, None] if compact else 1)
     return outputs

@@ -36,24 +36,26 @@ def left_pad(prompts: list[list[int]], pad_id: int = 0, start: list[int] | None 
     return idx, pos
 
 
-def prefill(model: Transformer, idx: torch.Tensor, pos: torch.Tensor, cache: KVCache) -> torch.Tensor:
-    """Run the prompt (B, L) through the model into ``cache``; logits of the last position (B, V)."""
-    return model(idx, pos=pos, cache=cache, num_logits=1)[:, -1]
+def prefill(model: Transformer, idx: torch.Tensor, pos: torch.Tensor, cache: KVCache, **inputs) -> torch.Tensor:
+    """Run the prompt (B, L) through the model into ``cache``; logits of the last position (B, V).
+    ``inputs``: the model's conditioning keywords (``memory``, ``prefix``), when it has any."""
+    return model(idx, pos=pos, cache=cache, num_logits=1, **inputs)[:, -1]
 
 
 def decode(model: Transformer, tokens: torch.Tensor, cache: KVCache, pos: torch.Tensor | None = None,
-           last: bool = False) -> torch.Tensor:
+           last: bool = False, **inputs) -> torch.Tensor:
     """The decoding step: new tokens (B, T) after what ``cache`` holds (at positions ``pos`` (B, T),
     default: right after it) -> logits (B, T, V), or the last position's (B, V) with ``last``.
     One token at a time for sampling; a token and its drafts at once for speculative decoding."""
     if last:
-        return model(tokens, pos=pos, cache=cache, num_logits=1)[:, -1]
-    return model(tokens, pos=pos, cache=cache)
+        return model(tokens, pos=pos, cache=cache, num_logits=1, **inputs)[:, -1]
+    return model(tokens, pos=pos, cache=cache, **inputs)
 
 
-def decode_one_token(model: Transformer, tok: torch.Tensor, pos: torch.Tensor, cache: KVCache) -> torch.Tensor:
-    """One decoding step: tokens (B, 1) at positions (B, 1) -> logits (B, V)."""
-    return decode(model, tok, cache, pos)[:, -1]
+def decode_one_token(model: Transformer, tok: torch.Tensor, pos: torch.Tensor, cache: KVCache, **inputs) -> torch.Tensor:
+    """One decoding step: tokens (B, 1) at positions (B, 1) -> logits (B, V) (``inputs``: the
+    model's conditioning keywords, e.g. a cross-attention ``memory``)."""
+    return decode(model, tok, cache, pos, **inputs)[:, -1]
 
 
 def compiled_decoder(fn=decode_one_token):

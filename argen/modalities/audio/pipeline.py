@@ -42,7 +42,7 @@ def new_seconds(prompt: str | None, clip: np.ndarray | None, seconds: float | No
 
 @dataclass
 class AudioOutput(Output):
-    samples: np.ndarray | None = None  # (T,) float32 in [-1, 1] at sample_rate
+    samples: np.ndarray | None = None  # (T,) mono or (2, T) stereo, float32 in [-1, 1] at sample_rate
     sample_rate: int = 0
 
     suffixes: ClassVar[tuple[str, ...]] = (".wav", ".flac", ".mp3", ".ogg")
@@ -55,10 +55,11 @@ class AudioOutput(Output):
     def write_preview(self, path: Path) -> Path:
         from argen.io.spectrogram import write_spectrogram
 
-        return write_spectrogram(path, self.samples, self.sample_rate, self.metadata)
+        mono = self.samples if self.samples.ndim == 1 else self.samples.mean(0)
+        return write_spectrogram(path, mono, self.sample_rate, self.metadata)
 
     def record(self) -> dict[str, Any]:
-        return {"seed": self.seed, "prompt": self.prompt, "seconds": round(len(self.samples) / self.sample_rate, 3),
+        return {"seed": self.seed, "prompt": self.prompt, "seconds": round(self.samples.shape[-1] / self.sample_rate, 3),
                 "model": self.metadata.get("model")}
 
 
@@ -100,6 +101,8 @@ class AudioPipeline(Pipeline):
         self._clip_name = Path(spec.extend).name if spec.extend is not None else None
         if spec.only_new and spec.extend is None:
             raise UsageError("--only-new goes with --extend", hint="drop --only-new, or give a clip to --extend")
+        if spec.melody is not None:
+            raise UsageError(f"{self.name} has no melody conditioning", hint="--melody is for MusicGen melody models")
 
     def check_prompt(self, prompt: str | None) -> str | None:
         if prompt is not None:
@@ -157,6 +160,6 @@ class AudioPipeline(Pipeline):
         if not outputs:
             return "no audio"
         o = outputs[0]
-        duration = len(o.samples) / o.sample_rate
+        duration = o.samples.shape[-1] / o.sample_rate
         return (f"{duration:.2f} s of audio in {o.seconds:.2f} s ({duration / max(o.seconds, 1e-9):.1f}x real time, "
                 f"{self.name}), seed {o.seed}")
