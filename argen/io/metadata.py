@@ -59,6 +59,15 @@ def write_sidecar(path: str | Path, meta: dict[str, Any]) -> Path:
     return side
 
 
+def written_files(path: str | Path, plain_text: bool) -> list[Path]:
+    """Every file an output at ``path`` takes: the file, and its metadata sidecar where the format
+    has no slot for it (plain text whatever its suffix; STL)."""
+    p = Path(path)
+    if plain_text or p.suffix.lower() not in EMBEDDED_READERS:
+        return [p, sidecar_path(p)]
+    return [p]
+
+
 def read_metadata(path: str | Path) -> dict[str, Any]:
     """Metadata argen wrote into or beside ``path``; a clear error when there is none."""
     p = Path(path)
