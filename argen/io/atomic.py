@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+TMP_PREFIX = ".argen-"  # every temporary file argen writes is ``.argen-<name>.<random>.part``: never a user's
 _SIGNALS = {getattr(signal, n) for n in ("SIGINT", "SIGTERM") if hasattr(signal, n)}
 
 
@@ -44,7 +45,7 @@ class atomic_path:  # noqa: N801 - used as a function: ``with atomic_path(target
         try:
             self.target.parent.mkdir(parents=True, exist_ok=True)
             with _signals_held():
-                fd, name = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".part", dir=self.target.parent)
+                fd, name = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{self.target.name}.", suffix=".part", dir=self.target.parent)
                 self.tmp = Path(name)
                 os.close(fd)
         except OSError as e:
