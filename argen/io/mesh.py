@@ -91,7 +91,7 @@ def read_obj_metadata(path: str | Path) -> dict[str, Any] | None:
     path = Path(path)
     with open(path, "rb") as f:
         for _ in range(8):  # the record is the first line; allow a few comments before it
-            line = f.readline().decode("utf-8", "replace")
+            line = f.readline(1 << 20).decode("utf-8", "replace")  # bounded: a huge file may have no newline
             if line.startswith(OBJ_TAG):
                 return _parse(line[len(OBJ_TAG):], path)
             if not line.startswith("#"):
