@@ -29,18 +29,36 @@ class Summary:
         return sum(self.failed.values()) > 0
 
 
-def pending(samples: list[Sample], out_dir: Path) -> tuple[list[Sample], list[Sample]]:
+def pending(samples: list[Sample], out_dir: Path, previous: dict[str, dict[str, Any]] | None = None
+            ) -> tuple[list[Sample], list[Sample]]:
     """(samples still to make, samples recorded done whose files are intact)."""
-    previous = Manifest(out_dir / "manifest.jsonl").load()
+    if previous is None:
+        previous = Manifest(out_dir / "manifest.jsonl").load()
     done = [s for s in samples if still_done(previous.get(s.key), out_dir)]
     keys = {s.key for s in done}
     return [s for s in samples if s.key not in keys], done
 
 
 def remove_stale_parts(out_dir: Path) -> None:
-    """Temporary files of a run that was killed before it could rename them."""
-    for p in out_dir.rglob(".*.part"):
-        p.unlink(missing_ok=True)
+    """Temporary files of an argen run that was killed before it could rename them: called with
+    the folder's run lock held, so no other run is writing them. Only argen's own temporary
+    names (``.argen-<name>.<random>.part``) are touched, never a user's ``*.part`` file."""
+    from argen.io.atomic import TMP_PREFIX
+
+    for p in out_dir.rglob(f"{TMP_PREFIX}*.part"):
+        if p.is_file() and not p.is_symlink():
+            p.unlink(missing_ok=True)
+
+
+def unrecorded(todo: list[Sample], out_dir: Path, manifest: dict[str, dict[str, Any]]) -> Path | None:
+    """The first file a pending sample would replace that the manifest does not record as the
+    run's own (a user's file): argen run replaces it only with --overwrite."""
+    recorded = {e.get("path") for e in manifest.values()}
+    for s in todo:
+        f = out_dir / s.path
+        if s.path not in recorded and (f.exists() or f.is_symlink()):
+            return f
+    return None
 
 
 def batches(samples: list[Sample], default_size: int = 8) -> list[list[Sample]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -21,6 +22,7 @@ from argen.yaml_config import fail_at
 
 PIPELINE_FLAGS = ("model", "device", "dtype", "compile", "quantize", "sampler")  # what loading a pipeline depends on
 JOB_KEYS = ("name", "modality", "prompts", "seeds", "grid", "output", "n", "seed")
+MAX_PLAN = 1_000_000  # samples in one recipe: a plan is held in memory (and checked) before the run
 RUN_FILES = ("manifest.jsonl", ".argen-run.lock", "index.html")  # the run's own files in the output folder
 PREVIEWED = ("mesh", "crystal")  # a run writes a PNG preview beside each of these outputs (for the gallery)
 
@@ -101,19 +103,27 @@ def recipe_keys(modality: str) -> list[str]:
             if (info := flag_info(f)) is not None and info["recipe"] and k not in ("prompt", "n", "seed")]
 
 
-def _params(recipe: RunRecipe, job: Job, j: int, point: dict[str, Any], recipe_path, node) -> dict[str, Any]:
-    """Every flag of one sample, checked against the modality's spec (the CLI's spec)."""
+def check_keys(recipe: RunRecipe, job: Job, j: int, recipe_path, node) -> None:
+    """Every key of the job (and of the defaults it takes) is a flag of its modality; an unknown
+    one is named with the nearest known key, before anything it might explain (a misspelt
+    ``promts`` is reported as itself, not as missing prompts)."""
     import difflib
 
-    spec = spec_of(job.modality)
     allowed = recipe_keys(job.modality)
-    merged = {**{k: v for k, v in recipe.defaults.items() if k not in ("n", "seed")}, **job.flags, **point}
-    for key in merged:
+    defaults = [k for k in recipe.defaults if k not in ("n", "seed")]
+    for loc in [("defaults", k) for k in defaults] + [("jobs", j, k) for k in job.flags] + \
+               [("jobs", j, "grid", k) for k in job.grid]:
+        key = loc[-1]
         if key not in allowed:
-            loc = ("jobs", j, "grid", key) if key in point else ("jobs", j, key) if key in job.flags else ("defaults", key)
             near = difflib.get_close_matches(key, allowed + list(JOB_KEYS), n=1)
             hint = f"; did you mean {near[0]!r}?" if near else ""
             raise fail_at(recipe_path, node, loc, f"{job.modality} has no flag {key!r}{hint}")
+
+
+def _params(recipe: RunRecipe, job: Job, j: int, point: dict[str, Any], recipe_path, node) -> dict[str, Any]:
+    """Every flag of one sample, checked against the modality's spec (the CLI's spec)."""
+    spec = spec_of(job.modality)
+    merged = {**{k: v for k, v in recipe.defaults.items() if k not in ("n", "seed")}, **job.flags, **point}
     try:
         return spec.model_validate(merged).model_dump(exclude={"prompt", "n", "seed"})
     except ValidationError as e:
@@ -138,14 +148,24 @@ def build_plan(recipe: RunRecipe, node: yaml.Node | None, recipe_path: str | Pat
     seen: dict[str, str] = {}
     sheets = {sheet_of(job.name) for job in recipe.jobs if job.modality == "image" and job.grid}
     for j, job in enumerate(recipe.jobs):
+        check_keys(recipe, job, j, recipe_path, node)
         prompts = read_prompts(job, j, base, recipe_path, node, allow_outside)
         axes = list(job.grid)
+        n_points = math.prod(len(job.grid[a]) for a in axes)
+        planned = n_points * len(prompts) * len(job.seed_list())
+        if len(samples) + planned > MAX_PLAN:  # counted before anything is expanded
+            raise fail_at(recipe_path, node, ("jobs", j), f"this job plans {planned} samples; argen run plans at most "
+                                                          f"{MAX_PLAN} per recipe ({len(samples)} before this job)")
         points = [dict(zip(axes, values)) for values in itertools.product(*(job.grid[a] for a in axes))]
         ext = MODALITIES[job.modality].suffixes[0][1:]
         i = 0
         for point in points:
             params = _params(recipe, job, j, point, recipe_path, node)
+            # the key hashes json.dumps([job, modality, params, prompt, seed, rel], sort_keys=True): the
+            # params part is the same for the whole point, so it is serialised once
+            head = json.dumps([job.name, job.modality, params], sort_keys=True)[:-1]
             for p_idx, prompt in enumerate(prompts):
+                prompt_json = json.dumps(prompt)
                 for seed in job.seed_list():
                     fields = {**{k: v for k, v in point.items()}, "job": job.name, "i": i, "seed": seed,
                               "prompt_index": p_idx, "ext": ext}
@@ -158,16 +178,17 @@ def build_plan(recipe: RunRecipe, node: yaml.Node | None, recipe_path: str | Pat
                     if rel is None:
                         raise fail_at(recipe_path, node, ("jobs", j, "output"),
                                       f"output {raw!r} would escape the output folder")
-                    if rel in RUN_FILES or rel in sheets:
+                    top = rel.split("/", 1)[0]
+                    if top in RUN_FILES or rel in sheets:
                         raise fail_at(recipe_path, node, ("jobs", j, "output"),
-                                      f"output {raw!r} would replace the run's own {rel}")
+                                      f"output {raw!r} would replace the run's own {top if top in RUN_FILES else rel}")
                     writes = [rel, preview_of(rel)] if job.modality in PREVIEWED else [rel]
                     for w in writes:
                         if w in seen:
                             raise fail_at(recipe_path, node, ("jobs", j, "output"),
                                           f"two samples would write {w} (also {seen[w]}); add {{i}} or {{seed}}")
                         seen[w] = f"{job.name} #{i}" + (" (its preview)" if w != rel else "")
-                    ident = json.dumps([job.name, job.modality, params, prompt, seed, rel], sort_keys=True)
+                    ident = f"{head}, {prompt_json}, {seed}, {json.dumps(rel)}]"
                     key = hashlib.sha256(ident.encode()).hexdigest()[:20]
                     samples.append(Sample(job.name, i, job.modality, params, prompt, seed, rel, key))
                     i += 1

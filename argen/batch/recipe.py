@@ -33,6 +33,8 @@ class Job(BaseModel):
     seeds: list[int] | SeedRange | None = None
     grid: dict[str, list[Any]] = {}
     output: str = "{job}/{i:04d}-{seed}.{ext}"
+    n: int | None = Field(None, ge=1, le=MAX_SAMPLES, strict=True)
+    seed: int | None = Field(None, ge=0, lt=SEED_LIMIT, strict=True)
 
     @field_validator("modality")
     @classmethod
@@ -61,23 +63,26 @@ class Job(BaseModel):
 
     @model_validator(mode="after")
     def _seeds_once(self) -> "Job":
-        flags = self.model_extra or {}
-        if self.seeds is not None and ("n" in flags or "seed" in flags):
+        if self.seeds is not None and (self.n is not None or self.seed is not None):
             raise ValueError("give seeds, or n and seed, not both")
+        if not isinstance(self.seeds, list):
+            start, count = (self.seeds.start, self.seeds.count) if self.seeds else (self.seed or 0, self.n or 1)
+            if start + count > SEED_LIMIT:
+                raise ValueError("the seeds run past 2^63 - 1, the largest seed; start lower")
         return self
 
     @property
     def flags(self) -> dict[str, Any]:
-        return {k: v for k, v in (self.model_extra or {}).items() if k not in ("n", "seed")}
+        return dict(self.model_extra or {})
 
-    def seed_list(self) -> list[int]:
+    def seed_list(self) -> list[int] | range:
+        """The job's seeds (a range is not expanded: a plan counts before it lists)."""
         if isinstance(self.seeds, SeedRange):
-            return list(range(self.seeds.start, self.seeds.start + self.seeds.count))
+            return range(self.seeds.start, self.seeds.start + self.seeds.count)
         if isinstance(self.seeds, list):
             return list(self.seeds)
-        extra = self.model_extra or {}
-        start, n = int(extra.get("seed", 0) or 0), int(extra.get("n", 1) or 1)
-        return list(range(start, start + n))
+        start = self.seed or 0
+        return range(start, start + (self.n or 1))
 
 
 class RunRecipe(Strict):

@@ -153,6 +153,13 @@ def check_state(state: dict[str, torch.Tensor], expected: dict[str, torch.Size],
 
 def build_model(cfg: TransformerConfig, state: dict[str, torch.Tensor], source: str) -> Transformer:
     """Instantiate a Transformer and load ``state`` strictly (every key present, none extra)."""
+    # an absurd config (a million layers, a 1e9 width) would take minutes to build and more memory
+    # than there is: its smallest size is checked against the weights before anything is built
+    held = sum(t.numel() for t in state.values())
+    least = cfg.n_layer * cfg.d_model * (cfg.n_head + 2 * cfg.n_kv_head) * cfg.head_dim
+    if least > 2 * held + (1 << 20):
+        raise ArgenError(f"{source}: the config describes a model of at least {least:,} parameters, "
+                         f"the weights hold {held:,}", hint="the config.json and weight files come from different models")
     with torch.device("meta"):
         model = Transformer(cfg)
     model = model.to_empty(device="cpu")

@@ -7,7 +7,7 @@ tampered or truncated file is refused with a clear error instead of producing ga
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -82,6 +82,10 @@ class RegistryEntry(Strict):
             raise ValueError("a model is either bundled (path and files) or on the hub (hub), not both or neither")
         if any(f.sha256 is None for f in self.files):
             raise ValueError("every bundled file needs its sha256")
+        for rel in [self.path or "."] + [f.file for f in self.files]:  # nothing outside the weights folder
+            parts = PurePosixPath(rel.replace("\\", "/")).parts
+            if rel.startswith(("/", "~")) or ".." in parts or (parts and ":" in parts[0]):
+                raise ValueError(f"{rel!r} leaves the weights folder; paths are relative to it, without '..'")
         return self
 
 

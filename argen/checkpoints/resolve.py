@@ -46,12 +46,16 @@ class ModelRef:
 
 def resolve(name_or_path: str, modality: str | None = None) -> ModelRef:
     """A registry name (verified against its sha256), an existing local path, or a hub id
-    (``ORG/NAME``: see :mod:`argen.checkpoints.hf_cache`)."""
-    p = Path(name_or_path).expanduser()
-    if p.exists():
-        return ModelRef(path=p, name=p.resolve().name)
+    (``ORG/NAME``: see :mod:`argen.checkpoints.hf_cache`). A registered name
+    always means the registry's model: a folder of that name in the working directory is used only
+    when given as a path (``./NAME``), and is then recorded by that path, never as the registered
+    name (whose digest it does not have)."""
     reg = load_registry()
     entry = reg.models.get(name_or_path)
+    p = Path(name_or_path).expanduser()
+    if entry is None and p.exists():
+        name = p.resolve().name
+        return ModelRef(path=p, name=str(name_or_path) if name in reg.models else name)
     if entry is None:
         from argen.checkpoints.hf_cache import is_hub_id
 

@@ -94,8 +94,6 @@ def either(names) -> str:
 
 def run_generation(modality: str, values: dict[str, Any]) -> int:
     """The body of `argen <modality>`: ``values`` are the parsed options (spec fields + IO options)."""
-    from argen.io.atomic import check_writable
-
     m, spec_cls = MODALITIES[modality], spec_of(modality)
     io = {k: values.pop(k) for k in list(values) if k in IO_NAMES}
     if modality == "image" and values.get("class_label"):
@@ -116,20 +114,14 @@ def run_generation(modality: str, values: dict[str, Any]) -> int:
     if previews is not None and Path(spec.preview).suffix.lower() not in spec_cls.preview_suffixes:
         raise UsageError(f"--preview {spec.preview}: previews are written as {either(s[1:].upper() for s in spec_cls.preview_suffixes)}",
                          hint=f"give a path ending in {either(spec_cls.preview_suffixes)}")
+    overwrite = io["overwrite"]
+    check_outputs(rows, modality, paths, previews, overwrite, pattern if getattr(spec, "grid", False) else None)
     from argen.cli.progress import progress_bar
     from argen.modalities.loading import load
 
     options = {k: v for k, v in spec.load_options().items() if k not in ("model", "device", "dtype", "compile")}
     pipe = load(spec.model, modality, device=spec.device, dtype=spec.dtype, compile=spec.compile, **options)
     job = pipe.prepare(spec, rows)  # flags and prompts checked against this model
-    overwrite = io["overwrite"]
-    for r in rows:  # every output can be written, before any work
-        if paths is not None:
-            check_writable(paths(r.index, r.seed, r.prompt), overwrite)
-        if previews is not None:
-            check_writable(previews(r.index, r.seed), overwrite)
-    if getattr(spec, "grid", False) and paths is not None and not paths.folder:
-        check_writable(sheet_path(Path(pattern)), overwrite)
     quiet, as_json = io["quiet"], io["json_out"]
     stream = modality == "text" and paths is None and spec.stream and not as_json and len(rows) == 1
     extra = {}
@@ -156,6 +148,26 @@ def run_generation(modality: str, values: dict[str, Any]) -> int:
     log(pipe.summary(outs), quiet)
     pipe.finish(outs, spec, written, quiet)
     return 0
+
+
+def check_outputs(rows, modality: str, paths, previews, overwrite: bool, grid_pattern: str | None) -> None:
+    """Every file the command would write can be written (and replaces nothing unless
+    ``overwrite``): checked before the model is even loaded."""
+    from argen.io.atomic import check_writable
+    from argen.io.metadata import written_files
+
+    seen: set[Path] = set()
+    for r in rows:
+        out = paths(r.index, r.seed, r.prompt) if paths is not None else None
+        targets = written_files(out, plain_text=modality == "text") if out is not None else []
+        targets += [previews(r.index, r.seed)] if previews is not None else []
+        for t in targets:
+            if t in seen:
+                raise UsageError(f"two outputs would be written to {t}", hint="put {i} or {seed} in the -o pattern")
+            seen.add(t)
+            check_writable(t, overwrite)
+    if grid_pattern is not None and paths is not None and not paths.folder:
+        check_writable(sheet_path(Path(grid_pattern)), overwrite)
 
 
 def emit(out, spec, paths, previews, overwrite: bool, as_json: bool, streamed: bool, total: int, quiet: bool) -> int:

@@ -16,10 +16,19 @@ def info(file: Annotated[Path, typer.Argument(help="A file argen generated.")], 
 
     meta = read_metadata(file)
     if json_out:
-        print(json.dumps(meta, ensure_ascii=False))
+        text = json.dumps(meta, ensure_ascii=False)  # escapes C0 controls, not DEL or C1 (CSI is \x9b)
+        print("".join(c if c.isprintable() else json.dumps(c)[1:-1] for c in text))
         return
-    width = max(len(k) for k in meta) if meta else 0
+    width = max(len(printable(k)) for k in meta) if meta else 0
     for key, value in meta.items():
         if isinstance(value, dict):
             value = ", ".join(f"{k}={v}" for k, v in value.items())
-        print(f"{key.ljust(width)}  {value}")
+        print(f"{printable(key).ljust(width)}  {printable(str(value))}")
+
+
+def printable(text: str) -> str:
+    """``text`` with every non-printable character (terminal control sequences: ESC, CSI, BEL...)
+    escaped as ``\\xNN``/``\\uNNNN``, so that a file's metadata cannot retitle or clear the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)

@@ -23,15 +23,14 @@ def run(
     address: Annotated[Optional[str], typer.Option("--address", help="Ray cluster address (default: a local Ray instance).")] = None,
     workers: Annotated[int, typer.Option("--workers", help="Ray actors per model (e.g. one per GPU).")] = 1,
     gpus_per_worker: Annotated[float, typer.Option("--gpus-per-worker", help="GPUs each Ray actor reserves.")] = 0.0,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing files the manifest does not record.")] = False,
+    allow_outside: Annotated[bool, typer.Option("--allow-outside", help="Read prompt files outside the recipe's folder.")] = False,
     quiet: opt.Quiet = False,
     json_out: opt.Json = False,
 ) -> int:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-    from rich.table import Table
-
-    from argen.batch.gallery import Gallery
-    from argen.batch.local import Summary, json_line, pending, plan_lines, remove_stale_parts, run_local
+    from argen.batch.local import pending, plan_lines
+    from argen.batch.lock import folder_lock
+    from argen.batch.manifest import Manifest
     from argen.batch.plan import build_plan
     from argen.batch.recipe import load_run_recipe
     from argen.errors import UsageError
@@ -41,19 +40,44 @@ def run(
     if workers < 1 or gpus_per_worker < 0:
         raise UsageError("--workers must be at least 1 and --gpus-per-worker 0 or more", hint="e.g. --workers 4")
     parsed, node = load_run_recipe(recipe)
-    samples = build_plan(parsed, node, recipe)
+    samples = build_plan(parsed, node, recipe, allow_outside=allow_outside)
     out_dir = output or Path("outputs") / recipe.stem
-    todo, done = pending(samples, out_dir)
     if dry_run:
-        for line in plan_lines(samples, done):
+        for line in plan_lines(samples, pending(samples, out_dir)[1]):
             print(line)
         return 0
-    out_dir.mkdir(parents=True, exist_ok=True)
+    Manifest(out_dir / "manifest.jsonl").check()  # a symlinked manifest is refused before anything is made
+    with folder_lock(out_dir):  # one run per folder: a second one would make every sample twice
+        return _run_locked(samples, out_dir, backend, address, workers, gpus_per_worker, overwrite, quiet, json_out)
+
+
+def _run_locked(samples, out_dir: Path, backend: str, address, workers: int, gpus_per_worker: float,
+                overwrite: bool, quiet: bool, json_out: bool) -> int:
+    """The run proper, with the output folder's lock held."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.table import Table
+
+    from argen.batch.gallery import Gallery
+    from argen.batch.local import Summary, json_line, pending, remove_stale_parts, run_local, unrecorded
+    from argen.batch.manifest import Manifest
+    from argen.errors import UsageError
+
+    manifest = Manifest(out_dir / "manifest.jsonl")
+    previous = manifest.load()
+    err = Console(stderr=True)
+    if manifest.damaged:
+        n = len(manifest.damaged)
+        err.print(f"{manifest.path}: skipped {n} damaged line{'s' if n > 1 else ''} "
+                  f"(line{'s' if n > 1 else ''} {', '.join(map(str, manifest.damaged))})", highlight=False, soft_wrap=True)
+    todo, done = pending(samples, out_dir, previous)
+    if not overwrite and (theirs := unrecorded(todo, out_dir, previous)) is not None:
+        raise UsageError(f"{theirs} exists and the manifest does not record it; argen does not replace files "
+                         "unless told to", hint="pass --overwrite, or pick another output folder with -o")
     remove_stale_parts(out_dir)
     summary = Summary()
     for s in done:
         summary.skipped[s.job] += 1
-    err = Console(stderr=True)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                         console=err, disable=quiet)
     jobs = list(dict.fromkeys(s.job for s in samples))

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -16,10 +19,54 @@ class DictConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]):
+        """The config from a dict; unknown keys and values of the wrong type (``n_layer: 2.5``,
+        ``pos_emb: "bogus"``) are a ValueError naming the key."""
+        if not isinstance(d, dict):
+            raise ValueError(f"a {cls.__name__} is a JSON object, not {type(d).__name__}")
         unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
             raise ValueError(f"unknown {cls.__name__} keys: {', '.join(unknown)}")
+        hints = typing.get_type_hints(cls)
+        for key, value in d.items():
+            if not _fits(value, hints[key]):
+                raise ValueError(f"{key}: {value!r} is not {_describe(hints[key])}")
         return cls(**d)
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a JSON value fits a config field's annotation (bool is not an int here)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin is Literal:
+        return value in args
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if hint is str:
+        return isinstance(value, str)
+    if origin is list:
+        return isinstance(value, list) and all(_fits(v, args[0]) for v in value) if args else isinstance(value, list)
+    if origin is dict or hint is dict:
+        return isinstance(value, dict)
+    return True
+
+
+def _describe(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in args)
+    return {int: "an integer", float: "a finite number", bool: "true or false", str: "a string",
+            type(None): "null"}.get(hint, "a " + getattr(origin or hint, "__name__", str(hint)))
 
 
 @dataclass

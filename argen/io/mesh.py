@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from argen.errors import UsageError
-from argen.io.atomic import atomic_path
+from argen.io.atomic import atomic_path, atomic_paths
 
 SUFFIXES = (".obj", ".glb", ".ply", ".stl")
 OBJ_TAG = "# argen-metadata "
@@ -62,15 +62,18 @@ def mesh_bytes(mesh, suffix: str, meta: dict[str, Any] | None = None) -> bytes:
 
 def write_mesh(path: str | Path, mesh, meta: dict[str, Any] | None = None) -> Path:
     """Write ``mesh`` to ``path`` (format from the suffix) atomically; STL also gets a sidecar."""
-    from argen.io.metadata import write_sidecar
+    from argen.io.metadata import sidecar_path
 
     path = Path(path)
     suffix = check_suffix(path)
     data = mesh_bytes(mesh, suffix, meta)
+    if suffix == ".stl" and meta:  # the mesh and its sidecar land together or not at all
+        with atomic_paths(path, sidecar_path(path)) as (tmp, side):
+            tmp.write_bytes(data)
+            side.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        return path
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
-    if suffix == ".stl" and meta:
-        write_sidecar(path, meta)
     return path
 
 
@@ -88,7 +91,7 @@ def read_obj_metadata(path: str | Path) -> dict[str, Any] | None:
     path = Path(path)
     with open(path, "rb") as f:
         for _ in range(8):  # the record is the first line; allow a few comments before it
-            line = f.readline().decode("utf-8", "replace")
+            line = f.readline(1 << 20).decode("utf-8", "replace")  # bounded: a huge file may have no newline
             if line.startswith(OBJ_TAG):
                 return _parse(line[len(OBJ_TAG):], path)
             if not line.startswith("#"):

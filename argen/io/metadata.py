@@ -60,21 +60,47 @@ def write_sidecar(path: str | Path, meta: dict[str, Any]) -> Path:
     return side
 
 
+def written_files(path: str | Path, plain_text: bool) -> list[Path]:
+    """Every file an output at ``path`` takes: the file, and its metadata sidecar where the format
+    has no slot for it (plain text whatever its suffix; STL)."""
+    p = Path(path)
+    if plain_text or p.suffix.lower() not in EMBEDDED_READERS:
+        return [p, sidecar_path(p)]
+    return [p]
+
+
+SIDECAR_LIMIT = 16 << 20  # bytes: argen's records are a few KB
+
+
+def _record(meta: Any, where: Path) -> dict[str, Any]:
+    """``meta`` if it is a record (a JSON object), else a one-line error naming ``where``."""
+    if not isinstance(meta, dict):
+        raise ArgenError(f"{where}: the metadata is a JSON {type(meta).__name__}, not an object",
+                         hint="the metadata is corrupt")
+    return meta
+
+
 def read_metadata(path: str | Path) -> dict[str, Any]:
     """Metadata argen wrote into or beside ``path``; a clear error when there is none."""
     p = Path(path)
     if not p.exists():
         raise ArgenError(f"{p} not found", hint="pass the path of a file argen generated")
+    if not p.is_file():  # a folder, a FIFO, a device (a link to /dev/zero): reading would hang or never end
+        what = "a folder" if p.is_dir() else "not a regular file"
+        raise ArgenError(f"{p} is {what}", hint="pass the path of a file argen generated")
     target = EMBEDDED_READERS.get(p.suffix.lower())
     if target is not None:
         module, func = target.split(":")
         meta = getattr(importlib.import_module(module), func)(p)
         if meta is not None:
-            return meta
+            return _record(meta, p)
     side = sidecar_path(p)
     if side.is_file():
+        if side.stat().st_size > SIDECAR_LIMIT:
+            raise ArgenError(f"{side} is too large to be argen's metadata", hint="the metadata file is corrupt")
         try:
-            return json.loads(side.read_text(encoding="utf-8"))
-        except ValueError as e:
-            raise ArgenError(f"{side} is not valid JSON ({e})", hint="the metadata file is corrupt") from None
+            return _record(json.loads(side.read_text(encoding="utf-8")), side)
+        except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError; RecursionError: deep nesting
+            reason = "too deeply nested" if isinstance(e, RecursionError) else str(e)
+            raise ArgenError(f"{side} is not valid JSON ({reason})", hint="the metadata file is corrupt") from None
     raise ArgenError(f"{p} carries no argen metadata", hint="only files written by argen have it")

@@ -76,12 +76,15 @@ class Output:
     preview_suffixes: ClassVar[tuple[str, ...]] = (".png",)
 
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
-        """Write the sample with its generation metadata (atomically). An existing file is kept
-        and reported unless ``overwrite``."""
+        """Write the sample with its generation metadata (atomically). An existing file (or
+        metadata sidecar) is kept and reported unless ``overwrite``."""
         from argen.io.atomic import check_writable
+        from argen.io.metadata import written_files
 
         path = Path(path)
         check_writable(path, overwrite, self.suffixes)
+        for extra in written_files(path, plain_text=not self.suffixes)[1:]:  # text: any name
+            check_writable(extra, overwrite)
         return self.write(path)
 
     def write(self, path: Path) -> Path:  # pragma: no cover - every subclass implements it

@@ -66,6 +66,15 @@ def load_tokenizer(path: Path, eos_id: int | None = None, bos_id: int | None = N
         head = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise ArgenError(f"cannot read tokenizer {path}: {e}", hint="the model folder needs a valid tokenizer.json") from None
+    if not isinstance(head, dict):
+        raise ArgenError(f"{path} is not a tokenizer (a JSON {type(head).__name__})",
+                         hint="the model folder needs a valid tokenizer.json")
     if head.get("argen_tokenizer") == "char":
+        if not isinstance(head.get("chars"), str) or not head["chars"]:
+            raise ArgenError(f"{path}: 'chars' must be a non-empty string", hint="the tokenizer.json is corrupt")
         return CharTokenizer(head["chars"])
-    return HFTokenizer(path, eos_id=eos_id, bos_id=bos_id)
+    try:
+        return HFTokenizer(path, eos_id=eos_id, bos_id=bos_id)
+    except Exception as e:  # noqa: BLE001 - the tokenizers library raises bare Exceptions ("Model missing")
+        raise ArgenError(f"{path} is not a tokenizer the tokenizers library can read ({str(e).splitlines()[0]})",
+                         hint="the model folder needs a valid tokenizer.json") from None
