@@ -200,20 +200,27 @@ class RowState:
         return (right >= left) & (right - left + 1 > inside)
 
 
-def line_points(p: int, q: int) -> np.ndarray:
-    """Vertex values of every grid point on the line through vertices ``p`` and ``q``."""
-    a, d = unpack(p), unpack(q) - unpack(p)
+def grid_line(a: np.ndarray, d: np.ndarray, levels: int) -> np.ndarray:
+    """Every point (n, 3) of a ``levels``-wide integer grid on the line through point ``a`` with
+    direction ``d`` (both int64 (3,), coordinates in any order): the steps are ``d`` over the gcd of
+    its entries, bounded so that every coordinate stays in [0, levels)."""
     g = int(np.gcd.reduce(np.abs(d)))
     if g == 0:
-        return np.array([p], dtype=np.int64)
+        return a[None]
     step = d // g
-    lo_t, hi_t = -LEVELS, LEVELS
+    lo_t, hi_t = -levels, levels
     for s, x in zip(step.tolist(), a.tolist()):
         if s > 0:
-            lo_t, hi_t = max(lo_t, -(x // s)), min(hi_t, (LEVELS - 1 - x) // s)
+            lo_t, hi_t = max(lo_t, -(x // s)), min(hi_t, (levels - 1 - x) // s)
         elif s < 0:
-            lo_t, hi_t = max(lo_t, -((LEVELS - 1 - x) // -s)), min(hi_t, x // -s)
-    pts = a[None] + np.arange(lo_t, hi_t + 1)[:, None] * step[None]  # (n, 3) as (z, y, x)
+            lo_t, hi_t = max(lo_t, -((levels - 1 - x) // -s)), min(hi_t, x // -s)
+    return a[None] + np.arange(lo_t, hi_t + 1)[:, None] * step[None]
+
+
+def line_points(p: int, q: int) -> np.ndarray:
+    """Vertex values of every grid point on the line through vertices ``p`` and ``q``."""
+    a = unpack(p)
+    pts = grid_line(a, unpack(q) - a, LEVELS)  # (n, 3) as (z, y, x)
     return (pts[:, 0] * LEVELS + pts[:, 1]) * LEVELS + pts[:, 2]
 
 

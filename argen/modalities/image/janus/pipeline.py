@@ -24,7 +24,7 @@ from argen.modalities.image.janus.load import build, read_weights
 from argen.modalities.image.janus.model import JanusImageLM
 from argen.modalities.image.janus.prompts import JanusPromptEncoder
 from argen.modalities.image.llamagen.vq import LlamaGenVQ
-from argen.modalities.image.vq import to_uint8, to_unit
+from argen.modalities.image.vq_grid import VQGrid
 
 __all__ = ["JanusImage", "matches"]
 
@@ -66,7 +66,7 @@ def make_generators(seeds: Sequence[int] | None, device) -> list[torch.Generator
     return [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
 
 
-class JanusImage:
+class JanusImage(VQGrid):
     """A loaded Janus checkpoint's image-generation path (see :meth:`from_pretrained`)."""
 
     family = "janus"
@@ -180,29 +180,3 @@ class JanusImage:
                         rules=token_rules(uncond_prompts=shift(uncond) if uncond is not None else None,
                                           forced=forced))
         return torch.tensor(rows, dtype=torch.long)  # (B, L)
-
-    # -- the VQ model
-    @torch.inference_mode()
-    def decode_float(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Tokens (B, grid * grid) -> images (B, 3, H, W), nominally in [-1, 1] (not clamped)."""
-        tokens = torch.as_tensor(tokens, dtype=torch.long)
-        if tokens.dim() != 2 or tokens.shape[1] != self.num_tokens:
-            raise UsageError(f"tokens have shape {tuple(tokens.shape)}, expected (B, {self.num_tokens})",
-                             hint="decode what sample_tokens returned")
-        grid = tokens.view(-1, self.grid, self.grid).to(self.vq.quant_conv.weight.device)
-        return self.vq.decode(grid).float()
-
-    def decode(self, tokens: torch.Tensor):
-        """Tokens (B, grid * grid) -> uint8 numpy images (B, H, W, 3)."""
-        return to_uint8(self.decode_float(tokens))
-
-    @torch.inference_mode()
-    def encode(self, images) -> torch.Tensor:
-        """uint8 images (B, H, W, 3) of the model's size -> tokens (B, grid * grid), for ``forced``
-        (inpainting). Codes are matched after L2 normalisation, as the reference VQ's quantizer does."""
-        x = to_unit(images)
-        if tuple(x.shape[2:]) != (self.image_size, self.image_size):
-            raise UsageError(f"the image is {x.shape[3]}x{x.shape[2]}, this model makes {self.image_size}x"
-                             f"{self.image_size}", hint="resize the image to the model's size first")
-        w = self.vq.quant_conv.weight
-        return self.vq.encode(x.to(w.device, w.dtype)).flatten(1).cpu()

@@ -25,7 +25,7 @@ from argen.modalities.image.llamagen_t2i.config import matches
 from argen.modalities.image.llamagen_t2i.load import load_folder
 from argen.modalities.image.llamagen_t2i.model import LlamaGenT2I
 from argen.modalities.image.llamagen_t2i.text_encoder import T5CaptionEncoder, left_pad
-from argen.modalities.image.vq import to_uint8, to_unit
+from argen.modalities.image.vq_grid import VQGrid
 
 __all__ = ["LlamaGenT2IImage", "matches"]
 
@@ -33,7 +33,7 @@ __all__ = ["LlamaGenT2IImage", "matches"]
 CaptionFn = Callable[[Sequence[str]], tuple[torch.Tensor, torch.Tensor]]
 
 
-class LlamaGenT2IImage:
+class LlamaGenT2IImage(VQGrid):
     """A converted LlamaGen text-to-image folder (see :func:`load.convert_llamagen_t2i`)."""
 
     family = "llamagen_t2i"
@@ -141,27 +141,3 @@ class LlamaGenT2IImage:
                         use_cache=use_cache, on_token=on_token,
                         rules=token_rules(uncond_prompts=ids[b:] if sampling.guided else None, forced=forced))
         return torch.tensor(rows, dtype=torch.long)  # (B, L)
-
-    # -- the VQ model
-    @torch.inference_mode()
-    def decode_float(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Tokens (B, grid * grid) -> images (B, 3, H, W), nominally in [-1, 1] (not clamped)."""
-        tokens = torch.as_tensor(tokens, dtype=torch.long)
-        if tokens.dim() != 2 or tokens.shape[1] != self.num_tokens:
-            raise UsageError(f"tokens have shape {tuple(tokens.shape)}, expected (B, {self.num_tokens})",
-                             hint="decode what sample_tokens returned")
-        return self.vq.decode(tokens.view(-1, self.grid, self.grid).to(self.vq.quant_conv.weight.device)).float()
-
-    def decode(self, tokens: torch.Tensor):
-        """Tokens (B, grid * grid) -> uint8 numpy images (B, H, W, 3)."""
-        return to_uint8(self.decode_float(tokens))
-
-    @torch.inference_mode()
-    def encode(self, images) -> torch.Tensor:
-        """uint8 images (B, H, W, 3) of the model's size -> tokens (B, grid * grid), for ``forced``."""
-        x = to_unit(images)
-        if tuple(x.shape[2:]) != (self.image_size, self.image_size):
-            raise UsageError(f"the image is {x.shape[3]}x{x.shape[2]}, this model makes {self.image_size}x"
-                             f"{self.image_size}", hint="resize the image to the model's size first")
-        w = self.vq.quant_conv.weight
-        return self.vq.encode(x.to(w.device, w.dtype)).flatten(1).cpu()

@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from argen.engine.sampling.grammar import RowGrammars
+from argen.modalities.mesh.constraints import grid_line
 from argen.modalities.mesh.meshxl.tokenizer import EOS, LEVELS, PER_FACE, PLACE, VOCAB
 
 TOP = LEVELS ** 3 - 1  # the largest vertex key
@@ -55,18 +56,7 @@ def line_keys(p: int, q: int) -> np.ndarray:
     """Keys of every grid point on the line through vertices with keys ``p`` and ``q``."""
     a = np.array([p % LEVELS, p // LEVELS % LEVELS, p // (LEVELS * LEVELS)], dtype=np.int64)
     d = np.array([q % LEVELS, q // LEVELS % LEVELS, q // (LEVELS * LEVELS)], dtype=np.int64) - a
-    g = int(np.gcd.reduce(np.abs(d)))
-    if g == 0:
-        return np.array([p], dtype=np.int64)
-    step = d // g
-    lo_t, hi_t = -LEVELS, LEVELS
-    for s, x in zip(step.tolist(), a.tolist()):
-        if s > 0:
-            lo_t, hi_t = max(lo_t, -(x // s)), min(hi_t, (LEVELS - 1 - x) // s)
-        elif s < 0:
-            lo_t, hi_t = max(lo_t, -((LEVELS - 1 - x) // -s)), min(hi_t, x // -s)
-    pts = a[None] + np.arange(lo_t, hi_t + 1)[:, None] * step[None]  # (n, 3) as (x, y, z)
-    return pts @ PLACE
+    return grid_line(a, d, LEVELS) @ PLACE  # points as (x, y, z)
 
 
 class RowState:
