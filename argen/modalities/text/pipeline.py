@@ -25,6 +25,19 @@ from argen.modalities.text.spec import TextSpec
 from argen.modalities.text.tokenizer import load_tokenizer
 
 
+def encode_prompt(tokenizer, prompt: str | None, room: int) -> list[int]:
+    """A text prompt's ids, or one-line errors: empty, no tokens, more than ``room`` tokens."""
+    if not prompt:
+        raise UsageError("the prompt is empty", hint="give --prompt TEXT, --prompt-file FILE, or text on stdin")
+    ids = tokenizer.encode(prompt)
+    if not ids:
+        raise UsageError("the prompt encodes to no tokens", hint="give a longer prompt")
+    if len(ids) > room:
+        raise UsageError(f"the prompt is {len(ids)} tokens, longer than the model's context ({room})",
+                         hint="shorten the prompt")
+    return ids
+
+
 @dataclass
 class TextOutput(Output):
     text: str = ""
@@ -135,15 +148,7 @@ class TextPipeline(Pipeline):
         return self.model.cfg.max_seq_len
 
     def check_prompt(self, prompt: str | None) -> list[int]:
-        if not prompt:
-            raise UsageError("the prompt is empty", hint="give --prompt TEXT, --prompt-file FILE, or text on stdin")
-        ids = self.tokenizer.encode(prompt)
-        if not ids:
-            raise UsageError("the prompt encodes to no tokens", hint="give a longer prompt")
-        if len(ids) > self.context:
-            raise UsageError(f"the prompt is {len(ids)} tokens, longer than the model's context ({self.context})",
-                             hint="shorten the prompt")
-        return ids
+        return encode_prompt(self.tokenizer, prompt, self.context)
 
     def _load_draft(self, spec: TextSpec):
         """The draft model (on the target's device and dtype) and its reference, or (None, None)."""

@@ -24,7 +24,7 @@ from argen.io.metadata import build_metadata
 from argen.modalities.base import OnProgress, Pipeline, Row, refuse_options
 from argen.modalities.text.block_diffusion.api import default_sampling, family_of, generate_blocks, load_block_diffusion, settings_for
 from argen.modalities.text.block_diffusion.model import BlockDiffusionModel
-from argen.modalities.text.pipeline import StopWatcher, TextOutput
+from argen.modalities.text.pipeline import StopWatcher, TextOutput, encode_prompt
 from argen.modalities.text.spec import TextSpec
 
 
@@ -97,15 +97,7 @@ class BlockDiffusionPipeline(Pipeline):
         self.settings(spec)
 
     def check_prompt(self, prompt: str | None) -> list[int]:
-        if not prompt:
-            raise UsageError("the prompt is empty", hint="give --prompt TEXT, --prompt-file FILE, or text on stdin")
-        ids = self.tokenizer.encode(prompt)
-        if not ids:
-            raise UsageError("the prompt encodes to no tokens", hint="give a longer prompt")
-        if len(ids) >= self.model.max_len:
-            raise UsageError(f"the prompt is {len(ids)} tokens; the model's context is {self.model.max_len}",
-                             hint="shorten the prompt")
-        return ids
+        return encode_prompt(self.tokenizer, prompt, self.model.max_len - 1)  # room for one new token
 
     def generate(self, spec: TextSpec, rows: list[Row] | None = None, on_progress: OnProgress | None = None,
                  prepared=None, on_text=None):
