@@ -23,6 +23,7 @@ import time
 
 import torch
 
+from argen.engine.sampling.rules import token_rules
 from argen.lab.data import shapes3d
 from argen.modalities.mesh.pipeline import MeshPipeline
 from argen.modalities.mesh.tokenizer import canonical, tokenize
@@ -83,7 +84,7 @@ def meshxl_vs_transformers(layers: int, faces: int, depth: int, batches: tuple[i
         gens = [torch.Generator().manual_seed(i) for i in range(b)]
         allowed = no_eos(MeshXLConstraint(b, n // tok.PER_FACE, n + 1) if constrained else None)
         t0 = time.perf_counter()
-        out = generate(model, [prompt] * b, n, sampling, generators=gens, allowed=allowed)
+        out = generate(model, [prompt] * b, n, sampling, generators=gens, rules=token_rules(allowed=allowed))
         assert all(len(o) == n for o in out)
         return time.perf_counter() - t0
 

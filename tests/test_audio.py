@@ -12,6 +12,7 @@ from argen.cli.app import main
 from argen.engine.config import TransformerConfig
 from argen.engine.sampling.next_token import generate
 from argen.engine.sampling.processors import SamplingConfig
+from argen.engine.sampling.rules import token_rules
 from argen.engine.transformer import Transformer
 from argen.io.audio import read_audio, write_audio
 from argen.io.metadata import read_metadata
@@ -47,12 +48,12 @@ def test_streams_sample_one_token_per_codebook_with_and_without_cache():
     prompts = [lay.prompt("sine C4 E4"), lay.prompt(None) + lay.delayed_steps(torch.randint(0, 16, (3, 4)))]
     sampling = SamplingConfig(temperature=1.0, cfg_scale=2.0)
     uncond = [lay.prompt(None)] * 2
-    kw = dict(seed=5, vocab_limit=lay.stream_vocab, uncond_prompts=uncond)
+    kw = dict(seed=5, rules=token_rules(lay.stream_vocab, uncond))
     cached = generate(model, prompts, 12, sampling, **kw)
     recomputed = generate(model, prompts, 12, sampling, use_cache=False, **kw)
     assert cached == recomputed
     assert all(len(row) == 12 and all(len(t) == 3 and max(t) < lay.stream_vocab for t in row) for row in cached)
-    alone = generate(model, prompts[1:], 12, sampling, seed=6, vocab_limit=lay.stream_vocab, uncond_prompts=uncond[1:])
+    alone = generate(model, prompts[1:], 12, sampling, seed=6, rules=token_rules(lay.stream_vocab, uncond[1:]))
     assert alone[0] == cached[1]  # a row samples the same alone as in a batch
 
 
@@ -66,7 +67,7 @@ def test_delay_pattern_slots_are_forced():
     assert forced[0, 0] == -1 and (forced[-1, :2] == lay.pad).all() and forced[-1, 2] == -1
     model = stream_model(lay)
     steps = generate(model, [lay.prompt(None) + known], forced.shape[0], SamplingConfig(temperature=1.0), seed=0,
-                     forced=forced[None])[0]
+                     rules=token_rules(forced=forced[None]))[0]
     codes = lay.codes_from_steps(known + steps)
     assert codes.shape == (3, 9) and torch.equal(codes[:, :5], clip)
 

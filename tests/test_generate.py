@@ -4,6 +4,7 @@ from conftest import tiny_model
 
 from argen.engine.sampling.next_token import generate
 from argen.engine.sampling.processors import SamplingConfig
+from argen.engine.sampling.window import ContextWindow
 
 PROMPTS = [[1, 2, 3], [4, 5, 6, 7, 8, 9, 10], [11]]
 GREEDY = SamplingConfig(temperature=0)
@@ -49,7 +50,7 @@ def test_on_token_streams_every_token():
 
 def test_window_lets_generation_outrun_the_cache():
     m = tiny_model(sharp=30, max_seq_len=32)
-    out = generate(m, PROMPTS, 100, SAMPLED, seed=1, window=32)
+    out = generate(m, PROMPTS, 100, SAMPLED, seed=1, window=ContextWindow(32))
     assert [len(o) for o in out] == [100, 100, 100]
     # before the window fills, the sliding path equals the plain one
     assert [o[:25] for o in out] == generate(m, PROMPTS, 25, SAMPLED, seed=1)

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from argen.engine.sampling.next_token import generate
 from argen.engine.sampling.processors import SamplingConfig
+from argen.engine.sampling.rules import token_rules
 from argen.lab.data import shapes3d
 from argen.modalities.mesh import tokenizer as mt
 from argen.modalities.mesh.constraints import MeshConstraint, RowState, is_valid, max_tokens
@@ -91,11 +92,11 @@ def test_generate_applies_the_allowed_hook():
         mask[1, 3] = False
         return mask
 
-    out = generate(model, [[1, 2], [4]], 6, SamplingConfig(temperature=1.0), seed=0, allowed=allowed)
+    out = generate(model, [[1, 2], [4]], 6, SamplingConfig(temperature=1.0), seed=0, rules=token_rules(allowed=allowed))
     assert all(t in (3, 7) for t in out[0]) and set(out[1]) == {7}
     assert seen[0] == [[], []] and seen[-1] == [o[:-1] for o in out]  # called before each step
     greedy = generate(model, [[1, 2]], 4, SamplingConfig(temperature=0.0),
-                      allowed=lambda s, o: torch.tensor([[i == 5 for i in range(20)]]))
+                      rules=token_rules(allowed=lambda s, o: torch.tensor([[i == 5 for i in range(20)]])))
     assert greedy == [[5, 5, 5, 5]]
 
 

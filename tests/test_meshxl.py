@@ -18,6 +18,7 @@ transformers = pytest.importorskip("transformers")
 
 from argen.engine.sampling.next_token import generate  # noqa: E402
 from argen.engine.sampling.processors import SamplingConfig  # noqa: E402
+from argen.engine.sampling.rules import token_rules  # noqa: E402
 from argen.errors import ArgenError, UsageError  # noqa: E402
 from argen.modalities.mesh.meshxl import tokenizer as tok  # noqa: E402
 from argen.modalities.mesh.meshxl.constraint import follows_grammar  # noqa: E402
@@ -126,7 +127,8 @@ def test_greedy_sequences_match_transformers(meshxl_dir):
     with torch.no_grad():
         want = hf.generate(torch.full((2, 1), tok.BOS), do_sample=False, max_new_tokens=n, min_new_tokens=n,
                            eos_token_id=tok.EOS, pad_token_id=tok.PAD)[:, 1:].tolist()
-    got = generate(m.model, [[tok.BOS]] * 2, n, SamplingConfig(temperature=0.0), eos_id=None, allowed=_no_eos)
+    got = generate(m.model, [[tok.BOS]] * 2, n, SamplingConfig(temperature=0.0), eos_id=None,
+                   rules=token_rules(allowed=_no_eos))
     assert got == want
 
 

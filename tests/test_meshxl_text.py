@@ -15,6 +15,7 @@ transformers = pytest.importorskip("transformers")
 
 from argen.engine.sampling.next_token import generate  # noqa: E402
 from argen.engine.sampling.processors import SamplingConfig  # noqa: E402
+from argen.engine.sampling.rules import token_rules  # noqa: E402
 from argen.errors import UsageError  # noqa: E402
 from argen.modalities.mesh.meshxl import tokenizer as tok  # noqa: E402
 from argen.modalities.mesh.meshxl.model import MeshXL  # noqa: E402
@@ -127,7 +128,7 @@ def test_prefix_logits_and_greedy_tokens_match_the_reference(xmeshxl):
         want_ids = ref.transformer.generate(inputs_embeds=want_prefix, do_sample=False, max_new_tokens=n,
                                             min_new_tokens=n, eos_token_id=tok.EOS, pad_token_id=tok.EOS)
     no_eos = lambda step, outs: torch.arange(tok.VOCAB)[None].expand(len(outs), -1) != tok.EOS  # noqa: E731
-    got_ids = generate(m.model, [head], n, SamplingConfig(temperature=0.0), allowed=no_eos)
+    got_ids = generate(m.model, [head], n, SamplingConfig(temperature=0.0), rules=token_rules(allowed=no_eos))
     assert got_ids == want_ids.tolist()
 
 

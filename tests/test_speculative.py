@@ -8,6 +8,7 @@ from argen.engine.sampling import speculative
 from argen.engine.sampling.next_token import generate
 from argen.engine.sampling.processors import SamplingConfig
 from argen.engine.sampling.speculative import LookupDrafter, ModelDrafter, speculative_generate
+from argen.engine.sampling.window import ContextWindow
 
 V = 4
 PROMPT = [1, 2, 3, 1, 2]
@@ -88,7 +89,7 @@ def test_speculative_slides_past_the_context_like_plain_decoding(drafter):
     prompt = [1, 2, 3, 4, 1, 2, 3]
     d = ModelDrafter(tiny_model(seed=5, vocab=20, sharp=30), greedy, 32) if drafter == "model" else LookupDrafter(3)
     out, _ = speculative_generate(target, prompt, 80, d, greedy, k=4, window=32)
-    plain = generate(target, [prompt], 80, greedy, window=32)[0]
+    plain = generate(target, [prompt], 80, greedy, window=ContextWindow(32))[0]
     assert len(out) == 80
     # identical until the window first fills; afterwards the two evict at different moments
     assert out[: 32 - len(prompt) - 5] == plain[: 32 - len(prompt) - 5]
@@ -101,4 +102,4 @@ def test_prompt_filling_the_window_still_drafts():
     out, stats = speculative_generate(target, prompt, 40, ModelDrafter(tiny_model(seed=5, vocab=20, sharp=30), greedy, 32),
                                       greedy, k=4, window=32)
     assert len(out) == 40 and stats.proposed > 0
-    assert out[0] == generate(target, [prompt], 1, greedy, window=32)[0][0]
+    assert out[0] == generate(target, [prompt], 1, greedy, window=ContextWindow(32))[0][0]

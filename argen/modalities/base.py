@@ -114,12 +114,23 @@ class Pipeline:
     ref: Any = None  # the resolved model (argen.checkpoints.registry.ModelRef)
     use_cache: bool = True  # False recomputes every step (the reference cached decoding is tested against)
 
+    # argen-format families: the config.json section their models carry (e.g. "image"); None: any
+    argen_section: ClassVar[str | None] = None
+
     # --- loading -------------------------------------------------------------------------------
     @classmethod
     def matches(cls, config: dict[str, Any] | None, path: Path) -> bool:
         """Whether the model at ``path`` (its config.json, or None for a single file) is this
-        pipeline's family. Read from the config, never from a file name."""
-        raise NotImplementedError
+        pipeline's family. Read from the config, never from a file name. The default: argen's own
+        format for this modality."""
+        return is_argen_model(config, cls.modality, cls.argen_section)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | None = None, device: str = "auto", **options: Any) -> "Pipeline":
+        """``argen.load(name_or_path, <this modality>, device=device, **options)``."""
+        from argen.modalities.loading import load
+
+        return load(name_or_path, cls.modality, device=device, **options)
 
     @classmethod
     def from_ref(cls, ref, config: dict[str, Any] | None, device: str, dtype: str, compile: bool,
@@ -187,6 +198,38 @@ class Pipeline:
             raise UsageError(f"{', '.join(given)} are chosen when loading", hint="pass them to argen.load(...)")
         spec = make_spec(spec_of(self.modality), {"prompt": prompt, **flags})
         return list(self.generate(spec))
+
+
+def is_argen_model(config: dict[str, Any] | None, modality: str, section: str | None = None) -> bool:
+    """Whether a config.json is argen's own format for ``modality`` (with its ``section``, e.g. "image")."""
+    return (bool(config) and config.get("format") == "argen" and config.get("modality") == modality
+            and (section is None or section in config))
+
+
+def refuse_options(options: dict[str, Any], modality: str) -> None:
+    """Load options another family takes (``sampler``, ``quantize``...) are a usage error here."""
+    if options:
+        raise UsageError(f"{modality} models take no {', '.join(sorted(options))}", hint=f"see `argen {modality} --help`")
+
+
+def load_argen_transformer(ref, device: str, dtype: str, section: str | None = None, layout=None):
+    """An argen-format model folder -> (transformer on its device and dtype, config.json, the
+    ``layout`` dataclass read from config[section] (or None), the device)."""
+    from argen.checkpoints.loader import load_transformer
+    from argen.engine.device import resolve_device, resolve_dtype
+    from argen.errors import ArgenError
+
+    model, info = load_transformer(ref.path)
+    meta = info.get("config") or {}
+    lay = None
+    if layout is not None:
+        try:
+            lay = layout.from_dict(meta[section]) if hasattr(layout, "from_dict") else layout(**meta[section])
+        except (TypeError, ValueError, KeyError) as e:
+            raise ArgenError(f"{ref.path / 'config.json'}: invalid {section} layout ({e})",
+                             hint="the file is corrupt or from another tool") from None
+    dev = resolve_device(device)
+    return model.to(device=dev, dtype=resolve_dtype(dtype, dev)), meta, lay, dev
 
 
 def sampling_flags(sampling) -> dict[str, Any]:

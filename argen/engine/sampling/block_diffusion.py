@@ -14,6 +14,8 @@ from typing import Callable
 
 import torch
 
+from argen.engine.sampling.window import BlockWindow
+
 SCHEDULERS = ("flow-euler", "ddim")
 Predict = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x, flow time t (B,)) -> velocity
 
@@ -133,31 +135,22 @@ def extend(model, text: torch.Tensor, context: torch.Tensor | None, new_frames: 
     cache = model.new_cache(rows, window_blocks * fb) if use_cache else None
     if use_cache:
         model.prefill(text_in, cache)
+    win = BlockWindow(cache, cfg.prompt_len, blk, window_blocks, sink_blocks, model.backbone.rope)
     sched = make_scheduler(scheduler, steps)
-    slot = 0  # block index of the next block in the cache (it drops when a block is evicted)
-
-    def make_room() -> None:
-        nonlocal slot
-        if use_cache and cache.length + blk > cache.capacity:
-            cache.evict(blk, cfg.prompt_len + sink_blocks * blk, model.backbone.rope)
-            slot -= 1
 
     def window() -> torch.Tensor:
         """What the cache holds now: the sink blocks and the latest ones, (B, F, C, H, W)."""
-        keep = history
-        if len(history) > window_blocks:
-            keep = history[:sink_blocks] + history[len(history) - (window_blocks - sink_blocks):]
+        keep = win.visible(history)
         return torch.cat(keep, dim=1) if keep else ctx[:, :0]
 
     def commit(block: torch.Tensor) -> None:
-        nonlocal slot
         block = _noised(block, cond_noise, generator)
         history.append(block)
         if use_cache:
-            make_room()
+            win.make_room()
             level = torch.full((rows, fb), cond_noise, device=dev)
-            model.cached_block(two(block), level, cache, model.frame_positions(slot * fb, fb, rows, dev), commit=True)
-            slot += 1
+            model.cached_block(two(block), level, cache, model.frame_positions(win.slot * fb, fb, rows, dev), commit=True)
+            win.slot += 1
 
     for i in range(0, whole, fb):
         commit(ctx[:, i:i + fb])
@@ -174,9 +167,9 @@ def extend(model, text: torch.Tensor, context: torch.Tensor | None, new_frames: 
             per_frame[:, :k] = 0.0
             return per_frame
 
-        make_room()
+        win.make_room()
         if use_cache:
-            pos = model.frame_positions(slot * fb, fb, rows, dev)
+            pos = model.frame_positions(win.slot * fb, fb, rows, dev)
 
             def predict(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
                 return guide(model.cached_block(two(fix(x)), two(times(t)), cache, pos, commit=False))

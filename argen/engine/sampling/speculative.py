@@ -16,6 +16,8 @@ import torch
 
 from argen.engine.sampling.next_token import OnToken, StopFn
 from argen.engine.sampling.processors import SamplingConfig, probs_from_logits, sample
+from argen.engine.sampling.step import decode
+from argen.engine.sampling.window import ContextWindow
 from argen.engine.transformer import Transformer
 
 
@@ -64,7 +66,7 @@ class ModelDrafter:
         feed = torch.tensor([context[self.offset + common:]], device=device)
         history = torch.tensor([context], device=device)
         tokens, qs = [], []
-        logits = self.model(feed, cache=self.cache, num_logits=1)[:, -1]
+        logits = decode(self.model, feed, self.cache, last=True)
         self.cached += context[self.offset + common:]
         for i in range(k):
             q = probs_from_logits(logits, self.sampling, history)  # (1, V)
@@ -73,7 +75,7 @@ class ModelDrafter:
             qs.append(q[0])
             history = torch.cat([history, tok[:, None]], dim=1)
             if i < k - 1:
-                logits = self.model(tok[:, None], cache=self.cache)[:, -1]
+                logits = decode(self.model, tok[:, None], self.cache, last=True)
                 self.cached.append(int(tok))
         return tokens, torch.stack(qs)  # (k,), (k, V)
 
@@ -123,12 +125,14 @@ def speculative_generate(target: Transformer, prompt: list[int], max_new_tokens:
                          sampling: SamplingConfig | None = None, *, k: int = 4,
                          generator: torch.Generator | None = None, eos_id: int | None = None,
                          stop: StopFn | None = None, on_token: OnToken | None = None,
-                         window: int | None = None) -> tuple[list[int], SpecStats]:
+                         window: ContextWindow | None = None) -> tuple[list[int], SpecStats]:
     """Generate after ``prompt`` with drafts from ``drafter``; returns new tokens and statistics.
+    The target verifies a token and its drafts in one pass of the shared decoding step.
 
     With ``window`` (a RoPE model's context), the cache slides as in :func:`generate` once the
     text outgrows it; the drafter's cache must then be given the same capacity.
     """
+    window = window.size if isinstance(window, ContextWindow) else window
     sampling = sampling or SamplingConfig()
     device = target.embed.weight.device
     if not prompt:
@@ -141,7 +145,7 @@ def speculative_generate(target: Transformer, prompt: list[int], max_new_tokens:
         capacity = min(capacity, window)
     cache = target.new_cache(1, capacity=capacity)
     if len(prompt) > 1:
-        target(torch.tensor([prompt[:-1]], device=device), cache=cache, num_logits=1)
+        decode(target, torch.tensor([prompt[:-1]], device=device), cache, last=True)
     context = list(prompt)
     out: list[int] = []
     gens = None if generator is None else [generator]
@@ -153,7 +157,7 @@ def speculative_generate(target: Transformer, prompt: list[int], max_new_tokens:
             cache.evict(max(cache.length + 1 + len(drafts) - capacity, capacity // 4), 0, target.rope)
         base = cache.length  # context[:-1] is cached (or its window); feed the last token and the drafts
         feed = torch.tensor([[context[-1]] + drafts], device=device)
-        logits = target(feed, cache=cache)[0]  # (1 + n, V)
+        logits = decode(target, feed, cache)[0]  # (1 + n, V)
         stats.target_calls += 1
         stats.proposed += len(drafts)
         hist = torch.tensor([context + drafts], device=device)

@@ -14,10 +14,9 @@ import numpy as np
 import torch
 
 from argen.checkpoints import resolve as weights
-from argen.checkpoints.loader import load_transformer
-from argen.engine.device import resolve_device, resolve_dtype
 from argen.engine.sampling.next_token import generate
 from argen.engine.sampling.processors import SamplingConfig
+from argen.engine.sampling.rules import token_rules
 from argen.engine.transformer import Transformer
 from argen.errors import ArgenError, UsageError
 from argen.io.metadata import build_metadata
@@ -25,7 +24,7 @@ from argen.modalities.audio import melody_grammar as melodies
 from argen.modalities.audio.codec import AudioCodec, load_codec_dir
 from argen.modalities.audio.layout import AudioLayout
 from argen.modalities.audio.spec import AudioSpec
-from argen.modalities.base import OnProgress, Output, Pipeline, Row
+from argen.modalities.base import OnProgress, Output, Pipeline, Row, load_argen_transformer, refuse_options
 
 EXTEND_ONLY_SECONDS = 4.0  # new audio after a clip when no prompt says how long the melody is
 
@@ -67,6 +66,7 @@ class AudioPipeline(Pipeline):
     """The bundled melodies model: ``argen.load("melodies-audio")("square C4 E4 G4 C5", seed=0)``."""
 
     modality = "audio"
+    argen_section = "audio"
     default_batch_size = 1  # one melody at a time: each has its own length
 
     def __init__(self, model: Transformer, codec: AudioCodec, layout: AudioLayout, ref: weights.ModelRef | None = None,
@@ -79,27 +79,12 @@ class AudioPipeline(Pipeline):
                              hint="keep the codec/ folder that was trained with the model")
 
     @classmethod
-    def matches(cls, config: dict[str, Any] | None, path: Path) -> bool:
-        return bool(config) and config.get("format") == "argen" and config.get("modality") == "audio" and "audio" in config
-
-    @classmethod
     def from_ref(cls, ref, config, device: str = "auto", dtype: str = "auto", compile: bool = False,
                  **options: Any) -> "AudioPipeline":
-        if options:
-            raise UsageError(f"audio models take no {', '.join(sorted(options))}", hint="see `argen audio --help`")
-        model, info = load_transformer(ref.path)
-        meta = info.get("config") or {}
-        layout = AudioLayout.from_dict(meta["audio"])
+        refuse_options(options, "audio")
+        model, meta, layout, dev = load_argen_transformer(ref, device, dtype, "audio", AudioLayout)
         codec, _ = load_codec_dir(ref.path / meta.get("codec", "codec"))
-        dev = resolve_device(device)
-        return cls(model.to(device=dev, dtype=resolve_dtype(dtype, dev)), codec.to(dev), layout, ref, dev,
-                   meta.get("sampling"))
-
-    @classmethod
-    def from_pretrained(cls, name_or_path: str | None = None, device: str = "auto") -> "AudioPipeline":
-        from argen.modalities.loading import load
-
-        return load(name_or_path, "audio", device=device)
+        return cls(model, codec.to(dev), layout, ref, dev, meta.get("sampling"))
 
     def default_sampling(self, **overrides: Any) -> SamplingConfig:
         """The model's settings (config.json "sampling"), with ``overrides`` that are not None."""
@@ -153,7 +138,7 @@ class AudioPipeline(Pipeline):
             on_progress(count[0], steps_total, "steps")
 
         steps = generate(self.model, [prompt + known], steps_total, sampling, seed=row.seed,
-                         uncond_prompts=uncond, forced=forced[None], use_cache=self.use_cache,
+                         rules=token_rules(uncond_prompts=uncond, forced=forced[None]), use_cache=self.use_cache,
                          on_token=tick if on_progress else None)[0]
         codes = lay.codes_from_steps(known + steps).to(self.device)  # (K, total_frames)
         # 4. codes -> samples; the clip's own samples stay as they were

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from argen.console import log
 from argen.errors import ArgenError, UsageError
-from argen.modalities.base import OnProgress, Output, Pipeline, Row
+from argen.modalities.base import OnProgress, Output, Pipeline, Row, is_argen_model, refuse_options
 from argen.modalities.crystal.spec import CrystalSpec
 
 
@@ -62,7 +62,7 @@ class CrystalModalityPipeline(Pipeline):
     def matches(cls, config: dict[str, Any] | None, path: Path) -> bool:
         if config is None:  # a single file: CrystaLLM's own ckpt.pt (its keys are checked when it loads)
             return path.is_file()
-        return config.get("format") == "argen" and config.get("modality") == "crystal"
+        return is_argen_model(config, "crystal")
 
     @classmethod
     def from_ref(cls, ref, config, device: str = "auto", dtype: str = "auto", compile: bool = False,
@@ -70,8 +70,7 @@ class CrystalModalityPipeline(Pipeline):
         from argen.engine.device import resolve_device, resolve_dtype
         from argen.modalities.crystal.pipeline import CrystalPipeline
 
-        if options:
-            raise UsageError(f"crystal models take no {', '.join(sorted(options))}", hint="see `argen crystal --help`")
+        refuse_options(options, "crystal")
         inner = CrystalPipeline.from_pretrained(str(ref.path) if not ref.bundled else ref.name, device=device)
         dev = resolve_device(device)
         inner.model.to(dtype=resolve_dtype(dtype, dev))

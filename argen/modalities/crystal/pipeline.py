@@ -17,6 +17,7 @@ import torch
 from argen.checkpoints import resolve as weights
 from argen.engine.sampling.next_token import generate
 from argen.engine.sampling.processors import SamplingConfig
+from argen.engine.sampling.window import ContextWindow
 from argen.errors import ArgenError, UsageError
 from argen.io.metadata import build_metadata
 from argen.modalities.crystal.checks import CheckReport, check_cif, restore_symmetry
@@ -191,7 +192,7 @@ class CrystalPipeline:
 
             got = generate(self.model, [ids[r] + outs[r] for r in more], max(left), sampling,
                            generators=[gens[r] for r in more], stop=stop2, compact=True,
-                           window=context, crop=True)
+                           window=ContextWindow(context, crop=True))
             for r, g in zip(more, got):
                 outs[r].extend(g)
 

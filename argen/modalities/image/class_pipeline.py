@@ -17,7 +17,7 @@ from argen.engine.device import resolve_device, resolve_dtype
 from argen.engine.sampling.processors import SamplingConfig
 from argen.errors import UsageError
 from argen.io.metadata import build_metadata
-from argen.modalities.base import Row
+from argen.modalities.base import Row, refuse_options
 from argen.modalities.image.guidance import GUIDANCE, Guidance
 from argen.modalities.image.imagenet import class_index, class_name
 from argen.modalities.image.pipeline import ImageOutput, ImagePipelineBase
@@ -81,8 +81,7 @@ class ClassImagePipeline(ImagePipelineBase):
     @classmethod
     def from_ref(cls, ref, config, device: str = "auto", dtype: str = "auto", compile: bool = False,
                  sampler: str | None = None, **options: Any) -> "ClassImagePipeline":
-        if options:
-            raise UsageError(f"image models take no {', '.join(sorted(options))}", hint="see `argen image --help`")
+        refuse_options(options, "image")
         family = config.get("family")
         if sampler is not None and sampler != FAMILIES[family]().sampler:
             raise UsageError(f"{ref.name} is a {FAMILIES[family]().sampler} model; it cannot sample {sampler}",
@@ -91,12 +90,6 @@ class ClassImagePipeline(ImagePipelineBase):
         dev = resolve_device(device)
         return cls(family, tokenizer.to(dev).eval(), model.to(device=dev, dtype=resolve_dtype(dtype, dev)).eval(),
                    meta, ref, dev)
-
-    @classmethod
-    def from_pretrained(cls, name_or_path: str, device: str = "auto") -> "ClassImagePipeline":
-        from argen.modalities.loading import load
-
-        return load(name_or_path, "image", device=device)
 
     @property
     def name(self) -> str:

@@ -13,16 +13,15 @@ import numpy as np
 import torch
 
 from argen.checkpoints import resolve as weights
-from argen.checkpoints.loader import load_transformer
-from argen.engine.device import resolve_device, resolve_dtype
 from argen.engine.sampling.next_scale import feature_inputs, generate_scales
 from argen.engine.sampling.next_token import generate
 from argen.engine.sampling.processors import SamplingConfig
+from argen.engine.sampling.rules import token_rules
 from argen.engine.transformer import Transformer
 from argen.errors import ArgenError, UsageError
 from argen.io.metadata import build_metadata
 from argen.io.png import write_png
-from argen.modalities.base import OnProgress, Output, Pipeline, Row, ticker
+from argen.modalities.base import OnProgress, Output, Pipeline, Row, load_argen_transformer, refuse_options, ticker
 from argen.modalities.image.layout import ImageLayout
 from argen.modalities.image.spec import ImageSpec
 from argen.modalities.image.vq import ImageTokenizer, load_tokenizer_dir, to_uint8, to_unit
@@ -74,6 +73,7 @@ class ImagePipelineBase(Pipeline):
 class ImagePipeline(ImagePipelineBase):
     """The bundled shapes models: ``argen.load("shapes-next-scale")("a red circle", n=2, seed=0)``."""
 
+    argen_section = "image"
     default_batch_size = 32
 
     def __init__(self, model: Transformer, tokenizer: ImageTokenizer, layout: ImageLayout,
@@ -88,36 +88,16 @@ class ImagePipeline(ImagePipelineBase):
                              hint="keep the tokenizer/ folder that was trained with the model")
 
     @classmethod
-    def matches(cls, config: dict[str, Any] | None, path: Path) -> bool:
-        return bool(config) and config.get("format") == "argen" and config.get("modality") == "image" and "image" in config
-
-    @classmethod
     def from_ref(cls, ref, config, device: str = "auto", dtype: str = "auto", compile: bool = False,
                  sampler: str | None = None, **options: Any) -> "ImagePipeline":
-        if options:
-            raise UsageError(f"image models take no {', '.join(sorted(options))}", hint="see `argen image --help`")
-        model, info = load_transformer(ref.path)
-        meta = info.get("config") or {}
-        try:
-            layout = ImageLayout(**meta["image"])
-        except (TypeError, ValueError) as e:
-            raise ArgenError(f"{ref.path / 'config.json'}: invalid image layout ({e})",
-                             hint="the file is corrupt or from another tool") from None
+        refuse_options(options, "image")
+        model, meta, layout, dev = load_argen_transformer(ref, device, dtype, "image", ImageLayout)
         if sampler is not None and sampler != layout.sampler:
             other = ImageSpec.default_model({"sampler": sampler})
             raise UsageError(f"{ref.name} is a {layout.sampler} model; it cannot sample {sampler}",
                              hint=f"drop --sampler, or use --model {other}")
         tokenizer, tok_info = load_tokenizer_dir(ref.path / meta.get("tokenizer", "tokenizer"))
-        dev = resolve_device(device)
-        model = model.to(device=dev, dtype=resolve_dtype(dtype, dev))
         return cls(model, tokenizer.to(dev), layout, ref, dev, tok_info, meta.get("sampling"))
-
-    @classmethod
-    def from_pretrained(cls, name_or_path: str | None = None, device: str = "auto",
-                        sampler: str | None = None) -> "ImagePipeline":
-        from argen.modalities.loading import load
-
-        return load(name_or_path, "image", device=device, sampler=sampler)
 
     def default_sampling(self, **overrides: Any) -> SamplingConfig:
         """The model's recommended settings (config.json "sampling"), with ``overrides`` that are not None."""
@@ -163,8 +143,8 @@ class ImagePipeline(ImagePipelineBase):
         if not lay.next_scale:
             prompts = [ids + [lay.bos] for ids in prompt_ids]
             out = generate(self.model, prompts, lay.num_tokens, sampling, generators=gens,
-                           uncond_prompts=[null + [lay.bos]] * b, vocab_limit=lay.codebook_size,
-                           forced=rows, use_cache=use_cache, on_token=ticker(on_progress, lay.num_tokens, "tokens"))
+                           rules=token_rules(lay.codebook_size, [null + [lay.bos]] * b, forced=rows),
+                           use_cache=use_cache, on_token=ticker(on_progress, lay.num_tokens, "tokens"))
             return torch.tensor(out, dtype=torch.long)
         per_scale = lay.split(rows) if rows is not None else None
         prefix = torch.tensor(prompt_ids, device=self.device)

@@ -24,8 +24,8 @@ Because coordinates are written (z, y, x), comparing vertices is comparing the i
 from __future__ import annotations
 
 import numpy as np
-import torch
 
+from argen.engine.sampling.grammar import RowGrammars
 from argen.modalities.mesh.tokenizer import EOS, LEVELS, SEP
 
 TOP = LEVELS ** 3 - 1  # the largest vertex value
@@ -217,24 +217,14 @@ def line_points(p: int, q: int) -> np.ndarray:
     return (pts[:, 0] * LEVELS + pts[:, 1]) * LEVELS + pts[:, 2]
 
 
-class MeshConstraint:
+class MeshConstraint(RowGrammars):
     """``allowed(step, outputs) -> (B, vocab) bool`` for :func:`generate`: each row's state is
     advanced with the tokens it gained since the previous call."""
 
     def __init__(self, batch: int, adjacent: bool, max_faces: int, vocab: int, budget: int | None = None) -> None:
         if max_faces < 1:
             raise ValueError("max_faces must be at least 1")
-        self.rows = [RowState(adjacent, max_faces, vocab, budget) for _ in range(batch)]
-        self.seen = [0] * batch
-
-    def __call__(self, step: int, outputs: list[list[int]]) -> torch.Tensor:
-        masks = []
-        for r, (row, out) in enumerate(zip(self.rows, outputs)):
-            for t in out[self.seen[r]:]:
-                row.feed(t)
-            self.seen[r] = len(out)
-            masks.append(row.allowed())
-        return torch.from_numpy(np.stack(masks))
+        super().__init__([RowState(adjacent, max_faces, vocab, budget) for _ in range(batch)])
 
 
 def max_tokens(max_faces: int) -> int:

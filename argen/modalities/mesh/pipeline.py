@@ -11,13 +11,12 @@ from typing import Any, ClassVar
 import torch
 
 from argen.checkpoints import resolve as weights
-from argen.engine.device import resolve_device, resolve_dtype
 from argen.engine.sampling.next_token import generate
 from argen.engine.sampling.processors import SamplingConfig
+from argen.engine.sampling.rules import token_rules
 from argen.engine.transformer import Transformer
-from argen.errors import ArgenError, UsageError
 from argen.io.metadata import build_metadata
-from argen.modalities.base import OnProgress, Output, Pipeline, Row, ticker
+from argen.modalities.base import OnProgress, Output, Pipeline, Row, load_argen_transformer, refuse_options, ticker
 from argen.modalities.mesh.constraints import MeshConstraint, max_tokens
 from argen.modalities.mesh.spec import MeshSpec
 from argen.modalities.mesh.tokenizer import MeshLayout
@@ -51,6 +50,7 @@ class MeshPipeline(Pipeline):
     """A text-to-mesh model: ``argen.load("shapes3d-mesh")("a tall lamp", n=4, seed=0)``."""
 
     modality = "mesh"
+    argen_section = "mesh"
     default_batch_size = 16
 
     def __init__(self, model: Transformer, layout: MeshLayout, ref: weights.ModelRef | None = None,
@@ -60,31 +60,11 @@ class MeshPipeline(Pipeline):
         self.sampling_defaults = {"cfg_scale": 1.0, "temperature": 0.7, **(sampling or {})}
 
     @classmethod
-    def matches(cls, config: dict[str, Any] | None, path: Path) -> bool:
-        return bool(config) and config.get("format") == "argen" and config.get("modality") == "mesh" and "mesh" in config
-
-    @classmethod
     def from_ref(cls, ref, config, device: str = "auto", dtype: str = "auto", compile: bool = False,
                  **options: Any) -> "MeshPipeline":
-        from argen.checkpoints.loader import load_transformer
-
-        if options:
-            raise UsageError(f"mesh models take no {', '.join(sorted(options))}", hint="see `argen mesh --help`")
-        model, info = load_transformer(ref.path)
-        meta = info.get("config") or {}
-        try:
-            layout = MeshLayout.from_dict(meta["mesh"])
-        except (TypeError, ValueError) as e:
-            raise ArgenError(f"{ref.path / 'config.json'}: invalid mesh layout ({e})",
-                             hint="the file is corrupt or from another tool") from None
-        dev = resolve_device(device)
-        return cls(model.to(device=dev, dtype=resolve_dtype(dtype, dev)), layout, ref, dev, meta.get("sampling"))
-
-    @classmethod
-    def from_pretrained(cls, name_or_path: str | None = None, device: str = "auto") -> "MeshPipeline":
-        from argen.modalities.loading import load
-
-        return load(name_or_path or DEFAULT_MODEL, "mesh", device=device)
+        refuse_options(options, "mesh")
+        model, meta, layout, dev = load_argen_transformer(ref, device, dtype, "mesh", MeshLayout)
+        return cls(model, layout, ref, dev, meta.get("sampling"))
 
     def default_sampling(self, **overrides: Any) -> SamplingConfig:
         return SamplingConfig(**{**self.sampling_defaults, **{k: v for k, v in overrides.items() if v is not None}})
@@ -110,8 +90,8 @@ class MeshPipeline(Pipeline):
         gens = None if sampling.greedy else [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
         constraint = MeshConstraint(b, lay.adjacent, max_faces, lay.mesh_vocab, budget)
         return generate(self.model, [ids + [lay.bos] for ids in prompt_ids], budget, sampling, generators=gens,
-                        eos_id=lay.eos, uncond_prompts=[lay.null_ids() + [lay.bos]] * b,
-                        vocab_limit=lay.mesh_vocab, allowed=constraint, use_cache=use_cache,
+                        eos_id=lay.eos, use_cache=use_cache,
+                        rules=token_rules(lay.mesh_vocab, [lay.null_ids() + [lay.bos]] * b, constraint),
                         on_token=ticker(on_progress, budget, "tokens"))
 
     @torch.inference_mode()

@@ -15,7 +15,9 @@ from argen.checkpoints.loader import load_transformer
 from argen.engine.device import resolve_device, resolve_dtype
 from argen.engine.sampling.next_token import generate
 from argen.engine.sampling.processors import SamplingConfig
+from argen.engine.sampling.rules import token_rules
 from argen.engine.sampling.speculative import LookupDrafter, ModelDrafter, SpecStats, speculative_generate
+from argen.engine.sampling.window import ContextWindow
 from argen.errors import ArgenError, UsageError
 from argen.io.metadata import build_metadata
 from argen.modalities.base import OnProgress, Output, Pipeline, Row
@@ -108,13 +110,6 @@ class TextPipeline(Pipeline):
 
             model = quantize_int8(model)
         return cls(model, tokenizer, info, ref, dev, compile, quantize)
-
-    @classmethod
-    def from_pretrained(cls, name_or_path: str | None = None, device: str = "auto", dtype: str = "auto",
-                        compile: bool = False, quantize: str = "none") -> "TextPipeline":
-        from argen.modalities.loading import load
-
-        return load(name_or_path, "text", device=device, dtype=dtype, compile=compile, quantize=quantize)
 
     def default_sampling(self, **overrides: Any) -> SamplingConfig:
         return SamplingConfig(**{**self.sampling_defaults, **{k: v for k, v in overrides.items() if v is not None}})
@@ -210,7 +205,7 @@ class TextPipeline(Pipeline):
                 out, stats[j] = speculative_generate(
                     self.model, ids, spec.max_new_tokens, drafter, sampling, k=spec.draft_tokens,
                     generator=None if sampling.greedy else gen, eos_id=self.eos_id,
-                    stop=stop_fn, on_token=hook, window=window)
+                    stop=stop_fn, on_token=hook, window=None if window is None else ContextWindow(window))
                 results.append(out)
         else:
             gens = None if sampling.greedy else [torch.Generator(device=self.device).manual_seed(seed) for _, _, seed in jobs]
@@ -219,7 +214,8 @@ class TextPipeline(Pipeline):
             uncond = [ids[-1:] for _, ids, _ in jobs] if sampling.guided else None
             results = generate(self.model, [ids for _, ids, _ in jobs], spec.max_new_tokens, sampling,
                                generators=gens, eos_id=self.eos_id, stop=stop_fn if stops else None,
-                               on_token=hook, compile=self.compile, window=window, uncond_prompts=uncond)
+                               on_token=hook, compile=self.compile, rules=token_rules(uncond_prompts=uncond),
+                               window=None if window is None else ContextWindow(window))
         seconds = time.time() - t0
         outputs = []
         for j, ((prompt, _ids, seed), toks) in enumerate(zip(jobs, results)):

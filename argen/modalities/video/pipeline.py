@@ -17,7 +17,7 @@ from argen.engine.device import resolve_device, resolve_dtype
 from argen.engine.sampling.block_diffusion import context_frames_used, extend
 from argen.errors import UsageError
 from argen.io.metadata import build_metadata
-from argen.modalities.base import OnProgress, Output, Pipeline, Row
+from argen.modalities.base import OnProgress, Output, Pipeline, Row, refuse_options
 from argen.modalities.video.codec import FrameCodec, load_codec_dir, to_uint8, to_unit
 from argen.modalities.video.dit import VideoDiT, load_video_dir
 from argen.modalities.video.spec import VideoSpec
@@ -62,26 +62,15 @@ class VideoPipeline(Pipeline):
         self.collide = bool((data or {}).get("collide", False))  # trained on objects that bounce off each other
 
     @classmethod
-    def matches(cls, config: dict[str, Any] | None, path: Path) -> bool:
-        return bool(config) and config.get("format") == "argen" and config.get("modality") == "video"
-
-    @classmethod
     def from_ref(cls, ref, config, device: str = "auto", dtype: str = "auto", compile: bool = False,
                  **options: Any) -> "VideoPipeline":
-        if options:
-            raise UsageError(f"video models take no {', '.join(sorted(options))}", hint="see `argen video --help`")
+        refuse_options(options, "video")
         model, meta = load_video_dir(ref.path)
         codec, _ = load_codec_dir(ref.path / meta.get("codec", "codec"))
         dev = resolve_device(device)
         vocab = CaptionVocab(meta.get("vocab"), model.cfg.prompt_len)
         return cls(model.to(device=dev, dtype=resolve_dtype(dtype, dev)), codec.to(dev), vocab, float(meta.get("fps", 8)),
                    ref, dev, meta.get("sampling"), meta.get("data"))
-
-    @classmethod
-    def from_pretrained(cls, name_or_path: str | None = None, device: str = "auto") -> "VideoPipeline":
-        from argen.modalities.loading import load
-
-        return load(name_or_path, "video", device=device)
 
     def sampling(self, spec: VideoSpec) -> dict[str, Any]:
         return {"cfg": spec.cfg}

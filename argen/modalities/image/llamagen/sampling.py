@@ -16,6 +16,7 @@ import torch
 
 from argen.engine.sampling.next_token import generate
 from argen.engine.sampling.processors import SamplingConfig
+from argen.engine.sampling.rules import token_rules
 from argen.engine.transformer import Transformer
 from argen.errors import UsageError
 from argen.modalities.image.llamagen.vq import LlamaGenVQ, indices_to_images
@@ -58,7 +59,7 @@ def sample_llamagen_tokens(gpt: Transformer, class_labels: list[int], sampling: 
     prompts, uncond = class_prompts(gpt, class_labels)
     grid = gpt.cfg.rope_grid
     rows = generate(gpt, prompts, grid * grid, sampling, seed=seed, generators=generators, use_cache=use_cache,
-                    uncond_prompts=uncond if sampling.guided else None)
+                    rules=token_rules(uncond_prompts=uncond if sampling.guided else None))
     return torch.tensor(rows, dtype=torch.long).view(len(prompts), grid, grid)  # (B, h, w)
 
 

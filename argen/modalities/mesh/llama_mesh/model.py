@@ -21,6 +21,7 @@ import trimesh
 from argen.checkpoints.argen_format import read_json
 from argen.engine.sampling.next_token import generate
 from argen.engine.sampling.processors import SamplingConfig
+from argen.engine.sampling.rules import token_rules
 from argen.errors import ArgenError, UsageError
 from argen.modalities.mesh.llama_mesh.chat import read_template, render
 from argen.modalities.mesh.llama_mesh.grammar import START, ObjConstraint, ObjGrammar
@@ -138,7 +139,7 @@ class LlamaMesh:
             gens = None if sampling.greedy else [torch.Generator(device=self.device).manual_seed(s) for s in chunk]
             allowed = ObjConstraint(self.grammar, len(chunk), max_new_tokens) if constrained else None
             seqs = generate(self.model, [ids] * len(chunk), max_new_tokens, sampling, generators=gens,
-                            stop=lambda r, t: t[-1] in ends, allowed=allowed)
+                            stop=lambda r, t: t[-1] in ends, rules=token_rules(allowed=allowed))
             for s, seq in zip(chunk, seqs):
                 body = seq[:-1] if seq and seq[-1] in ends else seq
                 text = self.tok.decode(body, skip_special_tokens=False)

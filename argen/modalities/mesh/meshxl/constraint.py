@@ -30,8 +30,8 @@ holds at most 127 keys above ``a``, and at least 128 keys are above it.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
+from argen.engine.sampling.grammar import RowGrammars
 from argen.modalities.mesh.meshxl.tokenizer import EOS, LEVELS, PER_FACE, PLACE, VOCAB
 
 TOP = LEVELS ** 3 - 1  # the largest vertex key
@@ -215,24 +215,14 @@ class RowState:
         return not self.ordered or p is None or p[0] + 1 <= LAST_ROW or self._rest_after(*p)
 
 
-class MeshXLConstraint:
+class MeshXLConstraint(RowGrammars):
     """``allowed(step, outputs) -> (B, vocab) bool`` for :func:`generate`: each row's state is
     advanced with the tokens it gained since the previous call."""
 
     def __init__(self, batch: int, max_faces: int, budget: int | None = None, vocab: int = VOCAB,
                  ordered: bool = True) -> None:
         budget = budget if budget is not None else max_tokens(max_faces)
-        self.rows = [RowState(max_faces, budget, vocab, ordered) for _ in range(batch)]
-        self.seen = [0] * batch
-
-    def __call__(self, step: int, outputs: list[list[int]]) -> torch.Tensor:
-        masks = []
-        for r, (row, out) in enumerate(zip(self.rows, outputs)):
-            for t in out[self.seen[r]:]:
-                row.feed(t)
-            self.seen[r] = len(out)
-            masks.append(row.allowed())
-        return torch.from_numpy(np.stack(masks))
+        super().__init__([RowState(max_faces, budget, vocab, ordered) for _ in range(batch)])
 
 
 def max_tokens(max_faces: int) -> int:

@@ -33,6 +33,7 @@ import trimesh
 from argen.checkpoints.argen_format import read_json
 from argen.engine.sampling.next_token import generate
 from argen.engine.sampling.processors import SamplingConfig
+from argen.engine.sampling.rules import token_rules
 from argen.errors import ArgenError, UsageError
 from argen.modalities.mesh.meshxl import tokenizer as tok
 from argen.modalities.mesh.meshxl.constraint import MAX_FACES, MeshXLConstraint
@@ -206,7 +207,7 @@ class MeshXL:
             gens = None if sampling.greedy else [torch.Generator(device=self.device).manual_seed(s) for s in chunk]
             allowed = MeshXLConstraint(len(chunk), max_faces, budget, ordered=ordered) if constrained else None
             seqs = generate(self.model, [head] * len(chunk), budget, sampling, generators=gens,
-                            eos_id=tok.EOS, allowed=allowed, use_cache=use_cache)
+                            eos_id=tok.EOS, rules=token_rules(allowed=allowed), use_cache=use_cache)
             for s, seq in zip(chunk, seqs):
                 _, parsed = tok.split_faces(seq)
                 out.append(MeshXLSample(seq, tok.detokenize(seq), tok.detokenize(seq, clean=False), parsed, s))

@@ -1,0 +1,78 @@
+"""One decoding step, shared by every loop: the model's forward pass for a prompt (prefill) or one
+new token (decode), and the choice of the next tokens from the logits (the rules, the sampling
+processors, the draw). The next-token loop, speculative decoding and the audio and image
+pipelines all go through these, so a row's tokens are the same whichever loop made them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from argen.engine.kv_cache import KVCache
+from argen.engine.sampling.processors import SamplingConfig, probs_from_logits, sample
+from argen.engine.sampling.rules import Rule, Step
+from argen.engine.transformer import Transformer
+
+
+def left_pad(prompts: list[list[int]], pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids (B, L) left-padded with ``pad_id``, and positions (B, L) with -1 on padding.
+    Prompts of parallel streams (each position a tuple of n ids) give ids (B, L, n)."""
+    if not prompts or any(len(p) == 0 for p in prompts):
+        raise ValueError("every prompt needs at least one token")
+    width = max(len(p) for p in prompts)
+    first = prompts[0][0]
+    streams = (len(first),) if isinstance(first, (tuple, list)) else ()
+    idx = torch.full((len(prompts), width, *streams), pad_id, dtype=torch.long)
+    pos = torch.full((len(prompts), width), -1, dtype=torch.long)
+    for b, p in enumerate(prompts):
+        idx[b, width - len(p):] = torch.tensor(p, dtype=torch.long)
+        pos[b, width - len(p):] = torch.arange(len(p))
+    return idx, pos
+
+
+def prefill(model: Transformer, idx: torch.Tensor, pos: torch.Tensor, cache: KVCache) -> torch.Tensor:
+    """Run the prompt (B, L) through the model into ``cache``; logits of the last position (B, V)."""
+    return model(idx, pos=pos, cache=cache, num_logits=1)[:, -1]
+
+
+def decode(model: Transformer, tokens: torch.Tensor, cache: KVCache, pos: torch.Tensor | None = None,
+           last: bool = False) -> torch.Tensor:
+    """The decoding step: new tokens (B, T) after what ``cache`` holds (at positions ``pos`` (B, T),
+    default: right after it) -> logits (B, T, V), or the last position's (B, V) with ``last``.
+    One token at a time for sampling; a token and its drafts at once for speculative decoding."""
+    if last:
+        return model(tokens, pos=pos, cache=cache, num_logits=1)[:, -1]
+    return model(tokens, pos=pos, cache=cache)
+
+
+def decode_one_token(model: Transformer, tok: torch.Tensor, pos: torch.Tensor, cache: KVCache) -> torch.Tensor:
+    """One decoding step: tokens (B, 1) at positions (B, 1) -> logits (B, V)."""
+    return decode(model, tok, cache, pos)[:, -1]
+
+
+def compiled_decoder(fn=decode_one_token):
+    """``decode_one_token`` under torch.compile; lengths are symbolic so it compiles once."""
+    return torch.compile(fn, dynamic=True)
+
+
+def choose_tokens(logits: torch.Tensor, step: Step, rules: Sequence[Rule] = (),
+                  generators: list[torch.Generator] | None = None, history: torch.Tensor | None = None,
+                  streams: int = 1) -> torch.Tensor:
+    """The next token of each row from the model's logits (B', V): the rules' logits hooks in
+    order (B' may hold guidance twins, which a Guidance rule folds in), the sampling processors
+    and the draw (argmax when greedy), then the rules' token hooks. Returns (B,), or
+    (B, n_streams) for parallel streams."""
+    sampling: SamplingConfig = step.sampling
+    if streams > 1:
+        logits = logits.view(logits.shape[0], streams, -1)  # (B', n_streams, V / n_streams)
+    for rule in rules:
+        logits = rule.logits(logits, step)
+    if sampling.greedy and history is None:
+        tok = logits.argmax(-1)  # (B,)
+    else:
+        tok = sample(probs_from_logits(logits, sampling, history), generators)
+    for rule in rules:
+        tok = rule.tokens(tok, step)
+    return tok
