@@ -107,6 +107,8 @@ def fused_sample(logits_cond: torch.Tensor, logits_uncond: torch.Tensor | None =
     has_k = top_k is not None and 0 < top_k < vocab
     has_p = top_p is not None and top_p < 1.0
     out = torch.empty(rows, dtype=torch.int64, device=cond.device)
+    if rows == 0:
+        return out.view(lead)
     # the scratch row of weights (float32), read by every pass after the first
     work = torch.empty((rows, vocab) if not greedy else (1,), dtype=torch.float32, device=cond.device)
     block = block_size(vocab)

@@ -125,7 +125,9 @@ def fused_sample_kernel(cond_ptr, uncond_ptr, work_ptr, out_ptr, seeds_ptr, n_ro
             q += tl.sum(tl.where(w >= thr[:, None], w, 0.0), 1)
 
         seed = tl.load(seeds_ptr + rows64, mask=live, other=0)
-        low = tl.zeros((ROWS,), tl.float32) - 1.0  # candidates also need w > low (weights are >= 0)
+        # candidates also need w > low; starting at 0 keeps tokens of weight 0 (masked at -inf, or
+        # underflowed) out even when u rounds past the candidates' mass and the last one is taken
+        low = tl.zeros((ROWS,), tl.float32)
         high = tl.zeros((ROWS,), tl.float32) + 2.0
         picked = tl.zeros((ROWS,), tl.int32)
         accepted = tl.where(live, 0, 1)
