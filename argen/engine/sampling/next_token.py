@@ -15,7 +15,7 @@ import torch
 from argen.engine.kernels.fused_sampling import use_fused
 from argen.engine.sampling.processors import SamplingConfig, make_generators
 from argen.engine.sampling.rules import Guidance, Rule, Step
-from argen.engine.sampling.step import choose_tokens, compiled_decoder, decode_one_token, left_pad, prefill  # noqa: F401
+from argen.engine.sampling.step import choose_tokens, compiled_decoder, decode_one_token, graph_decoder, left_pad, prefill, use_graphs  # noqa: F401
 from argen.engine.sampling.window import ContextWindow
 from argen.engine.transformer import Transformer
 
@@ -79,7 +79,10 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int,
     cropping = crop and (idx.shape[1] > window.size or not use_cache)  # recompute the window every step
     use_cache = use_cache and not cropping
     cache = model.new_cache(len(batch), capacity=capacity) if use_cache else None
-    step_fn = compiled_decoder() if (compile and use_cache) else decode_one_token
+    if use_graphs(device, compile, use_cache, window is not None, compact):
+        step_fn = graph_decoder()  # a static cache and a CUDA-graph-captured step
+    else:
+        step_fn = compiled_decoder() if (compile and use_cache) else decode_one_token
     fused = use_fused(sampling, device, compile)  # the Triton sampling kernel: CUDA and --compile only
     if cropping:
         logits = window.cropped_logits(model, prompts, outputs, rows)

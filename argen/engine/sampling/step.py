@@ -57,6 +57,31 @@ def compiled_decoder(fn=decode_one_token):
     return torch.compile(fn, dynamic=True)
 
 
+def graph_decoder(compiled: bool = True):
+    """``decode_one_token`` on a cache in graph mode (:meth:`KVCache.use_slot_tensor`): the step
+    has fixed shapes (the whole cache read, masked by positions; the write slot in a tensor), so
+    torch.compile's ``mode="reduce-overhead"`` captures it once as a CUDA graph and replays it for
+    every token (gpt-fast's recipe: pytorch-labs/gpt-fast ``generate.py``). The slot is advanced
+    outside the captured step. ``compiled=False``: the same step eagerly (the CPU test's path)."""
+    inner = torch.compile(decode_one_token, mode="reduce-overhead", dynamic=False) if compiled else decode_one_token
+
+    def step(model: Transformer, tok: torch.Tensor, pos: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        if cache.slot is None:
+            cache.use_slot_tensor()
+        cache.advance_slot()
+        if compiled:
+            torch.compiler.cudagraph_mark_step_begin()  # the last step's outputs are consumed
+        return inner(model, tok, pos, cache)
+
+    return step
+
+
+def use_graphs(device: torch.device | str, compile: bool, use_cache: bool, sliding: bool, compact: bool) -> bool:
+    """The next-token loop's rule for the graph-captured step: ``--compile`` on CUDA with a cache
+    that neither slides (a context window) nor drops rows (compaction), which would move it."""
+    return compile and use_cache and torch.device(device).type == "cuda" and not sliding and not compact
+
+
 def choose_tokens(logits: torch.Tensor, step: Step, rules: Sequence[Rule] = (),
                   generators: list[torch.Generator] | None = None, history: torch.Tensor | None = None,
                   streams: int = 1, fused: bool = False) -> torch.Tensor:
