@@ -9,9 +9,10 @@ Rows (``--sizes full``, meant for one CUDA device, about 8 minutes in all):
 - var-d16: VAR d16 with its VQ-VAE, batch 8, CFG (images/s of the codes, no decoding);
 - video block: one block of block diffusion (recipes/train/video-bouncing.yaml's DiT), batch 8.
 
-Modes: ``eager``; ``compiled`` (``compile=True``: the decode step under torch.compile, the fused
-sampler on CUDA); ``graphs`` (CUDA graphs of a static-cache decode step) is printed as n/a: the
-graph-captured step has not landed. VAR and the video block have no compiled path yet (n/a).
+Modes: ``eager``; ``compiled`` (the decode step under torch.compile with dynamic shapes, the
+fused sampler on CUDA, no CUDA graphs); ``graphs`` (what ``--compile`` does on CUDA: a static KV
+cache and the decode step captured as a CUDA graph, plus the fused sampler; n/a off CUDA). VAR and
+the video block have no compiled path yet (n/a).
 For batch-1 text decode the table adds the achieved memory bandwidth: bytes read per step (every
 weight once, bf16, plus the KV cache at its mean length) times steps/s, as a share of the
 device's peak (a table of known parts, or ``--peak-gbps``).
@@ -23,6 +24,7 @@ at tiny sizes on the CPU (what tests/test_bench_gpu.py does) to check the script
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 
 import torch
@@ -67,6 +69,20 @@ def timed(fn, device: torch.device) -> float:
     return time.perf_counter() - t0
 
 
+@contextlib.contextmanager
+def mode_rule(mode: str):
+    """The next-token loop with ``mode``'s decode step: ``compiled`` turns the graph rule off."""
+    from argen.engine.sampling import next_token
+
+    rule = next_token.use_graphs
+    if mode == "compiled":
+        next_token.use_graphs = lambda *a: False
+    try:
+        yield mode != "eager"  # the loop's compile flag
+    finally:
+        next_token.use_graphs = rule
+
+
 def decode_bytes(model, mean_len: float) -> float:
     """Bytes one batch-1 decode step reads: every weight once (the embedding table only when tied,
     as the head then reads it whole) plus the KV cache at ``mean_len`` positions."""
@@ -92,16 +108,15 @@ def text_rows(size: dict, device: torch.device, dtype: torch.dtype, peak: float 
     for batch in size["batches"]:
         prompts = [[(7 * i + j) % model.cfg.vocab_size for j in range(plen)] for i in range(batch)]
         for mode in MODES:
-            if mode == "graphs":
+            if mode == "graphs" and device.type != "cuda":
                 rows.append((f"text 1B-shape b{batch}", mode, None, "tokens/s", None))
                 continue
-            compile = mode == "compiled"
+            with mode_rule(mode) as compile:
+                def run(p=prompts, c=compile, n=new):
+                    return generate(model, p, n, sampling, seed=0, compile=c)
 
-            def run(p=prompts, c=compile):
-                return generate(model, p, new, sampling, seed=0, compile=c)
-
-            t_all = timed(run, device)
-            t_prefill = timed(lambda p=prompts, c=compile: generate(model, p, 1, sampling, seed=0, compile=c), device)
+                t_all = timed(run, device)
+                t_prefill = timed(lambda: run(n=1), device)
             share = None
             if batch == 1 and peak and t_all > t_prefill:
                 steps = (new - 1) / (t_all - t_prefill)  # decode steps/s, the prefill taken out
@@ -129,11 +144,12 @@ def llamagen_rows(size: dict, device: torch.device, dtype: torch.dtype) -> list[
     n = cfg.rope_grid ** 2
     rows = []
     for mode in MODES:
-        if mode == "graphs":
+        if mode == "graphs" and device.type != "cuda":
             rows.append((f"llamagen-gpt-b-256 b{b}", mode, None, "images/s", None))
             continue
-        t = timed(lambda c=mode == "compiled": generate(gpt, prompts, n, sampling, seed=0, compile=c,
-                                                        rules=token_rules(uncond_prompts=uncond)), device)
+        with mode_rule(mode) as compile:
+            t = timed(lambda c=compile: generate(gpt, prompts, n, sampling, seed=0, compile=c,
+                                                 rules=token_rules(uncond_prompts=uncond)), device)
         rows.append((f"llamagen-gpt-b-256 b{b}", mode, b / t, "images/s", None))
     return rows
 
