@@ -30,13 +30,41 @@ class KVCache:
         # the used prefix (faster in eager mode).
         self.static = False
         self.padded = False  # whether any used slot holds padding (then every step needs a mask)
+        # graph mode (see use_slot_tensor): the next slot as a (1,) device tensor, so a captured
+        # decode step writes where this tensor says instead of at a Python int baked into the graph
+        self.slot: torch.Tensor | None = None
 
     @property
     def batch(self) -> int:
         return self.pos.shape[0]
 
-    def reserve(self, pos: torch.Tensor) -> slice:
-        """Claim slots for T new tokens at positions ``pos`` (B, T); returns their slot range."""
+    def use_slot_tensor(self) -> None:
+        """Switch to graph mode for single-token decode steps: static reads (the whole buffer,
+        masked by ``pos``), writes at the slot in ``self.slot``, and the buffers marked as static
+        addresses, so that torch.compile's CUDA graphs may update them in place (gpt-fast keeps its
+        cache in module buffers for the same reason: pytorch-labs/gpt-fast ``model.py`` KVCache,
+        ``generate.py`` ``torch.compile(decode_one_token, mode="reduce-overhead")``). The caller
+        sets the slot and advances ``length`` outside the captured step (:func:`advance_slot`)."""
+        self.static = True
+        self.slot = torch.zeros(1, dtype=torch.long, device=self.pos.device)
+        mark = getattr(torch._dynamo, "mark_static_address", None)
+        if mark is not None:
+            for t in (*self.k, *self.v, self.pos, self.slot):
+                mark(t)
+
+    def advance_slot(self) -> None:
+        """Graph mode, before a step: check room for one token, point ``slot`` at it, count it."""
+        if self.length + 1 > self.capacity:
+            raise RuntimeError(f"KV cache full: {self.length} + 1 tokens > capacity {self.capacity}")
+        self.slot.fill_(self.length)
+        self.length += 1
+
+    def reserve(self, pos: torch.Tensor) -> slice | torch.Tensor:
+        """Claim slots for T new tokens at positions ``pos`` (B, T); returns their slot range
+        (in graph mode the slot tensor that :meth:`advance_slot` set, for one token)."""
+        if self.slot is not None:
+            self.pos.index_copy_(1, self.slot, pos)
+            return self.slot
         t = pos.shape[1]
         if self.length + t > self.capacity:
             raise RuntimeError(f"KV cache full: {self.length} + {t} tokens > capacity {self.capacity}")
@@ -47,8 +75,12 @@ class KVCache:
         self.length += t
         return slots
 
-    def write(self, layer: int, slots: slice, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def write(self, layer: int, slots: slice | torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store k, v (B, Hkv, T, hd) in ``slots``; return the keys/values attention should read."""
+        if isinstance(slots, torch.Tensor):  # graph mode: in place at a slot held in a tensor
+            self.k[layer].index_copy_(2, slots, k)
+            self.v[layer].index_copy_(2, slots, v)
+            return self.k[layer], self.v[layer]
         self.k[layer][:, :, slots] = k
         self.v[layer][:, :, slots] = v
         end = self.capacity if self.static else self.length

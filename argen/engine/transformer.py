@@ -18,6 +18,7 @@ from torch import nn
 
 from argen.engine.config import TransformerConfig
 from argen.engine.cross_attention import CrossAttention, Memory
+from argen.engine.flex_masks import cached_block_mask, flex_attend, flex_usable
 from argen.engine.kv_cache import KVCache
 from argen.engine.rope import apply_rope, rope_cos_sin, rope_grid_cos_sin, rope_inv_freq, rope_video_cos_sin, rope_video_freqs
 
@@ -101,11 +102,14 @@ class Attention(nn.Module):
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         if cache is not None:
             k, v = cache.write(self.layer, slots, k, v)  # (B, Hkv, S, hd)
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=None if isinstance(mask, str) else mask, is_causal=mask == "causal",
-            dropout_p=self.dropout if self.training else 0.0,
-            enable_gqa=self.n_kv_head != self.n_head,
-        )  # (B, H, T, hd)
+        if not isinstance(mask, (str, torch.Tensor)):  # a FlexAttention BlockMask (CUDA, block layouts)
+            y = flex_attend(q, k, v, mask, self.n_kv_head != self.n_head)
+        else:
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=None if isinstance(mask, str) else mask, is_causal=mask == "causal",
+                dropout_p=self.dropout if self.training else 0.0,
+                enable_gqa=self.n_kv_head != self.n_head,
+            )  # (B, H, T, hd)
         return self.o_proj(y.transpose(1, 2).reshape(b, t, self.n_head * self.head_dim))
 
 
@@ -350,6 +354,8 @@ class Transformer(nn.Module):
                 mask = self.attention_mask(pos, cache.key_pos())
         elif dense and c.causal:
             mask = "causal"  # a dense batch: let SDPA pick its causal kernel
+        elif flex_usable(self, h):  # block-sparse: empty tiles skipped (argen/engine/flex_masks.py)
+            mask = cached_block_mask(self, pos, pos)
         else:
             mask = self.attention_mask(pos, pos)
         for block in self.layers:

@@ -12,10 +12,11 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from argen.engine.kernels.fused_sampling import use_fused
 from argen.engine.sampling.conditioning import Conditioning
 from argen.engine.sampling.processors import SamplingConfig, make_generators
 from argen.engine.sampling.rules import Guidance, Rule, Step
-from argen.engine.sampling.step import choose_tokens, compiled_decoder, decode_one_token, left_pad, prefill  # noqa: F401
+from argen.engine.sampling.step import choose_tokens, compiled_decoder, decode_one_token, graph_decoder, left_pad, prefill, use_graphs  # noqa: F401
 from argen.engine.sampling.window import ContextWindow
 from argen.engine.transformer import Transformer
 
@@ -88,7 +89,11 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int,
     cropping = crop and (idx.shape[1] > window.size or not use_cache)  # recompute the window every step
     use_cache = use_cache and not cropping
     cache = model.new_cache(len(batch), capacity=capacity) if use_cache else None
-    step_fn = compiled_decoder() if (compile and use_cache) else decode_one_token
+    if condition is None and use_graphs(device, compile, use_cache, window is not None, compact):  # conditioning: eager inputs
+        step_fn = graph_decoder()  # a static cache and a CUDA-graph-captured step
+    else:
+        step_fn = compiled_decoder() if (compile and use_cache) else decode_one_token
+    fused = use_fused(sampling, device, compile)  # the Triton sampling kernel: CUDA and --compile only
     if cropping:
         logits = window.cropped_logits(model, prompts, outputs, rows)
     elif use_cache:
@@ -98,7 +103,8 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int,
     next_pos = pos[:, -1:] + 1  # (B, 1)
     for index in range(max_new_tokens):
         step = Step(index, index / max(1, max_new_tokens - 1), rows, outputs, sampling, compacted=compact)
-        tok = choose_tokens(logits, step, rules, generators, None if history is None else history[:len(rows)], streams)
+        tok = choose_tokens(logits, step, rules, generators, None if history is None else history[:len(rows)], streams,
+                            fused=fused)
         if on_token is not None:
             on_token(_shown(tok, done, rows, b, compact))
         tok_cpu = tok.tolist()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from argen.engine.sampling.processors import SamplingConfig, guide
+from argen.engine.sampling.processors import SamplingConfig, guidance_scale, guide
 
 # (step, every row's new tokens so far) -> (B, V) bool: the ids each row may sample (a grammar)
 AllowedFn = Callable[[int, list[list[int]]], torch.Tensor]
@@ -61,6 +61,17 @@ class Guidance(Rule):
 
     def logits(self, logits: torch.Tensor, step: Step) -> torch.Tensor:
         return guide(logits, len(step.rows), step.sampling, step.progress, step.index)
+
+    def parts(self, logits: torch.Tensor, step: Step) -> tuple[torch.Tensor, torch.Tensor | None, float]:
+        """What :meth:`logits` combines, left for a fused kernel to combine: the conditional rows,
+        the unconditional twins (None when this step is unguided) and the weight ``s`` of
+        ``uncond + s * (cond - uncond)``; VAR's ``(1 + t) * cond - t * uncond`` is ``s = 1 + t``."""
+        b, cfg = len(step.rows), step.sampling
+        if logits.shape[0] == b or (cfg.cfg_tokens is not None and step.index >= cfg.cfg_tokens):
+            return logits[:b], None, 1.0
+        if cfg.cfg_schedule == "var":
+            return logits[:b], logits[b:], 1.0 + cfg.cfg_scale * step.progress
+        return logits[:b], logits[b:], guidance_scale(cfg.cfg_scale, cfg.cfg_schedule, step.progress)
 
 
 class Grammar(Rule):

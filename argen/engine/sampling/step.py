@@ -12,7 +12,7 @@ import torch
 
 from argen.engine.kv_cache import KVCache
 from argen.engine.sampling.processors import SamplingConfig, probs_from_logits, sample
-from argen.engine.sampling.rules import Rule, Step
+from argen.engine.sampling.rules import Guidance, Rule, Step
 from argen.engine.transformer import Transformer
 
 
@@ -63,16 +63,50 @@ def compiled_decoder(fn=decode_one_token):
     return torch.compile(fn, dynamic=True)
 
 
+def graph_decoder(compiled: bool = True):
+    """``decode_one_token`` on a cache in graph mode (:meth:`KVCache.use_slot_tensor`): the step
+    has fixed shapes (the whole cache read, masked by positions; the write slot in a tensor), so
+    torch.compile's ``mode="reduce-overhead"`` captures it once as a CUDA graph and replays it for
+    every token (gpt-fast's recipe: pytorch-labs/gpt-fast ``generate.py``). The slot is advanced
+    outside the captured step. ``compiled=False``: the same step eagerly (the CPU test's path)."""
+    inner = torch.compile(decode_one_token, mode="reduce-overhead", dynamic=False) if compiled else decode_one_token
+
+    def step(model: Transformer, tok: torch.Tensor, pos: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        if cache.slot is None:
+            cache.use_slot_tensor()
+        cache.advance_slot()
+        if compiled:
+            torch.compiler.cudagraph_mark_step_begin()  # the last step's outputs are consumed
+        return inner(model, tok, pos, cache)
+
+    return step
+
+
+def use_graphs(device: torch.device | str, compile: bool, use_cache: bool, sliding: bool, compact: bool) -> bool:
+    """The next-token loop's rule for the graph-captured step: ``--compile`` on CUDA with a cache
+    that neither slides (a context window) nor drops rows (compaction), which would move it."""
+    return compile and use_cache and torch.device(device).type == "cuda" and not sliding and not compact
+
+
 def choose_tokens(logits: torch.Tensor, step: Step, rules: Sequence[Rule] = (),
                   generators: list[torch.Generator] | None = None, history: torch.Tensor | None = None,
-                  streams: int = 1) -> torch.Tensor:
+                  streams: int = 1, fused: bool = False) -> torch.Tensor:
     """The next token of each row from the model's logits (B', V): the rules' logits hooks in
     order (B' may hold guidance twins, which a Guidance rule folds in), the sampling processors
     and the draw (argmax when greedy), then the rules' token hooks. Returns (B,), or
-    (B, n_streams) for parallel streams."""
+    (B, n_streams) for parallel streams.
+
+    ``fused`` (see :func:`argen.engine.kernels.fused_sampling.use_fused`; never on CPUs): the
+    guidance, the processors and the draw run as one Triton kernel; the same distribution, drawn
+    from per-row Philox streams keyed by each generator's seed and the step, not the generators."""
     sampling: SamplingConfig = step.sampling
     if streams > 1:
         logits = logits.view(logits.shape[0], streams, -1)  # (B', n_streams, V / n_streams)
+    if fused and history is None:
+        tok = _fused_draw(logits, step, rules, generators)
+        for rule in rules:
+            tok = rule.tokens(tok, step)
+        return tok
     for rule in rules:
         logits = rule.logits(logits, step)
     if sampling.greedy and history is None:
@@ -82,3 +116,30 @@ def choose_tokens(logits: torch.Tensor, step: Step, rules: Sequence[Rule] = (),
     for rule in rules:
         tok = rule.tokens(tok, step)
     return tok
+
+
+def _fused_draw(logits: torch.Tensor, step: Step, rules: Sequence[Rule],
+                generators: list[torch.Generator] | None) -> torch.Tensor:
+    """The fused kernel's tokens for logits (B', [n_streams,] V): the rules' logits hooks in order,
+    except a guidance rule that comes last among them, whose combination the kernel does (a
+    grammar after guidance must mask the combined logits, so then guidance runs here)."""
+    from argen.engine.kernels.fused_sampling import fused_sample, step_seeds
+
+    sampling = step.sampling
+    hooks = [r for r in rules if type(r).logits is not Rule.logits]
+    uncond, scale = None, 1.0
+    for i, rule in enumerate(hooks):
+        if isinstance(rule, Guidance) and i == len(hooks) - 1:
+            logits, uncond, scale = rule.parts(logits, step)
+        else:
+            logits = rule.logits(logits, step)
+    seeds = None
+    if not sampling.greedy:
+        rows = logits.shape[0]
+        base = (torch.tensor([g.initial_seed() for g in generators]) if generators is not None
+                else torch.randint(0, 2**31 - 1, (rows,)))
+        if logits.dim() == 3:  # one stream per (row, stream): distinct seeds per stream
+            base = base[:, None] * logits.shape[1] + torch.arange(logits.shape[1])
+        seeds = step_seeds(base, step.index).to(logits.device)
+    return fused_sample(logits, uncond, scale, sampling.temperature, sampling.top_k, sampling.top_p,
+                        sampling.min_p, seeds)
