@@ -47,7 +47,8 @@ def write_audio(path: str | Path, samples: np.ndarray, sample_rate: int, meta: d
     layout, sample_fmt = ("mono", "flt") if x.shape[0] == 1 else ("stereo", "fltp")  # fltp: planar (C, T)
     path = Path(path)
     with atomic_path(path) as tmp:
-        with av.open(str(tmp), "w", format=fmt) as out:
+        # bitexact: no "LavfN.N.N" encoder tag, so the same samples give the same bytes whatever PyAV build wrote them
+        with av.open(str(tmp), "w", format=fmt, container_options={"fflags": "+bitexact"}) as out:
             if meta is not None:
                 out.metadata[TAG] = json.dumps(meta, ensure_ascii=False, sort_keys=True)
             stream = out.add_stream(codec, rate=rate, layout=layout)

@@ -39,7 +39,8 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: float, meta: dict[str, 
     frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
     path = Path(path)
     with atomic_path(path) as tmp:
-        with av.open(str(tmp), "w", format="mp4") as out:
+        # bitexact: no "LavfN.N.N" encoder tag, so the same frames give the same bytes whatever PyAV build wrote them
+        with av.open(str(tmp), "w", format="mp4", container_options={"fflags": "+bitexact"}) as out:
             if meta is not None:
                 out.metadata[TAG] = json.dumps(meta, ensure_ascii=False, sort_keys=True)
             stream = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
