@@ -210,10 +210,21 @@ def is_argen_model(config: dict[str, Any] | None, modality: str, section: str | 
             and (section is None or section in config))
 
 
-def refuse_options(options: dict[str, Any], modality: str) -> None:
+def refuse_options(options: dict[str, Any], modality: str, family: str | None = None) -> None:
     """Load options another family takes (``sampler``, ``quantize``...) are a usage error here."""
     if options:
-        raise UsageError(f"{modality} models take no {', '.join(sorted(options))}", hint=f"see `argen {modality} --help`")
+        raise UsageError(f"{family or modality} models take no {', '.join(sorted(options))}",
+                         hint=f"see `argen {modality} --help`")
+
+
+def load_pretrained(model_cls, ref, device: str, dtype: str, options: dict[str, Any], modality: str, family: str):
+    """A released family's model (``model_cls.from_pretrained(folder, device, dtype)``) from a
+    resolved ``ref``, on the resolved device and dtype, after refusing other families' options."""
+    from argen.engine.device import resolve_device, resolve_dtype
+
+    refuse_options(options, modality, family)
+    dev = resolve_device(device)
+    return model_cls.from_pretrained(ref.path, dev, resolve_dtype(dtype, dev))
 
 
 def load_argen_transformer(ref, device: str, dtype: str, section: str | None = None, layout=None):

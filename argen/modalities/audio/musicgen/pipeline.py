@@ -23,7 +23,7 @@ from argen.io.metadata import build_metadata
 from argen.modalities.audio.musicgen.config import DEFAULTS, matches
 from argen.modalities.audio.pipeline import AudioOutput
 from argen.modalities.audio.spec import AudioSpec
-from argen.modalities.base import OnProgress, Pipeline, Row, refuse_options
+from argen.modalities.base import OnProgress, Pipeline, Row, load_pretrained
 
 DEFAULT_SECONDS = 8.0  # new audio when --seconds is not given (a short, quick first try)
 
@@ -47,12 +47,9 @@ class MusicGenPipeline(Pipeline):
     @classmethod
     def from_ref(cls, ref, config, device: str = "auto", dtype: str = "auto", compile: bool = False,
                  **options: Any) -> "MusicGenPipeline":
-        from argen.engine.device import resolve_device, resolve_dtype
         from argen.modalities.audio.musicgen.model import MusicGen
 
-        refuse_options(options, "MusicGen")
-        dev = resolve_device(device)
-        return cls(MusicGen.from_pretrained(ref.path, dev, resolve_dtype(dtype, dev)), ref)
+        return cls(load_pretrained(MusicGen, ref, device, dtype, options, "audio", "MusicGen"), ref)
 
     def default_sampling(self, **overrides: Any) -> SamplingConfig:
         """The published settings (top-k 250, temperature 1, guidance 3) with ``overrides``."""

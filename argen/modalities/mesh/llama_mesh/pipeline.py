@@ -7,9 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from argen.engine.device import resolve_device, resolve_dtype
-from argen.errors import UsageError
-from argen.modalities.base import OnProgress, Prepared, Row
+from argen.modalities.base import OnProgress, Prepared, Row, load_pretrained
 from argen.modalities.mesh.llama_mesh.model import COORD_MAX, DEFAULT_NEW_TOKENS, MAX_FACES, LlamaMesh
 from argen.modalities.mesh.llama_mesh.model import matches as llama_mesh_config
 from argen.modalities.mesh.released import ReleasedMeshPipeline
@@ -34,10 +32,7 @@ class LlamaMeshPipeline(ReleasedMeshPipeline):
     @classmethod
     def from_ref(cls, ref, config, device: str = "auto", dtype: str = "auto", compile: bool = False,
                  **options: Any) -> "LlamaMeshPipeline":
-        if options:
-            raise UsageError(f"LLaMA-Mesh takes no {', '.join(sorted(options))}", hint="see `argen mesh --help`")
-        dev = resolve_device(device)
-        return cls(LlamaMesh.from_pretrained(ref.path, dev, resolve_dtype(dtype, dev)), ref)
+        return cls(load_pretrained(LlamaMesh, ref, device, dtype, options, "mesh", "LLaMA-Mesh"), ref)
 
     def prepare(self, spec: MeshSpec, rows: list[Row] | None = None) -> Prepared:
         job = super().prepare(spec, rows)

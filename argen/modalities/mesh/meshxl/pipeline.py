@@ -11,9 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from argen.engine.device import resolve_device, resolve_dtype
 from argen.errors import ArgenError, UsageError
-from argen.modalities.base import OnProgress, Prepared, Row
+from argen.modalities.base import OnProgress, Prepared, Row, load_pretrained
 from argen.modalities.mesh.meshxl.model import DEFAULT_FACES, MeshXL
 from argen.modalities.mesh.meshxl.model import matches as meshxl_config
 from argen.modalities.mesh.released import ReleasedMeshPipeline
@@ -48,10 +47,7 @@ class MeshXLPipeline(ReleasedMeshPipeline):
     @classmethod
     def from_ref(cls, ref, config, device: str = "auto", dtype: str = "auto", compile: bool = False,
                  **options: Any) -> "MeshXLPipeline":
-        if options:
-            raise UsageError(f"MeshXL models take no {', '.join(sorted(options))}", hint="see `argen mesh --help`")
-        dev = resolve_device(device)
-        return cls(MeshXL.from_pretrained(ref.path, dev, resolve_dtype(dtype, dev)), ref)
+        return cls(load_pretrained(MeshXL, ref, device, dtype, options, "mesh", "MeshXL"), ref)
 
     def check(self, spec: MeshSpec) -> None:
         super().check(spec)
