@@ -140,3 +140,10 @@ jobs:
         assert meta["threshold"] == th and meta["sampler"] == "block-diffusion"
         want, passes = engine_text(folder, "Hey", 2, 8, threshold=th, sampling=SamplingConfig(temperature=0.0))
         assert (tmp_path / "out" / "sweep" / f"t{th}-2.txt").read_text() == want and meta["forward_passes"] == passes
+
+
+def test_a_prompt_that_fills_the_context_is_one_line(cli, folder, tmp_path):
+    """A prompt must leave room for a new token: 64 characters in a 64-position model are refused."""
+    code, _, err = cli("text", "--model", folder, "-p", "a" * 64, "--max-new-tokens", "4", "-o", tmp_path / "x.txt")
+    assert code == 2 and "the prompt is 64 tokens, longer than the 63 tokens the model's context (64) leaves" in err
+    assert len(err.strip().splitlines()) == 2 and not (tmp_path / "x.txt").exists()

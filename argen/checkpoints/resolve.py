@@ -68,10 +68,10 @@ def resolve(name_or_path: str, modality: str | None = None) -> ModelRef:
         raise ArgenError(f"model {name_or_path!r} is a {entry.modality} model, not {modality}",
                          hint="see `argen models` for each model's modality")
     if entry.hub is not None and entry.hub.cache == "huggingface":  # used as it is from the HF cache
-        from argen.checkpoints.hf_cache import find
+        from argen.checkpoints.hf_cache import find, weights_sha
 
-        return ModelRef(path=find(entry.hub.repo_id, entry.hub.revision, name_or_path), name=name_or_path, bundled=True,
-                        family=entry.family)
+        folder = find(entry.hub.repo_id, entry.hub.revision, name_or_path)
+        return ModelRef(path=folder, name=name_or_path, bundled=True, sha256=weights_sha(folder, {}), family=entry.family)
     if entry.hub is not None:
         from argen.checkpoints.hub import cache_dir, expected_hashes, verify_pulled
 

@@ -25,16 +25,17 @@ from argen.modalities.text.spec import TextSpec
 from argen.modalities.text.tokenizer import load_tokenizer
 
 
-def encode_prompt(tokenizer, prompt: str | None, room: int) -> list[int]:
-    """A text prompt's ids, or one-line errors: empty, no tokens, more than ``room`` tokens."""
+def encode_prompt(tokenizer, prompt: str | None, room: int, context: int | None = None) -> list[int]:
+    """A text prompt's ids, or one-line errors: empty, no tokens, more than ``room`` tokens (of a
+    ``context``, default ``room``, that must also hold what is generated)."""
     if not prompt:
         raise UsageError("the prompt is empty", hint="give --prompt TEXT, --prompt-file FILE, or text on stdin")
     ids = tokenizer.encode(prompt)
     if not ids:
         raise UsageError("the prompt encodes to no tokens", hint="give a longer prompt")
     if len(ids) > room:
-        raise UsageError(f"the prompt is {len(ids)} tokens, longer than the model's context ({room})",
-                         hint="shorten the prompt")
+        fits = f"the model's context ({room})" if context is None else f"the {room} tokens the model's context ({context}) leaves"
+        raise UsageError(f"the prompt is {len(ids)} tokens, longer than {fits}", hint="shorten the prompt")
     return ids
 
 

@@ -97,7 +97,7 @@ class BlockDiffusionPipeline(Pipeline):
         self.settings(spec)
 
     def check_prompt(self, prompt: str | None) -> list[int]:
-        return encode_prompt(self.tokenizer, prompt, self.model.max_len - 1)  # room for one new token
+        return encode_prompt(self.tokenizer, prompt, self.model.max_len - 1, self.model.max_len)  # room for one new token
 
     def generate(self, spec: TextSpec, rows: list[Row] | None = None, on_progress: OnProgress | None = None,
                  prepared=None, on_text=None):
