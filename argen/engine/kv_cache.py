@@ -31,12 +31,19 @@ class KVCache:
         self.static = False
         self.padded = False  # whether any used slot holds padding (then every step needs a mask)
         # graph mode (see use_slot_tensor): the next slot as a (1,) device tensor, so a captured
-        # decode step writes where this tensor says instead of at a Python int baked into the graph
+        # decode step writes where this tensor says instead of at a Python int baked into the graph.
+        # ``slot`` is set only while such a step runs (advance_slot .. end_slot); other passes on a
+        # cache in graph mode (a drafter's multi-token feed) claim slots by range as usual
+        self.slot_buffer: torch.Tensor | None = None
         self.slot: torch.Tensor | None = None
 
     @property
     def batch(self) -> int:
         return self.pos.shape[0]
+
+    @property
+    def graph_mode(self) -> bool:
+        return self.slot_buffer is not None
 
     def use_slot_tensor(self) -> None:
         """Switch to graph mode for single-token decode steps: static reads (the whole buffer,
@@ -46,18 +53,20 @@ class KVCache:
         ``generate.py`` ``torch.compile(decode_one_token, mode="reduce-overhead")``). The caller
         sets the slot and advances ``length`` outside the captured step (:func:`advance_slot`)."""
         self.static = True
-        self.slot = torch.zeros(1, dtype=torch.long, device=self.pos.device)
-        mark = getattr(torch._dynamo, "mark_static_address", None)
-        if mark is not None:
-            for t in (*self.k, *self.v, self.pos, self.slot):
-                mark(t)
+        self.slot_buffer = torch.zeros(1, dtype=torch.long, device=self.pos.device)
+        mark_static(*self.k, *self.v, self.pos, self.slot_buffer)
 
     def advance_slot(self) -> None:
         """Graph mode, before a step: check room for one token, point ``slot`` at it, count it."""
         if self.length + 1 > self.capacity:
             raise RuntimeError(f"KV cache full: {self.length} + 1 tokens > capacity {self.capacity}")
-        self.slot.fill_(self.length)
+        self.slot_buffer.fill_(self.length)
+        self.slot = self.slot_buffer
         self.length += 1
+
+    def end_slot(self) -> None:
+        """Graph mode, after a step: later passes of several tokens claim slots by range again."""
+        self.slot = None
 
     def reserve(self, pos: torch.Tensor) -> slice | torch.Tensor:
         """Claim slots for T new tokens at positions ``pos`` (B, T); returns their slot range
@@ -135,3 +144,13 @@ class KVCache:
         self.pos[:, n_sink + n_move :] = -1
         self.length = n_sink + n_move
         return shift
+
+
+def mark_static(*tensors: torch.Tensor) -> None:
+    """Mark tensors as static inputs of a compiled step (``torch._dynamo.mark_static_address``,
+    unguarded): CUDA graphs read them where they are instead of copying them into the graph's
+    own buffers every replay, and re-record if a later call brings new ones (a new batch)."""
+    mark = getattr(torch._dynamo, "mark_static_address", None)
+    if mark is not None:
+        for t in tensors:
+            mark(t)

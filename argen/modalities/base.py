@@ -117,6 +117,9 @@ class Pipeline:
 
     ref: Any = None  # the resolved model (argen.checkpoints.registry.ModelRef)
     use_cache: bool = True  # False recomputes every step (the reference cached decoding is tested against)
+    # --compile: next-token families give it to the loop (on CUDA: a static cache and a CUDA-graph
+    # decode step, argen/engine/sampling/step.py graph_decoder); others refuse it (refuse_compile)
+    compile: bool = False
 
     # argen-format families: the config.json section their models carry (e.g. "image"); None: any
     argen_section: ClassVar[str | None] = None
@@ -215,6 +218,13 @@ def refuse_options(options: dict[str, Any], modality: str, family: str | None = 
     if options:
         raise UsageError(f"{family or modality} models take no {', '.join(sorted(options))}",
                          hint=f"see `argen {modality} --help`")
+
+
+def refuse_compile(compile: bool, name: str, sampler: str) -> None:
+    """``--compile`` is for next-token decoding; a family that samples otherwise (next-scale,
+    block diffusion, a diffusers pipeline) refuses it rather than ignore it."""
+    if compile:
+        raise UsageError(f"--compile is for next-token decoding; {name} samples {sampler}", hint="drop --compile")
 
 
 def load_pretrained(model_cls, ref, device: str, dtype: str, options: dict[str, Any], modality: str, family: str):

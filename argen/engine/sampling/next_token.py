@@ -89,8 +89,8 @@ def generate(model: Transformer, prompts: list[list[int]], max_new_tokens: int,
     cropping = crop and (idx.shape[1] > window.size or not use_cache)  # recompute the window every step
     use_cache = use_cache and not cropping
     cache = model.new_cache(len(batch), capacity=capacity) if use_cache else None
-    if condition is None and use_graphs(device, compile, use_cache, window is not None, compact):  # conditioning: eager inputs
-        step_fn = graph_decoder()  # a static cache and a CUDA-graph-captured step
+    if use_graphs(device, compile, use_cache, window is not None, compact):
+        step_fn = graph_decoder()  # a static cache and a CUDA-graph-captured step (memory: a static input)
     else:
         step_fn = compiled_decoder() if (compile and use_cache) else decode_one_token
     fused = use_fused(sampling, device, compile)  # the Triton sampling kernel: CUDA and --compile only

@@ -6,6 +6,15 @@ first rejected one is replaced by a sample from ``norm(max(0, p - q))``, and whe
 accepted one bonus token is drawn from ``p``. This makes every emitted token distributed
 exactly as the target's (processed) distribution. Prompt-lookup drafts (Saxena 2023) are
 deterministic, so their ``q`` is one-hot and the same rule applies.
+
+``--compile``: the draft model's one-token steps run as the next-token loop's do (on CUDA a static
+cache and a CUDA-graph-captured step, :func:`argen.engine.sampling.step.graph_decoder`); the
+target's verify pass is compiled with dynamic shapes but not graph-captured, because its length
+varies (the token plus 0..k drafts: a lookup finds fewer, the budget's tail asks fewer) and the
+rejected tail is rolled back: a graph per length, or one padded to k + 1 with a masked write of
+the rejected slots, would capture k + 1 graphs or waste the pass on padding for prompt lookups.
+gpt-fast (pytorch-labs/gpt-fast ``generate.py``) graph-captures a verify of fixed length k + 1
+only because its drafter always proposes exactly k tokens.
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ import torch
 
 from argen.engine.sampling.next_token import OnToken, StopFn
 from argen.engine.sampling.processors import SamplingConfig, probs_from_logits, sample
-from argen.engine.sampling.step import decode
+from argen.engine.sampling.step import compiled_decoder, decode, graph_decoder, use_graphs
 from argen.engine.sampling.window import ContextWindow
 from argen.engine.transformer import Transformer
 
@@ -34,11 +43,19 @@ class SpecStats:
 
 class ModelDrafter:
     """Drafts with a smaller model that shares the target's vocabulary; keeps its own KV cache
-    and rolls it back to the longest prefix it shares with the accepted context."""
+    and rolls it back to the longest prefix it shares with the accepted context.
 
-    def __init__(self, model: Transformer, sampling: SamplingConfig, capacity: int) -> None:
+    ``compile``: its one-token steps through the next-token loop's step (on CUDA graph-captured on
+    a static cache in graph mode; its multi-token feeds stay eager on that cache)."""
+
+    def __init__(self, model: Transformer, sampling: SamplingConfig, capacity: int, compile: bool = False) -> None:
         self.model, self.sampling = model, sampling
         self.cache = model.new_cache(1, capacity)
+        device = model.embed.weight.device
+        if use_graphs(device, compile, True, False, False):
+            self.step = graph_decoder()
+        else:
+            self.step = compiled_decoder() if compile else None
         self.cached: list[int] = []  # tokens whose keys/values are in the cache
         self.offset = 0  # context tokens slid out of the cache (a window shorter than the text)
 
@@ -66,7 +83,7 @@ class ModelDrafter:
         feed = torch.tensor([context[self.offset + common:]], device=device)
         history = torch.tensor([context], device=device)
         tokens, qs = [], []
-        logits = decode(self.model, feed, self.cache, last=True)
+        logits = self._one(feed) if feed.shape[1] == 1 else decode(self.model, feed, self.cache, last=True)
         self.cached += context[self.offset + common:]
         for i in range(k):
             q = probs_from_logits(logits, self.sampling, history)  # (1, V)
@@ -75,9 +92,17 @@ class ModelDrafter:
             qs.append(q[0])
             history = torch.cat([history, tok[:, None]], dim=1)
             if i < k - 1:
-                logits = decode(self.model, tok[:, None], self.cache, last=True)
+                logits = self._one(tok[:, None])
                 self.cached.append(int(tok))
         return tokens, torch.stack(qs)  # (k,), (k, V)
+
+    def _one(self, tok: torch.Tensor) -> torch.Tensor:
+        """Logits (1, V) of one token (1, 1) after the cache: the (compiled or graph) step when
+        ``compile`` asked for one; positions are the cache's slots, as in :func:`decode`."""
+        if self.step is None:
+            return decode(self.model, tok, self.cache, last=True)
+        pos = torch.full((1, 1), self.cache.length, dtype=torch.long, device=tok.device)
+        return self.step(self.model, tok, pos, self.cache)
 
 
 class LookupDrafter:
@@ -125,9 +150,11 @@ def speculative_generate(target: Transformer, prompt: list[int], max_new_tokens:
                          sampling: SamplingConfig | None = None, *, k: int = 4,
                          generator: torch.Generator | None = None, eos_id: int | None = None,
                          stop: StopFn | None = None, on_token: OnToken | None = None,
-                         window: ContextWindow | None = None) -> tuple[list[int], SpecStats]:
+                         window: ContextWindow | None = None, compile: bool = False) -> tuple[list[int], SpecStats]:
     """Generate after ``prompt`` with drafts from ``drafter``; returns new tokens and statistics.
-    The target verifies a token and its drafts in one pass of the shared decoding step.
+    The target verifies a token and its drafts in one pass of the shared decoding step (with
+    ``compile``: under torch.compile with dynamic shapes; see the module's docstring for why it
+    is not graph-captured).
 
     With ``window`` (a RoPE model's context), the cache slides as in :func:`generate` once the
     text outgrows it; the drafter's cache must then be given the same capacity.
@@ -144,6 +171,7 @@ def speculative_generate(target: Transformer, prompt: list[int], max_new_tokens:
             raise ValueError(f"the prompt ({len(prompt)} tokens) is longer than the window ({window})")
         capacity = min(capacity, window)
     cache = target.new_cache(1, capacity=capacity)
+    verify = compiled_decoder(decode) if compile else decode
     if len(prompt) > 1:
         decode(target, torch.tensor([prompt[:-1]], device=device), cache, last=True)
     context = list(prompt)
@@ -157,7 +185,7 @@ def speculative_generate(target: Transformer, prompt: list[int], max_new_tokens:
             cache.evict(max(cache.length + 1 + len(drafts) - capacity, capacity // 4), 0, target.rope)
         base = cache.length  # context[:-1] is cached (or its window); feed the last token and the drafts
         feed = torch.tensor([[context[-1]] + drafts], device=device)
-        logits = decode(target, feed, cache)[0]  # (1 + n, V)
+        logits = verify(target, feed, cache)[0]  # (1 + n, V)
         stats.target_calls += 1
         stats.proposed += len(drafts)
         hist = torch.tensor([context + drafts], device=device)

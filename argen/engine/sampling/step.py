@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import torch
 
-from argen.engine.kv_cache import KVCache
+from argen.engine.kv_cache import KVCache, mark_static
 from argen.engine.sampling.processors import SamplingConfig, probs_from_logits, sample
 from argen.engine.sampling.rules import Guidance, Rule, Step
 from argen.engine.transformer import Transformer
@@ -68,23 +68,38 @@ def graph_decoder(compiled: bool = True):
     has fixed shapes (the whole cache read, masked by positions; the write slot in a tensor), so
     torch.compile's ``mode="reduce-overhead"`` captures it once as a CUDA graph and replays it for
     every token (gpt-fast's recipe: pytorch-labs/gpt-fast ``generate.py``). The slot is advanced
-    outside the captured step. ``compiled=False``: the same step eagerly (the CPU test's path)."""
-    inner = torch.compile(decode_one_token, mode="reduce-overhead", dynamic=False) if compiled else decode_one_token
+    outside the captured step. ``compiled=False``: the same step eagerly (the CPU tests' path).
 
-    def step(model: Transformer, tok: torch.Tensor, pos: torch.Tensor, cache: KVCache) -> torch.Tensor:
-        if cache.slot is None:
+    ``inputs``: the model's per-step keywords; a cross-attention ``memory`` (MusicGen's text
+    encoder states) is the same tensors for every step of a batch, so it is marked as a static
+    input of the graph (read in place, not copied in at every replay; a new batch re-records)."""
+    inner = torch.compile(decode_one_token, mode="reduce-overhead", dynamic=False) if compiled else decode_one_token
+    marked: list = [None]  # the memory whose tensors were last marked static
+
+    def step(model: Transformer, tok: torch.Tensor, pos: torch.Tensor, cache: KVCache, **inputs) -> torch.Tensor:
+        if not cache.graph_mode:
             cache.use_slot_tensor()
+        memory = inputs.get("memory")
+        if memory is not None and marked[0] is not memory:
+            mark_static(*memory.k, *memory.v, *([] if memory.mask is None else [memory.mask]))
+            marked[0] = memory
         cache.advance_slot()
         if compiled:
             torch.compiler.cudagraph_mark_step_begin()  # the last step's outputs are consumed
-        return inner(model, tok, pos, cache)
+        try:
+            return inner(model, tok, pos, cache, **inputs)
+        finally:
+            cache.end_slot()
 
     return step
 
 
 def use_graphs(device: torch.device | str, compile: bool, use_cache: bool, sliding: bool, compact: bool) -> bool:
     """The next-token loop's rule for the graph-captured step: ``--compile`` on CUDA with a cache
-    that neither slides (a context window) nor drops rows (compaction), which would move it."""
+    that neither slides (a context window) nor drops rows (compaction), which would move it.
+    Guidance twins, forced tokens, grammars and other rules run on the logits outside the step,
+    and conditioning only adds fixed inputs (a cross-attention memory) or prefill-only ones (a
+    prefix), so none of them keeps a family off the graph-captured step."""
     return compile and use_cache and torch.device(device).type == "cuda" and not sliding and not compact
 
 

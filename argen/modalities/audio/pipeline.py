@@ -85,7 +85,9 @@ class AudioPipeline(Pipeline):
         refuse_options(options, "audio")
         model, meta, layout, dev = load_argen_transformer(ref, device, dtype, "audio", AudioLayout)
         codec, _ = load_codec_dir(ref.path / meta.get("codec", "codec"))
-        return cls(model, codec.to(dev), layout, ref, dev, meta.get("sampling"))
+        pipe = cls(model, codec.to(dev), layout, ref, dev, meta.get("sampling"))
+        pipe.compile = compile
+        return pipe
 
     def default_sampling(self, **overrides: Any) -> SamplingConfig:
         """The model's settings (config.json "sampling"), with ``overrides`` that are not None."""
@@ -142,7 +144,7 @@ class AudioPipeline(Pipeline):
 
         steps = generate(self.model, [prompt + known], steps_total, sampling, seed=row.seed,
                          rules=token_rules(uncond_prompts=uncond, forced=forced[None]), use_cache=self.use_cache,
-                         on_token=tick if on_progress else None)[0]
+                         compile=self.compile, on_token=tick if on_progress else None)[0]
         codes = lay.codes_from_steps(known + steps).to(self.device)  # (K, total_frames)
         # 4. codes -> samples; the clip's own samples stay as they were
         wave = self.codec.decode(codes[None])[0].float().clamp(-1, 1).cpu().numpy()

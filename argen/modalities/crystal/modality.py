@@ -58,6 +58,14 @@ class CrystalModalityPipeline(Pipeline):
     def name(self) -> str:
         return self.inner.name
 
+    @property
+    def compile(self) -> bool:  # --compile lives on the inner pipeline, which runs the loop
+        return self.inner.compile
+
+    @compile.setter
+    def compile(self, value: bool) -> None:
+        self.inner.compile = value
+
     @classmethod
     def matches(cls, config: dict[str, Any] | None, path: Path) -> bool:
         if config is None:  # a single file: CrystaLLM's own ckpt.pt (its keys are checked when it loads)
@@ -74,7 +82,9 @@ class CrystalModalityPipeline(Pipeline):
         inner = CrystalPipeline.from_pretrained(str(ref.path) if not ref.bundled else ref.name, device=device)
         dev = resolve_device(device)
         inner.model.to(dtype=resolve_dtype(dtype, dev))
-        return cls(inner)
+        pipe = cls(inner)
+        pipe.compile = compile
+        return pipe
 
     def default_sampling(self, **overrides: Any):
         from argen.engine.sampling.processors import SamplingConfig

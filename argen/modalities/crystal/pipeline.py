@@ -67,6 +67,8 @@ class CrystalSample:
 
 
 class CrystalPipeline:
+    compile = False  # --compile: the cached phase's decode step graph-captured on CUDA (see _decode)
+
     def __init__(self, model, name: str = "", ref: weights.ModelRef | None = None,
                  default_sampling: dict | None = None) -> None:
         self.model = model.eval()
@@ -162,7 +164,9 @@ class CrystalPipeline:
     def _decode(self, ids: list[list[int]], gens: list[torch.Generator], sampling: SamplingConfig,
                 max_new_tokens: int | None, outs: list[list[int]], nl: int) -> None:
         """Fill ``outs`` (one list per row) with new tokens: through the cache up to the context,
-        then, for rows still going, on a sliding window (recomputed each step: learned positions)."""
+        then, for rows still going, on a sliding window (recomputed each step: learned positions).
+        With ``compile`` the cached phase keeps every row in the batch (compaction would move the
+        cache that a CUDA graph reads in place); each row's tokens are the same either way."""
         context = self.model.cfg.max_seq_len
         budget = [max_new_tokens if max_new_tokens is not None else max(0, context - len(i)) for i in ids]
 
@@ -178,7 +182,8 @@ class CrystalPipeline:
                 return ended(new) or len(new) >= cap[j]
 
             got = generate(self.model, [ids[r] for r in first], max(cap), sampling,
-                           generators=[gens[r] for r in first], stop=stop1, compact=True)
+                           generators=[gens[r] for r in first], stop=stop1, compact=not self.compile,
+                           compile=self.compile)
             for r, g in zip(first, got):
                 outs[r].extend(g)
         # 2. rows that filled the context without ending, on CrystaLLM's cropped window

@@ -17,7 +17,7 @@ from argen.engine.device import resolve_device, resolve_dtype
 from argen.engine.sampling.processors import SamplingConfig
 from argen.errors import UsageError
 from argen.io.metadata import build_metadata
-from argen.modalities.base import Row, refuse_options
+from argen.modalities.base import Row, refuse_compile, refuse_options
 from argen.modalities.image.guidance import GUIDANCE, Guidance
 from argen.modalities.image.imagenet import class_index, class_name
 from argen.modalities.image.pipeline import ImageOutput, ImagePipelineBase
@@ -28,7 +28,8 @@ from argen.modalities.image.spec import ImageSpec
 class Family:
     sampler: str  # next-scale | next-token
     load: Callable[[Path], tuple[Any, Any, dict]]  # folder -> (tokenizer, transformer, config)
-    # (tokenizer, transformer, labels, sampling, generators, use_cache, **options) -> uint8 (B, H, W, 3)
+    # (tokenizer, transformer, labels, sampling, generators, use_cache, **options) -> uint8 (B, H, W, 3);
+    # next-token families also take compile= (next-scale ones refuse --compile when loaded)
     sample: Callable[..., np.ndarray]
     defaults: Callable[[], SamplingConfig]  # the settings the family's authors publish
     guidance: Guidance
@@ -53,8 +54,8 @@ def _llamagen() -> Family:
     from argen.modalities.image.llamagen.convert import load_llamagen_dir
     from argen.modalities.image.llamagen.sampling import DEFAULT_SAMPLING, sample_llamagen
 
-    def sample(vq, gpt, labels, sampling, generators, use_cache):
-        return sample_llamagen(vq, gpt, labels, sampling, generators=generators, use_cache=use_cache)
+    def sample(vq, gpt, labels, sampling, generators, use_cache, compile=False):
+        return sample_llamagen(vq, gpt, labels, sampling, generators=generators, use_cache=use_cache, compile=compile)
 
     return Family("next-token", load_llamagen_dir, sample, lambda: DEFAULT_SAMPLING, GUIDANCE["llamagen"])
 
@@ -87,9 +88,12 @@ class ClassImagePipeline(ImagePipelineBase):
             raise UsageError(f"{ref.name} is a {FAMILIES[family]().sampler} model; it cannot sample {sampler}",
                              hint="drop --sampler")
         tokenizer, model, meta = FAMILIES[family]().load(ref.path)
+        refuse_compile(compile and FAMILIES[family]().sampler != "next-token", ref.name, FAMILIES[family]().sampler)
         dev = resolve_device(device)
-        return cls(family, tokenizer.to(dev).eval(), model.to(device=dev, dtype=resolve_dtype(dtype, dev)).eval(),
+        pipe = cls(family, tokenizer.to(dev).eval(), model.to(device=dev, dtype=resolve_dtype(dtype, dev)).eval(),
                    meta, ref, dev)
+        pipe.compile = compile
+        return pipe
 
     @property
     def name(self) -> str:
@@ -137,7 +141,8 @@ class ClassImagePipeline(ImagePipelineBase):
         # 1. one generator per image, so an image is the same alone or in a batch
         gens = None if sampling.greedy else [torch.Generator(device=self.device).manual_seed(r.seed) for r in rows]
         # 2. sample the codes and decode them (the family's glue around the engine's loop)
-        images = self.family.sample(self.tokenizer, self.model, labels, sampling, gens, self.use_cache, **self._options)
+        options = {**self._options, **({"compile": True} if self.compile else {})}
+        images = self.family.sample(self.tokenizer, self.model, labels, sampling, gens, self.use_cache, **options)
         seconds = (time.time() - t0) / len(rows)
         # 3. one record per image
         return [ImageOutput(r.index, r.seed, r.prompt, seconds,

@@ -21,7 +21,7 @@ from argen.engine.transformer import Transformer
 from argen.errors import ArgenError, UsageError
 from argen.io.metadata import build_metadata
 from argen.io.png import write_png
-from argen.modalities.base import OnProgress, Output, Pipeline, Row, load_argen_transformer, refuse_options, ticker
+from argen.modalities.base import OnProgress, Output, Pipeline, Row, load_argen_transformer, refuse_compile, refuse_options, ticker
 from argen.modalities.image.layout import ImageLayout
 from argen.modalities.image.spec import ImageSpec
 from argen.modalities.image.vq import ImageTokenizer, load_tokenizer_dir, to_uint8, to_unit
@@ -96,8 +96,11 @@ class ImagePipeline(ImagePipelineBase):
             other = ImageSpec.default_model({"sampler": sampler})
             raise UsageError(f"{ref.name} is a {layout.sampler} model; it cannot sample {sampler}",
                              hint=f"drop --sampler, or use --model {other}")
+        refuse_compile(compile and layout.next_scale, ref.name, layout.sampler)
         tokenizer, tok_info = load_tokenizer_dir(ref.path / meta.get("tokenizer", "tokenizer"))
-        return cls(model, tokenizer.to(dev), layout, ref, dev, tok_info, meta.get("sampling"))
+        pipe = cls(model, tokenizer.to(dev), layout, ref, dev, tok_info, meta.get("sampling"))
+        pipe.compile = compile
+        return pipe
 
     def default_sampling(self, **overrides: Any) -> SamplingConfig:
         """The model's recommended settings (config.json "sampling"), with ``overrides`` that are not None."""
@@ -144,7 +147,8 @@ class ImagePipeline(ImagePipelineBase):
             prompts = [ids + [lay.bos] for ids in prompt_ids]
             out = generate(self.model, prompts, lay.num_tokens, sampling, generators=gens,
                            rules=token_rules(lay.codebook_size, [null + [lay.bos]] * b, forced=rows),
-                           use_cache=use_cache, on_token=ticker(on_progress, lay.num_tokens, "tokens"))
+                           use_cache=use_cache, compile=self.compile,
+                           on_token=ticker(on_progress, lay.num_tokens, "tokens"))
             return torch.tensor(out, dtype=torch.long)
         per_scale = lay.split(rows) if rows is not None else None
         prefix = torch.tensor(prompt_ids, device=self.device)

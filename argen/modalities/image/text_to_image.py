@@ -50,7 +50,9 @@ class TextToImagePipeline(ImagePipelineBase):
         if sampler is not None and sampler != "next-token":
             raise UsageError(f"{ref.name} is a next-token model; it cannot sample {sampler}", hint="drop --sampler")
         dev = resolve_device(device)
-        return cls(cls.load_engine(ref.path, dev, resolve_dtype(dtype, dev), **options), ref)
+        pipe = cls(cls.load_engine(ref.path, dev, resolve_dtype(dtype, dev), **options), ref)
+        pipe.compile = compile
+        return pipe
 
     def default_sampling(self, **overrides: Any) -> SamplingConfig:
         """The family's published settings with ``overrides`` that are not None."""
@@ -102,7 +104,7 @@ class TextToImagePipeline(ImagePipelineBase):
         forced = None if self._forced is None else self._forced[None].expand(b, -1)
         tokens = self.engine.sample_tokens([prepared[r.prompt] for r in rows], seeds=[r.seed for r in rows],
                                            sampling=sampling, negative_prompts=[self._negative] * b if self._negative else None,
-                                           forced=forced, use_cache=self.use_cache,
+                                           forced=forced, use_cache=self.use_cache, compile=self.compile,
                                            on_token=ticker(on_progress, self.engine.num_tokens, "tokens"))
         # one image at a time: a convolution's sums depend on the batch size, and an image must
         # not depend on whether it was made alone or in a batch

@@ -68,7 +68,9 @@ class MeshPipeline(Pipeline):
                  **options: Any) -> "MeshPipeline":
         refuse_options(options, "mesh")
         model, meta, layout, dev = load_argen_transformer(ref, device, dtype, "mesh", MeshLayout)
-        return cls(model, layout, ref, dev, meta.get("sampling"))
+        pipe = cls(model, layout, ref, dev, meta.get("sampling"))
+        pipe.compile = compile
+        return pipe
 
     def default_sampling(self, **overrides: Any) -> SamplingConfig:
         return SamplingConfig(**{**self.sampling_defaults, **{k: v for k, v in overrides.items() if v is not None}})
@@ -97,13 +99,14 @@ class MeshPipeline(Pipeline):
     def sample_tokens(self, prompt_ids: list[list[int]], seeds: list[int], sampling: SamplingConfig,
                       max_faces: int = 400, use_cache: bool = True,
                       on_progress: OnProgress | None = None) -> list[list[int]]:
-        """Mesh tokens (each ending with EOS) for one prompt's prefix ids and seed per row."""
+        """Mesh tokens (each ending with EOS) for one prompt's prefix ids and seed per row. The
+        grammar runs on the logits, outside the (with --compile on CUDA: graph-captured) step."""
         lay, b = self.layout, len(seeds)
         budget = min(max_tokens(max_faces), lay.max_seq_len)
         gens = None if sampling.greedy else [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
         constraint = MeshConstraint(b, lay.adjacent, max_faces, lay.mesh_vocab, budget)
         return generate(self.model, [ids + [lay.bos] for ids in prompt_ids], budget, sampling, generators=gens,
-                        eos_id=lay.eos, use_cache=use_cache,
+                        eos_id=lay.eos, use_cache=use_cache, compile=self.compile,
                         rules=token_rules(lay.mesh_vocab, [lay.null_ids() + [lay.bos]] * b, constraint),
                         on_token=ticker(on_progress, budget, "tokens"))
 

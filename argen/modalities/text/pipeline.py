@@ -214,12 +214,14 @@ class TextPipeline(Pipeline):
                 if draft_model is not None and window is not None and draft_model.cfg.pos_emb != "rope":
                     raise ArgenError("the draft model has learned positions; it cannot follow a sliding window",
                                      hint="use a RoPE draft model, or --lookup")
-                drafter = ModelDrafter(draft_model, sampling, capacity) if draft_model else LookupDrafter(spec.lookup)
+                drafter = (ModelDrafter(draft_model, sampling, capacity, compile=self.compile) if draft_model
+                           else LookupDrafter(spec.lookup))
                 gen = torch.Generator(device=self.device).manual_seed(seed)
                 out, stats[j] = speculative_generate(
                     self.model, ids, spec.max_new_tokens, drafter, sampling, k=spec.draft_tokens,
                     generator=None if sampling.greedy else gen, eos_id=self.eos_id,
-                    stop=stop_fn, on_token=hook, window=None if window is None else ContextWindow(window))
+                    stop=stop_fn, on_token=hook, window=None if window is None else ContextWindow(window),
+                    compile=self.compile)
                 results.append(out)
         else:
             gens = None if sampling.greedy else [torch.Generator(device=self.device).manual_seed(seed) for _, _, seed in jobs]

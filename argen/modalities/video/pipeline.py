@@ -17,7 +17,7 @@ from argen.engine.device import resolve_device, resolve_dtype
 from argen.engine.sampling.block_diffusion import context_frames_used, extend
 from argen.errors import UsageError
 from argen.io.metadata import build_metadata
-from argen.modalities.base import OnProgress, Output, Pipeline, Row, refuse_options
+from argen.modalities.base import OnProgress, Output, Pipeline, Row, refuse_compile, refuse_options
 from argen.modalities.video.codec import FrameCodec, load_codec_dir, to_uint8, to_unit
 from argen.modalities.video.dit import VideoDiT, load_video_dir
 from argen.modalities.video.spec import VideoSpec
@@ -82,6 +82,7 @@ class VideoPipeline(Pipeline):
     def from_ref(cls, ref, config, device: str = "auto", dtype: str = "auto", compile: bool = False,
                  **options: Any) -> "VideoPipeline":
         refuse_options(options, "video")
+        refuse_compile(compile, ref.name, "by block diffusion")
         model, meta = load_video_dir(ref.path)
         codec, _ = load_codec_dir(ref.path / meta.get("codec", "codec"))
         dev = resolve_device(device)

@@ -195,8 +195,10 @@ class MusicGen:
         return out.view(b, t, k, -1)[..., : self.spec.codebook_size].transpose(1, 2).float()
 
     def _window(self, known: torch.Tensor, frames: int, cond: Conditioning, generators: list[torch.Generator],
-                sampling: SamplingConfig, use_cache: bool, tick: Callable) -> torch.Tensor:
-        """One call of the engine's loop: known codes (B, K, F0) -> codes (B, K, frames)."""
+                sampling: SamplingConfig, use_cache: bool, tick: Callable, compile: bool = False) -> torch.Tensor:
+        """One call of the engine's loop: known codes (B, K, F0) -> codes (B, K, frames). With
+        ``compile`` on CUDA its decode step is graph-captured: the text memory is a static input
+        (the same keys/values for every step of the window), the melody prefix is prefill-only."""
         delays, k = self.spec.delays(), self.spec.n_codebooks
         splits = [delay.split(delay.grid(row, frames, delays, self.spec.pad)) for row in known]
         prompts = [[tuple(s) for s in p.tolist()] for p, _ in splits]
@@ -204,7 +206,7 @@ class MusicGen:
         rules = token_rules(vocab_limit=self.spec.codebook_size, forced=forced,
                             uncond_prompts=prompts if sampling.guided else None)
         out = next_token_generate(self.decoder, prompts, forced.shape[1], sampling, rules=rules, generators=generators,
-                                  on_token=tick, use_cache=use_cache, condition=cond)
+                                  on_token=tick, use_cache=use_cache, condition=cond, compile=compile)
         steps = [torch.cat([p, torch.tensor(o, dtype=torch.long).view(-1, k)]) for (p, _), o in zip(splits, out)]
         return torch.stack([delay.codes_from_steps(s, delays) for s in steps])
 
@@ -212,7 +214,8 @@ class MusicGen:
     def generate_codes(self, prompts: list[str | None], seeds: list[int], seconds: float,
                        sampling: SamplingConfig | None = None, audio_prompt: np.ndarray | None = None,
                        melody: np.ndarray | None = None, on_progress: Progress | None = None,
-                       use_cache: bool = True, prompt_codes: torch.Tensor | None = None) -> torch.Tensor:
+                       use_cache: bool = True, prompt_codes: torch.Tensor | None = None,
+                       compile: bool = False) -> torch.Tensor:
         """Codes (B, K, F0 + F): the audio prompt's F0 frames (or ``prompt_codes`` (K, F0) given
         directly), then ``seconds`` of new frames (rounded up to whole frames). Past the 30 s
         window the generation continues window by window, each window starting 18 s after the
@@ -249,7 +252,7 @@ class MusicGen:
         rows = prompt[None].expand(b, -1, -1)
         for offset, chunk, plen in spans:
             cond = self.conditioning(texts, sampling.guided, melody, offset)
-            codes = self._window(rows, chunk, cond, generators, sampling, use_cache, tick)  # (B, K, chunk)
+            codes = self._window(rows, chunk, cond, generators, sampling, use_cache, tick, compile)  # (B, K, chunk)
             pieces.append(codes[:, :, plen:])
             rows = codes[:, :, spec.stride_frames:]
         return torch.cat(pieces, dim=2)
@@ -257,15 +260,17 @@ class MusicGen:
     def generate(self, prompts: list[str | None], seeds: list[int], seconds: float,
                  sampling: SamplingConfig | None = None, audio_prompt: np.ndarray | None = None,
                  melody: np.ndarray | None = None, on_progress: Progress | None = None,
-                 use_cache: bool = True) -> list[np.ndarray]:
+                 use_cache: bool = True, compile: bool = False) -> list[np.ndarray]:
         """One waveform per prompt: float32 (channels, samples) at :attr:`sample_rate`.
 
         ``prompts``: text, or None for no text; ``seeds``: one per row (a row's audio is the same
         alone or in a batch); ``seconds``: new audio, in (0, 3600]; ``sampling``: argen's settings
         (default: :attr:`defaults`); ``audio_prompt`` (T,) or (C, T) at :attr:`sample_rate`: the
         clip to continue (the output starts with the codec's rendering of it); ``melody``: a tune
-        for the melody layout; ``on_progress(done, total)`` after every decoding step.
+        for the melody layout; ``on_progress(done, total)`` after every decoding step; ``compile``:
+        the loop's --compile (on CUDA the graph-captured decode step).
         """
-        codes = self.generate_codes(prompts, seeds, seconds, sampling, audio_prompt, melody, on_progress, use_cache)
+        codes = self.generate_codes(prompts, seeds, seconds, sampling, audio_prompt, melody, on_progress, use_cache,
+                                    compile=compile)
         audio = self.codec.decode(codes)  # (B, C, T)
         return [a.numpy() for a in audio.cpu()]

@@ -49,7 +49,9 @@ class MusicGenPipeline(Pipeline):
                  **options: Any) -> "MusicGenPipeline":
         from argen.modalities.audio.musicgen.model import MusicGen
 
-        return cls(load_pretrained(MusicGen, ref, device, dtype, options, "audio", "MusicGen"), ref)
+        pipe = cls(load_pretrained(MusicGen, ref, device, dtype, options, "audio", "MusicGen"), ref)
+        pipe.compile = compile
+        return pipe
 
     def default_sampling(self, **overrides: Any) -> SamplingConfig:
         """The published settings (top-k 250, temperature 1, guidance 3) with ``overrides``."""
@@ -81,7 +83,8 @@ class MusicGenPipeline(Pipeline):
         seconds = spec.seconds if spec.seconds is not None else DEFAULT_SECONDS
         progress = None if on_progress is None else (lambda done, total: on_progress(done, total, "steps"))
         waves = m.generate([r.prompt for r in rows], [r.seed for r in rows], seconds, sampling,
-                           audio_prompt=clip, melody=self._melody, on_progress=progress, use_cache=self.use_cache)
+                           audio_prompt=clip, melody=self._melody, on_progress=progress, use_cache=self.use_cache,
+                           compile=self.compile)
         per = (time.perf_counter() - t0) / len(rows)
         outputs = []
         for row, wave in zip(rows, waves):  # wave: (C, T)

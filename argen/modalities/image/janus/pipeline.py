@@ -151,13 +151,15 @@ class JanusImage(VQGrid):
     @torch.inference_mode()
     def sample_tokens(self, prompts: Sequence[str], seeds: Sequence[int] | None = None,
                       sampling: SamplingConfig | None = None, negative_prompts: Sequence[str | None] | None = None,
-                      forced: torch.Tensor | None = None, use_cache: bool = True, on_token=None) -> torch.Tensor:
+                      forced: torch.Tensor | None = None, use_cache: bool = True, on_token=None,
+                      compile: bool = False) -> torch.Tensor:
         """Image tokens (B, grid * grid), raster order, for ``prompts`` (B,).
 
         Row ``b`` samples with a generator seeded ``seeds[b]`` (so it is the same alone or in a
         batch); ``sampling`` defaults to :attr:`defaults`. ``negative_prompts[b]`` (None or "" for
         none) is what row ``b``'s unconditional branch reads; it needs guidance (cfg != 1).
         ``forced`` (B, grid * grid): tokens that are not -1 are teacher-forced (inpainting).
+        ``compile``: the loop's --compile (on CUDA the graph-captured decode step; CFG outside it).
         """
         prompts = list(prompts)
         if not prompts:
@@ -176,7 +178,7 @@ class JanusImage(VQGrid):
         shift = lambda rows: [[k + t for t in r] for r in rows]  # noqa: E731
         rows = generate(self.model, shift(cond), self.num_tokens, sampling,
                         generators=make_generators(seeds, self.device),
-                        use_cache=use_cache, on_token=on_token,
+                        use_cache=use_cache, compile=compile, on_token=on_token,
                         rules=token_rules(uncond_prompts=shift(uncond) if uncond is not None else None,
                                           forced=forced))
         return torch.tensor(rows, dtype=torch.long)  # (B, L)

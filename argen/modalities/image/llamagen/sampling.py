@@ -52,21 +52,22 @@ def class_prompts(gpt: Transformer, class_labels: list[int]) -> tuple[list[list[
 
 def sample_llamagen_tokens(gpt: Transformer, class_labels: list[int], sampling: SamplingConfig | None = None, *,
                            seed: int | None = None, generators: list[torch.Generator] | None = None,
-                           use_cache: bool = True) -> torch.Tensor:
+                           use_cache: bool = True, compile: bool = False) -> torch.Tensor:
     """Code grids (B, grid, grid) for ``class_labels`` (B,), sampled with ``sampling`` (CFG scale,
-    ``cfg_tokens``, temperature, top-k/p). Row ``b`` uses ``generators[b]`` or seed ``seed + b``."""
+    ``cfg_tokens``, temperature, top-k/p). Row ``b`` uses ``generators[b]`` or seed ``seed + b``.
+    ``compile``: the loop's --compile (on CUDA the graph-captured decode step)."""
     sampling = sampling or SamplingConfig()
     prompts, uncond = class_prompts(gpt, class_labels)
     grid = gpt.cfg.rope_grid
     rows = generate(gpt, prompts, grid * grid, sampling, seed=seed, generators=generators, use_cache=use_cache,
-                    rules=token_rules(uncond_prompts=uncond if sampling.guided else None))
+                    compile=compile, rules=token_rules(uncond_prompts=uncond if sampling.guided else None))
     return torch.tensor(rows, dtype=torch.long).view(len(prompts), grid, grid)  # (B, h, w)
 
 
 def sample_llamagen(vq: LlamaGenVQ, gpt: Transformer, class_labels: list[int], sampling: SamplingConfig | None = None,
                     *, seed: int | None = None, generators: list[torch.Generator] | None = None,
-                    use_cache: bool = True):
+                    use_cache: bool = True, compile: bool = False):
     """Images for ``class_labels`` (B,): uint8 numpy array (B, H, W, 3), H = W = grid * 16 (VQ-16)."""
     tokens = sample_llamagen_tokens(gpt, class_labels, sampling, seed=seed, generators=generators,
-                                    use_cache=use_cache)
+                                    use_cache=use_cache, compile=compile)
     return indices_to_images(vq, tokens)

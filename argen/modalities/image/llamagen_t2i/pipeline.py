@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from argen.engine.kv_cache import mark_static
 from argen.engine.sampling.next_token import generate
 from argen.engine.sampling.processors import SamplingConfig
 from argen.engine.sampling.rules import token_rules
@@ -95,7 +96,8 @@ class LlamaGenT2IImage(VQGrid):
 
     def sample_tokens(self, prompts: Sequence[str], seeds: Sequence[int] | None = None,
                       sampling: SamplingConfig | None = None, negative_prompts: Sequence[str | None] | None = None,
-                      forced: torch.Tensor | None = None, use_cache: bool = True, on_token=None) -> torch.Tensor:
+                      forced: torch.Tensor | None = None, use_cache: bool = True, on_token=None,
+                      compile: bool = False) -> torch.Tensor:
         """Image tokens (B, grid * grid) for ``prompts`` (B,); arguments as :meth:`JanusImage.sample_tokens`."""
         prompts = list(prompts)
         if not prompts:
@@ -108,17 +110,19 @@ class LlamaGenT2IImage(VQGrid):
             negative = (caps, valid, torch.tensor([t is not None for t in texts]))
         return self.sample_tokens_from_captions(*self.captions(prompts), seeds=seeds, sampling=sampling,
                                                 negative=negative, forced=forced, use_cache=use_cache,
-                                                on_token=on_token)
+                                                on_token=on_token, compile=compile)
 
     @torch.inference_mode()
     def sample_tokens_from_captions(self, captions: torch.Tensor, valid: torch.Tensor,
                                     seeds: Sequence[int] | None = None, sampling: SamplingConfig | None = None,
                                     negative: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
                                     forced: torch.Tensor | None = None, use_cache: bool = True,
-                                    on_token=None) -> torch.Tensor:
+                                    on_token=None, compile: bool = False) -> torch.Tensor:
         """Image tokens (B, grid * grid) from left-padded captions (B, 120, caption_dim) and their
         valid masks (B, 120) (see :func:`text_encoder.left_pad`). ``negative``: (captions, valid,
-        used (B,) bool): rows with ``used`` read those captions in their unconditional branch."""
+        used (B,) bool): rows with ``used`` read those captions in their unconditional branch.
+        ``compile``: the loop's --compile; the bound captions are then static inputs of the
+        graph-captured step (the same tensors for every token of the batch)."""
         b = captions.shape[0]
         sampling = sampling or self.defaults
         check_rows(b, "seeds", seeds)
@@ -137,7 +141,9 @@ class LlamaGenT2IImage(VQGrid):
             captions, valid = torch.cat([captions, uncond]), torch.cat([valid, uncond_valid])
         bound = self.model.bind(captions, valid)
         ids = bound.prompts()
+        if compile:
+            mark_static(bound.prefix, bound.valid)
         rows = generate(bound, ids[:b], self.num_tokens, sampling, generators=make_generators(seeds, self.device),
-                        use_cache=use_cache, on_token=on_token,
+                        use_cache=use_cache, compile=compile, on_token=on_token,
                         rules=token_rules(uncond_prompts=ids[b:] if sampling.guided else None, forced=forced))
         return torch.tensor(rows, dtype=torch.long)  # (B, L)

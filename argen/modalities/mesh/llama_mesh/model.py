@@ -125,9 +125,11 @@ class LlamaMesh:
     def sample(self, n: int = 1, seeds: list[int] | None = None, prompt: str | None = None,
                category: str | None = None, max_faces: int = MAX_FACES, sampling: SamplingConfig | None = None,
                constrained: bool = True, max_new_tokens: int = DEFAULT_NEW_TOKENS,
-               batch_size: int = 4, use_cache: bool = True, on_progress=None) -> list[LlamaMeshSample]:
+               batch_size: int = 4, use_cache: bool = True, on_progress=None,
+               compile: bool = False) -> list[LlamaMeshSample]:
         """``n`` replies to ``prompt`` (seed ``seeds[i]``, default ``i``); ``on_progress(done,
-        total, "tokens")`` after every step."""
+        total, "tokens")`` after every step; ``compile``: the loop's --compile (on CUDA the
+        graph-captured step; the OBJ grammar stays outside it, on the logits)."""
         ids = self.check(prompt, category, max_faces, max_new_tokens)
         seeds = list(range(n)) if seeds is None else list(seeds)
         if not seeds:
@@ -142,7 +144,7 @@ class LlamaMesh:
             allowed = ObjConstraint(self.grammar, len(chunk), max_new_tokens) if constrained else None
             seqs = generate(self.model, [ids] * len(chunk), max_new_tokens, sampling, generators=gens,
                             stop=lambda r, t: t[-1] in ends, rules=token_rules(allowed=allowed), use_cache=use_cache,
-                            on_token=ticker(on_progress, max_new_tokens, "tokens"))
+                            compile=compile, on_token=ticker(on_progress, max_new_tokens, "tokens"))
             for s, seq in zip(chunk, seqs):
                 body = seq[:-1] if seq and seq[-1] in ends else seq
                 text = self.tok.decode(body, skip_special_tokens=False)

@@ -32,7 +32,9 @@ class LlamaMeshPipeline(ReleasedMeshPipeline):
     @classmethod
     def from_ref(cls, ref, config, device: str = "auto", dtype: str = "auto", compile: bool = False,
                  **options: Any) -> "LlamaMeshPipeline":
-        return cls(load_pretrained(LlamaMesh, ref, device, dtype, options, "mesh", "LLaMA-Mesh"), ref)
+        pipe = cls(load_pretrained(LlamaMesh, ref, device, dtype, options, "mesh", "LLaMA-Mesh"), ref)
+        pipe.compile = compile
+        return pipe
 
     def prepare(self, spec: MeshSpec, rows: list[Row] | None = None) -> Prepared:
         job = super().prepare(spec, rows)
@@ -52,4 +54,5 @@ class LlamaMeshPipeline(ReleasedMeshPipeline):
         return self.model.sample(seeds=[r.seed for r in rows], prompt=rows[0].prompt,
                                  max_faces=settings["max_faces"], sampling=sampling,
                                  constrained=not spec.unconstrained, max_new_tokens=settings["max_new_tokens"],
-                                 batch_size=len(rows), use_cache=self.use_cache, on_progress=on_progress)
+                                 batch_size=len(rows), use_cache=self.use_cache, on_progress=on_progress,
+                                 compile=self.compile)

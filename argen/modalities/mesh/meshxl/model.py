@@ -185,11 +185,12 @@ class MeshXL:
     def sample(self, n: int = 1, seeds: list[int] | None = None, category: str | None = None,
                max_faces: int = DEFAULT_FACES, sampling: SamplingConfig | None = None, constrained: bool = True,
                prompt: str | None = None, batch_size: int = 8, use_cache: bool = True,
-               ordered: bool = True, on_progress=None) -> list[MeshXLSample]:
+               ordered: bool = True, on_progress=None, compile: bool = False) -> list[MeshXLSample]:
         """``n`` sequences (seed ``seeds[i]``, default ``i``), batched ``batch_size`` at a time.
         ``constrained``: every sequence a valid mesh in MeshXL's order (``ordered=False``: valid,
         in any order); ``prompt`` only for x-mesh-xl; ``category`` picks a fine-tune;
-        ``on_progress(done, total, "tokens")`` after every step."""
+        ``on_progress(done, total, "tokens")`` after every step; ``compile``: the loop's --compile
+        (on CUDA the graph-captured step; the constraint stays outside it, on the logits)."""
         self.check(category, prompt, max_faces)
         seeds = list(range(n)) if seeds is None else list(seeds)
         if not seeds:
@@ -210,7 +211,7 @@ class MeshXL:
             allowed = MeshXLConstraint(len(chunk), max_faces, budget, ordered=ordered) if constrained else None
             seqs = generate(self.model, [head] * len(chunk), budget, sampling, generators=gens,
                             eos_id=tok.EOS, rules=token_rules(allowed=allowed), use_cache=use_cache,
-                            on_token=ticker(on_progress, budget, "tokens"))
+                            compile=compile, on_token=ticker(on_progress, budget, "tokens"))
             for s, seq in zip(chunk, seqs):
                 _, parsed = tok.split_faces(seq)
                 out.append(MeshXLSample(seq, tok.detokenize(seq), tok.detokenize(seq, clean=False), parsed, s))

@@ -47,7 +47,9 @@ class MeshXLPipeline(ReleasedMeshPipeline):
     @classmethod
     def from_ref(cls, ref, config, device: str = "auto", dtype: str = "auto", compile: bool = False,
                  **options: Any) -> "MeshXLPipeline":
-        return cls(load_pretrained(MeshXL, ref, device, dtype, options, "mesh", "MeshXL"), ref)
+        pipe = cls(load_pretrained(MeshXL, ref, device, dtype, options, "mesh", "MeshXL"), ref)
+        pipe.compile = compile
+        return pipe
 
     def check(self, spec: MeshSpec) -> None:
         super().check(spec)
@@ -80,4 +82,4 @@ class MeshXLPipeline(ReleasedMeshPipeline):
         return self.model.sample(seeds=[r.seed for r in rows], category=settings["category"],
                                  max_faces=settings["max_faces"], sampling=sampling,
                                  constrained=not spec.unconstrained, prompt=rows[0].prompt, batch_size=len(rows),
-                                 use_cache=self.use_cache, on_progress=on_progress)
+                                 use_cache=self.use_cache, on_progress=on_progress, compile=self.compile)

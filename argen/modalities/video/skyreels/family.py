@@ -26,7 +26,7 @@ import numpy as np
 from argen.checkpoints import resolve as weights
 from argen.errors import ArgenError, UsageError
 from argen.io.metadata import build_metadata
-from argen.modalities.base import OnProgress, Output, Pipeline, Row, refuse_options
+from argen.modalities.base import OnProgress, Output, Pipeline, Row, refuse_compile, refuse_options
 from argen.modalities.video.pipeline import VideoOutput
 from argen.modalities.video.skyreels.config import DF_PIPELINES, WAN_PIPELINES
 from argen.modalities.video.spec import VideoSpec
@@ -93,6 +93,7 @@ class SkyReelsPipeline(Pipeline):
         from argen.modalities.video.skyreels.pipeline import SkyReelsVideo
 
         refuse_options(options, "video")
+        refuse_compile(compile, ref.name, "through a diffusers pipeline")
         require_libraries()
         folder, checkpoint = ref.path, None
         if config.get("family") == "self-forcing":
