@@ -6,13 +6,16 @@ Rows (``--sizes full``, meant for one CUDA device, about 8 minutes in all):
   8192, vocabulary 128256, tied embeddings), bf16, batch 1 and 8, 128 prompt + 256 new tokens,
   temperature 0.8 and top-k 50 (on CUDA with ``--compile`` the fused Triton sampler runs);
 - llamagen-gpt-b-256: LlamaGen GPT-B (256x256, 16x16 tokens), batch 8, CFG 2.0 (16 rows);
+- musicgen-small shape: the decoder (24 layers, d 1024, 4 codebook streams of 2048) reading a
+  cross-attention memory of 16 text states, batch 4, CFG 3.0 (8 rows), 5 s (250 steps): the
+  audio family's graph path, with the memory a static input of the captured step;
 - var-d16: VAR d16 with its VQ-VAE, batch 8, CFG (images/s of the codes, no decoding);
 - video block: one block of block diffusion (recipes/train/video-bouncing.yaml's DiT), batch 8.
 
 Modes: ``eager``; ``compiled`` (the decode step under torch.compile with dynamic shapes, the
 fused sampler on CUDA, no CUDA graphs); ``graphs`` (what ``--compile`` does on CUDA: a static KV
 cache and the decode step captured as a CUDA graph, plus the fused sampler; n/a off CUDA). VAR and
-the video block have no compiled path yet (n/a).
+the video block are not next-token decoders: argen refuses --compile for them (n/a).
 For batch-1 text decode the table adds the achieved memory bandwidth: bytes read per step (every
 weight once, bf16, plus the KV cache at its mean length) times steps/s, as a share of the
 device's peak (a table of known parts, or ``--peak-gbps``).
@@ -36,9 +39,11 @@ PEAK_GBPS = {"H200": 4800, "H100 PCIe": 2000, "H100 NVL": 3900, "H100": 3350, "A
 SIZES = {
     "full": dict(text=dict(vocab_size=128256, n_layer=16, d_model=2048, n_head=32, n_kv_head=8, d_ff=8192,
                            max_seq_len=1024, tie_embeddings=True, rope_theta=500000.0),
-                 prompt=128, new_tokens=256, batches=(1, 8), image_batch=8, llamagen=None, var_depth=16, video_steps=20),
+                 prompt=128, new_tokens=256, batches=(1, 8), image_batch=8, llamagen=None, var_depth=16, video_steps=20,
+                 musicgen=dict(d_model=1024, n_layer=24, n_head=16, d_ff=4096, batch=4, steps=250, text_states=16)),
     "tiny": dict(text=dict(vocab_size=256, n_layer=2, d_model=64, n_head=4, n_kv_head=2, d_ff=128, max_seq_len=64),
-                 prompt=8, new_tokens=8, batches=(1, 2), image_batch=2, llamagen=(2, 2, 64), var_depth=None, video_steps=2),
+                 prompt=8, new_tokens=8, batches=(1, 2), image_batch=2, llamagen=(2, 2, 64), var_depth=None, video_steps=2,
+                 musicgen=dict(d_model=32, n_layer=2, n_head=4, d_ff=64, batch=2, steps=4, text_states=3)),
 }
 MODES = ("eager", "compiled", "graphs")
 
@@ -154,6 +159,40 @@ def llamagen_rows(size: dict, device: torch.device, dtype: torch.dtype) -> list[
     return rows
 
 
+def musicgen_rows(size: dict, device: torch.device, dtype: torch.dtype) -> list[tuple]:
+    from argen.engine.sampling.conditioning import Conditioning
+    from argen.engine.sampling.next_token import generate
+    from argen.engine.sampling.processors import SamplingConfig
+    from argen.engine.sampling.rules import token_rules
+    from argen.engine.transformer import Transformer
+    from argen.modalities.audio.musicgen.config import MusicGenSpec
+
+    m = size["musicgen"]
+    spec = MusicGenSpec(family="musicgen", d_model=m["d_model"], n_layer=m["n_layer"], n_head=m["n_head"],
+                        d_ff=m["d_ff"], mlp="gelu", max_positions=2048, n_codebooks=4, channels=1,
+                        codebook_size=2048, text_dim=768, sample_rate=32000, hop=640)
+    torch.manual_seed(0)
+    model = Transformer(spec.transformer_config()).to(device, dtype).eval()
+    b, k = m["batch"], spec.n_codebooks
+    prompts = [[(spec.pad,) * k] for _ in range(b)]  # every stream starts at BOS (= PAD)
+    states = torch.randn(2 * b, m["text_states"], spec.d_model, device=device, dtype=dtype)
+    condition = Conditioning(memory=model.memory(states))  # prompts' rows, then their CFG twins
+    sampling = SamplingConfig(temperature=1.0, top_k=250, cfg_scale=3.0)
+    name = f"musicgen-small shape b{b} ({m['steps']} steps)"
+    rows = []
+    for mode in MODES:
+        if mode == "graphs" and device.type != "cuda":
+            rows.append((name, mode, None, "steps/s", None))
+            continue
+        with mode_rule(mode) as compile:
+            t = timed(lambda c=compile: generate(model, prompts, m["steps"], sampling, seed=0, compile=c,
+                                                 condition=condition,
+                                                 rules=token_rules(vocab_limit=spec.codebook_size,
+                                                                   uncond_prompts=prompts)), device)
+        rows.append((name, mode, m["steps"] / t, "steps/s", None))
+    return rows
+
+
 def var_rows(size: dict, device: torch.device, dtype: torch.dtype) -> list[tuple]:
     from argen.modalities.image.var.model import VAR, VARConfig, var_config
     from argen.modalities.image.var.sampling import sample_var_codes
@@ -211,7 +250,7 @@ def table(rows: list[tuple]) -> str:
 def main(argv: list[str] | None = None) -> str:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dry-run", action="store_true", help="tiny sizes, float32, on the CPU: checks the script")
-    ap.add_argument("--only", choices=["text", "llamagen", "var", "video"], action="append",
+    ap.add_argument("--only", choices=["text", "llamagen", "musicgen", "var", "video"], action="append",
                     help="run only these rows (repeatable)")
     ap.add_argument("--peak-gbps", type=float, default=None, help="the device's peak memory bandwidth, GB/s")
     args = ap.parse_args(argv)
@@ -225,12 +264,14 @@ def main(argv: list[str] | None = None) -> str:
     peak = peak_gbps(name, args.peak_gbps)
     print(f"{name}, torch {torch.__version__}, peak bandwidth {peak or 'unknown'} GB/s", flush=True)
     rows: list[tuple] = []
-    only = set(args.only or ["text", "llamagen", "var", "video"])
+    only = set(args.only or ["text", "llamagen", "musicgen", "var", "video"])
     with torch.inference_mode():
         if "text" in only:
             rows += text_rows(size, device, dtype, peak)
         if "llamagen" in only:
             rows += llamagen_rows(size, device, dtype)
+        if "musicgen" in only:
+            rows += musicgen_rows(size, device, dtype)
         if "var" in only:
             rows += var_rows(size, device, dtype)
         if "video" in only:

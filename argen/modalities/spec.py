@@ -61,7 +61,8 @@ class GenerationSpec(BaseModel):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = flag(
         "auto", "--dtype", metavar="auto|float32|bfloat16|float16",
         help="Compute dtype; auto: float32 on CPU, bfloat16 on CUDA.")
-    compile: bool = flag(False, "--compile", help="Compile the model's step with torch.compile (pays off on GPUs).")
+    compile: bool = flag(False, "--compile", help="Compile the next-token decode step (on CUDA: a static KV cache and a CUDA graph); "
+                                                   "next-scale and diffusion models refuse it.")
     batch_size: int | None = flag(None, "--batch-size", metavar="B", ge=1, le=4096,
                                   help="Samples generated together (default: the model's; outputs do not depend on it).")
     temperature: float | None = flag(None, "--temperature", "-t", ge=0, le=100,
