@@ -63,7 +63,7 @@ class GenerationSpec(BaseModel):
         help="Compute dtype; auto: float32 on CPU, bfloat16 on CUDA.")
     quantize: Literal["none", "int8"] = flag(
         "none", "--quantize", metavar="none|int8",
-        help="int8: weight-only int8 linear layers in an autoregressive model's decoder (faster CPU decoding, ~1% "
+        help="int8: weight-only int8 linear layers in an autoregressive model's decoder (faster CPU decoding, ~1-3% "
              "logit error; --dtype auto then means bfloat16 on CPU). Models that cannot take it say so.")
     compile: bool = flag(False, "--compile", help="Compile the model's step with torch.compile (pays off on GPUs).")
     batch_size: int | None = flag(None, "--batch-size", metavar="B", ge=1, le=4096,
