@@ -21,7 +21,7 @@ from argen.engine.sampling.speculative import LookupDrafter, ModelDrafter, SpecS
 from argen.engine.sampling.window import ContextWindow
 from argen.errors import ArgenError, UsageError
 from argen.io.metadata import build_metadata
-from argen.modalities.base import OnProgress, Output, Pipeline, Row, refuse_options
+from argen.modalities.base import OnProgress, Output, Pipeline, Row, quantize_record, refuse_options
 from argen.modalities.text.spec import TextSpec
 from argen.modalities.text.tokenizer import load_tokenizer
 
@@ -256,5 +256,5 @@ class TextPipeline(Pipeline):
             model_path=None if self.ref.bundled else str(self.ref.path), sampler="next-token",
             sampling=sampling.to_dict(), max_new_tokens=spec.max_new_tokens, new_tokens=n_tokens,
             stop=stops or None, draft=(draft_ref.name if draft_ref else None),
-            lookup=spec.lookup, quantize=None if self.quantize == "none" else self.quantize,
+            lookup=spec.lookup, quantize=quantize_record(self.quantize),
             device=str(self.device), dtype=str(self.model.embed.weight.dtype).replace("torch.", ""))
