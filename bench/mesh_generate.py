@@ -3,6 +3,7 @@ like with like.
 
     python bench/mesh_generate.py [--model shapes3d-mesh] [--n 8] [--threads 1]
     python bench/mesh_generate.py --meshxl [--layers 4] [--faces 24] [--depth 300] [--threads 2]
+        [--modes float32 bfloat16 int8] [--hf-dtypes float32 bfloat16]
 
 Prints faces/s with and without the KV cache (same prompts, same seeds, so the same meshes),
 and tokens per face of the held-out shapes3d meshes with plain and with adjacent (MeshAnything
@@ -12,7 +13,10 @@ V2) tokenisation.
 ``OPTForCausalLM`` at MeshXL-350m's width (d_model 1024, 16 heads, FFN 4096, 131 tokens, 8192
 positions; ``--layers`` of its 24), batch 1 and 8, MeshXL's sampling (top-k 50, top-p 0.95),
 EOS held back on both sides so every row writes ``--faces`` faces; argen also with its
-MeshXL constraint on.
+MeshXL constraint on. argen's modes (``--modes``): float32, bfloat16 (``--dtype bfloat16``) and
+int8 (``--quantize int8``: int8 weights, bfloat16 activations); transformers' baselines
+(``--hf-dtypes``): float32 and bfloat16, copies of the same weights. ``speedup*`` keys compare
+argen float32 with transformers float32; ``vs_transformers_<dtype>`` every mode with every baseline.
 """
 
 from __future__ import annotations
@@ -51,12 +55,16 @@ def tokens_per_face(n: int) -> dict[str, float]:
 
 
 def meshxl_vs_transformers(layers: int, faces: int, depth: int, batches: tuple[int, ...] = (1, 8),
-                           repeats: int = 2) -> dict:
+                           repeats: int = 2, modes: tuple[str, ...] = ("float32",),
+                           hf_dtypes: tuple[str, ...] = ("float32",)) -> dict:
     """faces/s of argen and of transformers on one random OPT in MeshXL's layout: writing the
     first ``faces`` faces from BOS, and decoding 8 faces after a ``depth``-face prefix (decode
     time only: a run of 1 new token is subtracted, which removes the prefill)."""
+    import copy
+
     import transformers
 
+    from argen.engine.quantize import quantize_weights
     from argen.engine.sampling.next_token import generate
     from argen.engine.sampling.processors import SamplingConfig
     from argen.modalities.mesh.meshxl import tokenizer as tok
@@ -70,6 +78,10 @@ def meshxl_vs_transformers(layers: int, faces: int, depth: int, batches: tuple[i
                                  eos_token_id=tok.EOS, pad_token_id=tok.PAD)
     hf = transformers.OPTForCausalLM(cfg).eval()
     model, _ = load_opt(cfg.to_dict(), hf.state_dict(), "bench")
+    # argen's modes and transformers' baselines, each a copy of the same weights
+    ours = {m: model if m == "float32" else quantize_weights(copy.deepcopy(model).to(torch.bfloat16),
+                                                             "int8" if m == "int8" else "none") for m in modes}
+    theirs = {d: hf if d == "float32" else copy.deepcopy(hf).to(torch.bfloat16) for d in hf_dtypes}
     sampling = SamplingConfig(temperature=1.0, top_k=50, top_p=0.95)
 
     def no_eos(constraint):
@@ -80,20 +92,20 @@ def meshxl_vs_transformers(layers: int, faces: int, depth: int, batches: tuple[i
             return torch.where(held.any(1, keepdim=True), held, ok)  # EOS only when nothing else fits
         return allowed
 
-    def run_argen(prompt: list[int], b: int, n: int, constrained: bool = False) -> float:
+    def run_argen(prompt: list[int], b: int, n: int, constrained: bool = False, mode: str = "float32") -> float:
         gens = [torch.Generator().manual_seed(i) for i in range(b)]
         allowed = no_eos(MeshXLConstraint(b, n // tok.PER_FACE, n + 1) if constrained else None)
         t0 = time.perf_counter()
-        out = generate(model, [prompt] * b, n, sampling, generators=gens, rules=token_rules(allowed=allowed))
+        out = generate(ours[mode], [prompt] * b, n, sampling, generators=gens, rules=token_rules(allowed=allowed))
         assert all(len(o) == n for o in out)
         return time.perf_counter() - t0
 
-    def run_hf(prompt: list[int], b: int, n: int) -> float:
+    def run_hf(prompt: list[int], b: int, n: int, dtype: str = "float32") -> float:
         torch.manual_seed(0)
         ids = torch.tensor([prompt] * b)
         t0 = time.perf_counter()
         with torch.inference_mode():
-            out = hf.generate(ids, attention_mask=torch.ones_like(ids), do_sample=True, top_k=50, top_p=0.95,
+            out = theirs[dtype].generate(ids, attention_mask=torch.ones_like(ids), do_sample=True, top_k=50, top_p=0.95,
                               max_new_tokens=n, min_new_tokens=n, eos_token_id=tok.EOS, pad_token_id=tok.PAD)
         assert out.shape[1] == len(prompt) + n
         return time.perf_counter() - t0
@@ -105,19 +117,36 @@ def meshxl_vs_transformers(layers: int, faces: int, depth: int, batches: tuple[i
     g = torch.Generator().manual_seed(1)
     deep = [tok.BOS] + torch.randint(0, tok.LEVELS, (tok.PER_FACE * depth,), generator=g).tolist()
     n, m = tok.PER_FACE * faces, tok.PER_FACE * 8 + 1
-    run_argen(start, 1, 9), run_hf(start, 1, 9)  # warm-up
+    for mode in ours:
+        run_argen(start, 1, 9, mode=mode)  # warm-up
+    for d in theirs:
+        run_hf(start, 1, 9, dtype=d)
     report = {"width": 1024, "layers": layers, "of_layers": 24, "threads": torch.get_num_threads(),
               "start": f"faces 1..{faces} from BOS", "deep": f"8 faces after {depth} (decode only)"}
+    report["modes"], report["hf_dtypes"] = list(modes), list(hf_dtypes)
     for b in batches:
-        fps = {"transformers": b * faces / best(run_hf, start, b, n), "argen": b * faces / best(run_argen, start, b, n),
-               "argen_constrained": b * faces / best(run_argen, start, b, n, True)}
-        deep_hf = best(run_hf, deep, b, m, times=1) - best(run_hf, deep, b, 1, times=1)  # prefills are slow: once
-        deep_ar = best(run_argen, deep, b, m, times=1) - best(run_argen, deep, b, 1, times=1)
-        fps.update(deep_transformers=b * 8 / deep_hf, deep_argen=b * 8 / deep_ar)
+        fps: dict[str, float] = {}
+        for d in theirs:
+            name = "transformers" if d == "float32" else f"transformers_{d}"
+            fps[name] = b * faces / best(run_hf, start, b, n, d)
+            deep_hf = best(run_hf, deep, b, m, d, times=1) - best(run_hf, deep, b, 1, d, times=1)  # prefills: once
+            fps[f"deep_{name}"] = b * 8 / deep_hf
+        for mode in ours:
+            name = "argen" if mode == "float32" else f"argen_{mode}"
+            fps[name] = b * faces / best(run_argen, start, b, n, False, mode)
+            fps[f"{name}_constrained"] = b * faces / best(run_argen, start, b, n, True, mode)
+            deep_ar = best(run_argen, deep, b, m, False, mode, times=1) - best(run_argen, deep, b, 1, False, mode, times=1)
+            fps[f"deep_{name}"] = b * 8 / deep_ar
         row = {f"faces_per_s_{k}": round(v, 2) for k, v in fps.items()}
-        row.update(speedup=round(fps["argen"] / fps["transformers"], 2),
-                   speedup_constrained=round(fps["argen_constrained"] / fps["transformers"], 2),
-                   speedup_deep=round(fps["deep_argen"] / fps["deep_transformers"], 2))
+        if "argen" in fps and "transformers" in fps:
+            row.update(speedup=round(fps["argen"] / fps["transformers"], 2),
+                       speedup_constrained=round(fps["argen_constrained"] / fps["transformers"], 2),
+                       speedup_deep=round(fps["deep_argen"] / fps["deep_transformers"], 2))
+        for d in theirs:
+            base = "transformers" if d == "float32" else f"transformers_{d}"
+            row[f"vs_transformers_{d}"] = {
+                mode: {"start": round(fps[a] / fps[base], 2), "deep": round(fps[f"deep_{a}"] / fps[f"deep_{base}"], 2)}
+                for mode, a in ((mode, "argen" if mode == "float32" else f"argen_{mode}") for mode in ours)}
         report[f"batch_{b}"] = row
     return report
 
@@ -133,10 +162,17 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=4, help="--meshxl: layers of the 24 to keep")
     ap.add_argument("--faces", type=int, default=24, help="--meshxl: faces each row writes from BOS")
     ap.add_argument("--depth", type=int, default=300, help="--meshxl: faces already written for the deep case")
+    ap.add_argument("--batches", type=int, nargs="+", default=[1, 8], help="--meshxl: batch sizes")
+    ap.add_argument("--repeats", type=int, default=2, help="--meshxl: best of this many runs")
+    ap.add_argument("--modes", nargs="+", default=["float32", "bfloat16", "int8"], choices=["float32", "bfloat16", "int8"],
+                    help="--meshxl: argen's modes (int8: int8 weights, bfloat16 activations)")
+    ap.add_argument("--hf-dtypes", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16"],
+                    help="--meshxl: transformers' baselines")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.meshxl:
-        report = meshxl_vs_transformers(args.layers, args.faces, args.depth)
+        report = meshxl_vs_transformers(args.layers, args.faces, args.depth, tuple(args.batches), args.repeats,
+                                        tuple(args.modes), tuple(args.hf_dtypes))
         print(json.dumps(report) if args.json else json.dumps(report, indent=2))
         return
     pipe = MeshPipeline.from_pretrained(args.model, device="cpu")

@@ -10,11 +10,14 @@ the neighbours; CPU time is the work done; with ``--threads 1`` the two agree on
 machine); wall seconds are printed too. Ratio = argen's RTF / transformers' RTF, measured in
 the same process, runs alternating, best of ``--repeats``.
 
-    nice -n 10 python bench/music_generate.py                  # 8 s, batch 1 and 4, float32
-    python bench/music_generate.py --seconds 2 --batch 1 --dtypes float32 bfloat16 --hf-dtypes float32 bfloat16
+    nice -n 10 python bench/music_generate.py      # 8 s, batch 1 and 4, every mode below
+    python bench/music_generate.py --seconds 2 --batch 1 --dtypes float32 int8 --hf-dtypes float32
 
-``--dtypes`` sets argen's decoder dtype; ``--hf-dtypes`` transformers' (bfloat16: its T5, projection
-and decoder, EnCodec kept in float32 as argen keeps it).
+``--dtypes`` sets argen's decoder mode: float32, bfloat16 (``--dtype bfloat16``) or int8
+(``--quantize int8``: int8 weights in the decoder's self- and cross-attention, MLPs and heads,
+bfloat16 activations); ``--hf-dtypes`` transformers' baselines (bfloat16: its T5, projection and
+decoder, EnCodec kept in float32 as argen keeps it). Every argen mode is compared with every
+baseline.
 """
 
 from __future__ import annotations
@@ -95,8 +98,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--batch", type=int, nargs="+", default=[1, 4])
-    ap.add_argument("--dtypes", nargs="+", default=["float32"], help="argen decoder dtypes")
-    ap.add_argument("--hf-dtypes", nargs="+", default=["float32"], help="transformers dtypes (see above)")
+    ap.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16", "int8"],
+                    choices=["float32", "bfloat16", "int8"], help="argen decoder modes (see above)")
+    ap.add_argument("--hf-dtypes", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16"],
+                    help="transformers dtypes (see above)")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
@@ -109,7 +114,8 @@ def main() -> None:
         t0 = time.perf_counter()
         hf = build_small(Path(tmp))
         hfs = {d: hf_in(hf, d) for d in args.hf_dtypes}
-        ours = {d: MusicGen.from_pretrained(tmp, dtype=getattr(torch, d)) for d in args.dtypes}
+        ours = {d: MusicGen.from_pretrained(tmp, dtype=torch.float32 if d == "float32" else torch.bfloat16,
+                                            quantize="int8" if d == "int8" else "none") for d in args.dtypes}
         print(f"built and loaded in {time.perf_counter() - t0:.0f} s; {torch.get_num_threads()} threads; "
               f"{args.seconds:g} s of audio, guidance 3, top-k 250", flush=True)
         for b in args.batch:

@@ -13,7 +13,7 @@ import argen
 from argen.cli.app import main
 from argen.modalities.registry import MODALITIES
 
-SHARED = ["--num", "-n", "--seed", "--model", "--device", "--dtype", "--compile", "--batch-size", "--temperature",
+SHARED = ["--num", "-n", "--seed", "--model", "--device", "--dtype", "--quantize", "--compile", "--batch-size", "--temperature",
           "--top-k", "--top-p", "--cfg", "--output", "-o", "--json", "--quiet", "--overwrite", "--prompt-file"]
 # (flag, bad value, the one-line error every modality gives)
 BAD = [("-n", "0", "Error: --num 0: input should be greater than or equal to 1"),
@@ -27,7 +27,8 @@ BAD = [("-n", "0", "Error: --num 0: input should be greater than or equal to 1")
        ("--top-p", "1.5", "Error: --top-p 1.5: input should be less than or equal to 1"),
        ("--cfg", "-2", "Error: --cfg -2.0: input should be greater than or equal to 0"),
        ("--dtype", "float8", "Error: --dtype 'float8': input should be 'auto', 'float32', 'bfloat16' or 'float16'"),
-       ("--device", "tpu", "Error: --device 'tpu': unknown device 'tpu'; use auto, cpu, cuda, cuda:N or mps")]
+       ("--device", "tpu", "Error: --device 'tpu': unknown device 'tpu'; use auto, cpu, cuda, cuda:N or mps"),
+       ("--quantize", "int4", "Error: --quantize 'int4': input should be 'none' or 'int8'")]
 
 # a fast request of each modality with the bundled model, and the flags a diffusion model has no use for
 FAST = {
@@ -84,7 +85,8 @@ def test_a_recipe_with_one_job_of_each_modality_sets_every_shared_flag(tmp_path,
     jobs = []
     for modality, (args, _) in FAST.items():
         job = {"name": modality, "modality": modality, "prompts": [args[1]], "n": 2, "seed": 5,
-               "model": None, "device": "cpu", "dtype": "float32", "compile": False, "batch_size": 2, "cfg": 1.0}
+               "model": None, "device": "cpu", "dtype": "float32", "quantize": "none", "compile": False, "batch_size": 2,
+               "cfg": 1.0}
         if modality != "video":
             job.update(temperature=0.7, top_k=20, top_p=0.95)
         job.update({a.lstrip("-").replace("-", "_"): v for a, v in zip(args[2::2], args[3::2])})

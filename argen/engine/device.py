@@ -26,9 +26,13 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    """``auto``: bfloat16 on CUDA GPUs that support it, float16 on other accelerators, float32 on CPU."""
+def resolve_dtype(name: str, device: torch.device, quantize: str = "none") -> torch.dtype:
+    """``auto``: bfloat16 on CUDA GPUs that support it, float16 on other accelerators, float32 on
+    CPU, except with ``quantize="int8"``: bfloat16 on CPU too, the activations PyTorch's int8 CPU
+    kernel is fastest with (see argen/engine/quantize.py)."""
     if name == "auto":
+        if quantize == "int8" and device.type == "cpu":
+            return torch.bfloat16
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.float16 if device.type == "mps" else torch.float32

@@ -4,15 +4,23 @@ Each output channel of a linear layer keeps int8 weights and one scale (absmax /
 scheme of gpt-fast's ``WeightOnlyInt8QuantHandler``. On CPU the product runs in PyTorch's
 ``_weight_int8pack_mm`` kernel (bf16 or fp16 activations are fastest); elsewhere the weights are
 dequantised on the fly, which is correct everywhere but saves only memory.
+
+Every family whose decoder is argen's :class:`Transformer` quantises through
+:func:`quantize_weights` (``--quantize int8``); :func:`argen.engine.device.resolve_dtype` picks
+the activations' dtype that goes with it (bfloat16 on CPU when ``--dtype auto``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from argen.engine.transformer import Transformer
+from argen.errors import UsageError
+
+MODES = ("none", "int8")
 
 
 class Int8Linear(nn.Module):
@@ -38,10 +46,34 @@ class Int8Linear(nn.Module):
         return y.reshape(*x.shape[:-1], -1)  # (..., out)
 
 
-def quantize_int8(model: Transformer) -> Transformer:
-    """Replace every linear layer of the blocks and the output head, in place (for inference)."""
-    for module in [*model.layers.modules(), model]:
+def check_mode(mode: str) -> str:
+    """``mode`` if argen knows it (none, int8), else a one-line UsageError."""
+    if mode not in MODES:
+        raise UsageError(f"unknown --quantize {mode!r}", hint="use none or int8")
+    return mode
+
+
+def quantize_int8(model: nn.Module, blocks: str = "layers", heads: Sequence[str] = ("lm_head",)) -> nn.Module:
+    """Replace, in place, every linear layer under ``model.<blocks>`` (self- and cross-attention,
+    MLP) and the output ``heads`` (attribute paths on ``model``) by :class:`Int8Linear`. The
+    defaults fit argen's :class:`~argen.engine.transformer.Transformer`; a family whose head sits
+    outside it names its own (Janus: ``blocks="lm.layers", heads=("head_proj", "head_out")``)."""
+    for module in model.get_submodule(blocks).modules():
         for name, child in list(module.named_children()):
-            if isinstance(child, nn.Linear) and (module is not model or name == "lm_head"):
+            if isinstance(child, nn.Linear):
                 setattr(module, name, Int8Linear(child))
+    for path in heads:
+        owner, _, name = path.rpartition(".")
+        parent = model.get_submodule(owner) if owner else model
+        if isinstance(getattr(parent, name), nn.Linear):
+            setattr(parent, name, Int8Linear(getattr(parent, name)))
     return model.eval()
+
+
+def quantize_weights(model: nn.Module, mode: str, blocks: str = "layers",
+                     heads: Sequence[str] = ("lm_head",)) -> nn.Module:
+    """The decoder of a loaded model (already on its device and dtype) under ``--quantize mode``:
+    unchanged for ``none``, :func:`quantize_int8` for ``int8``."""
+    if check_mode(mode) == "int8":
+        quantize_int8(model, blocks, heads)
+    return model

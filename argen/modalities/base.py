@@ -214,10 +214,14 @@ def is_argen_model(config: dict[str, Any] | None, modality: str, section: str | 
 
 
 def refuse_options(options: dict[str, Any], modality: str, family: str | None = None) -> None:
-    """Load options another family takes (``sampler``, ``quantize``...) are a usage error here."""
-    if options:
-        raise UsageError(f"{family or modality} models take no {', '.join(sorted(options))}",
-                         hint=f"see `argen {modality} --help`")
+    """Load options another family takes (``sampler``, ``quantize``...) are a usage error here;
+    ``quantize="none"`` (every spec's default) is no request."""
+    given = sorted(k for k, v in options.items() if not (k == "quantize" and v == "none"))
+    if given:
+        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        hint = ("--quantize is for autoregressive models whose decoder runs on argen's transformer; drop it"
+                if "quantize" in given else f"see `argen {modality} --help`")
+        raise UsageError(f"{family or modality} models take no {flags}", hint=hint)
 
 
 def refuse_compile(compile: bool, name: str, sampler: str) -> None:
@@ -228,13 +232,23 @@ def refuse_compile(compile: bool, name: str, sampler: str) -> None:
 
 
 def load_pretrained(model_cls, ref, device: str, dtype: str, options: dict[str, Any], modality: str, family: str):
-    """A released family's model (``model_cls.from_pretrained(folder, device, dtype)``) from a
-    resolved ``ref``, on the resolved device and dtype, after refusing other families' options."""
+    """A released family's model (``model_cls.from_pretrained(folder, device, dtype, quantize=...)``)
+    from a resolved ``ref``, after refusing other families' options. The dtype is resolved for the
+    ``quantize`` option (int8 weights: bfloat16 activations on CPU under ``--dtype auto``); the
+    family quantises its decoder with :func:`argen.engine.quantize.quantize_weights`."""
     from argen.engine.device import resolve_device, resolve_dtype
+    from argen.engine.quantize import check_mode
 
+    options = dict(options)
+    quantize = check_mode(options.pop("quantize", "none"))
     refuse_options(options, modality, family)
     dev = resolve_device(device)
-    return model_cls.from_pretrained(ref.path, dev, resolve_dtype(dtype, dev))
+    return model_cls.from_pretrained(ref.path, dev, resolve_dtype(dtype, dev, quantize), quantize=quantize)
+
+
+def quantize_record(quantize: str) -> str | None:
+    """The metadata value of ``--quantize`` (None, so left out, when not quantised)."""
+    return None if quantize == "none" else quantize
 
 
 def load_argen_transformer(ref, device: str, dtype: str, section: str | None = None, layout=None):

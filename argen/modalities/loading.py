@@ -71,8 +71,8 @@ def load(model: str | None = None, modality: str | None = None, *, device: str =
     """Load a pipeline: ``argen.load("shapes-next-token", device="cpu")("a red circle", n=2, seed=0)``.
 
     ``model``: a registered name, a hub id, or a folder; ``None`` with ``modality``: that
-    modality's bundled default. ``options``: the modality's load flags (``quantize`` for text,
-    ``sampler`` for image).
+    modality's bundled default. ``options``: the modality's load flags (``quantize``
+    for the families whose decoder is argen's transformer, ``sampler`` for text and image).
     """
     from argen.checkpoints.resolve import default_model, resolve
 

@@ -82,7 +82,7 @@ class AudioPipeline(Pipeline):
     @classmethod
     def from_ref(cls, ref, config, device: str = "auto", dtype: str = "auto", compile: bool = False,
                  **options: Any) -> "AudioPipeline":
-        refuse_options(options, "audio")
+        refuse_options(options, "audio", "bundled audio")
         model, meta, layout, dev = load_argen_transformer(ref, device, dtype, "audio", AudioLayout)
         codec, _ = load_codec_dir(ref.path / meta.get("codec", "codec"))
         pipe = cls(model, codec.to(dev), layout, ref, dev, meta.get("sampling"))

@@ -14,10 +14,11 @@ import torch
 
 from argen.checkpoints import resolve as weights
 from argen.engine.device import resolve_device, resolve_dtype
+from argen.engine.quantize import check_mode, quantize_weights
 from argen.engine.sampling.processors import SamplingConfig
 from argen.errors import UsageError
 from argen.io.metadata import build_metadata
-from argen.modalities.base import Row, refuse_compile, refuse_options
+from argen.modalities.base import Row, quantize_record, refuse_compile, refuse_options
 from argen.modalities.image.guidance import GUIDANCE, Guidance
 from argen.modalities.image.imagenet import class_index, class_name
 from argen.modalities.image.pipeline import ImageOutput, ImagePipelineBase
@@ -34,6 +35,7 @@ class Family:
     defaults: Callable[[], SamplingConfig]  # the settings the family's authors publish
     guidance: Guidance
     options: dict[str, str] = field(default_factory=dict)  # the family's own switches (all default off): name -> help
+    quantizable: bool = False  # a next-token Transformer that --quantize int8 applies to
 
 
 def _var() -> Family:
@@ -57,7 +59,8 @@ def _llamagen() -> Family:
     def sample(vq, gpt, labels, sampling, generators, use_cache, compile=False):
         return sample_llamagen(vq, gpt, labels, sampling, generators=generators, use_cache=use_cache, compile=compile)
 
-    return Family("next-token", load_llamagen_dir, sample, lambda: DEFAULT_SAMPLING, GUIDANCE["llamagen"])
+    return Family("next-token", load_llamagen_dir, sample, lambda: DEFAULT_SAMPLING, GUIDANCE["llamagen"],
+                  quantizable=True)
 
 
 FAMILIES: dict[str, Callable[[], Family]] = {"var": _var, "llamagen": _llamagen}
@@ -70,10 +73,10 @@ class ClassImagePipeline(ImagePipelineBase):
     default_batch_size = 8
 
     def __init__(self, family: str, tokenizer: Any, model: Any, meta: dict, ref: weights.ModelRef | None = None,
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu", quantize: str = "none") -> None:
         self.family_name, self.family = family, FAMILIES[family]()
         self.tokenizer, self.model, self.meta, self.ref = tokenizer, model, meta, ref
-        self.device = torch.device(device)
+        self.device, self.quantize = torch.device(device), quantize
 
     @classmethod
     def matches(cls, config: dict[str, Any] | None, path: Path) -> bool:
@@ -81,17 +84,19 @@ class ClassImagePipeline(ImagePipelineBase):
 
     @classmethod
     def from_ref(cls, ref, config, device: str = "auto", dtype: str = "auto", compile: bool = False,
-                 sampler: str | None = None, **options: Any) -> "ClassImagePipeline":
-        refuse_options(options, "image")
+                 sampler: str | None = None, quantize: str = "none", **options: Any) -> "ClassImagePipeline":
         family = config.get("family")
+        quantize = check_mode(quantize)
+        refuse_options({**options, **({} if FAMILIES[family]().quantizable else {"quantize": quantize})}, "image",
+                       "VAR" if family == "var" else None)
         if sampler is not None and sampler != FAMILIES[family]().sampler:
             raise UsageError(f"{ref.name} is a {FAMILIES[family]().sampler} model; it cannot sample {sampler}",
                              hint="drop --sampler")
         tokenizer, model, meta = FAMILIES[family]().load(ref.path)
         refuse_compile(compile and FAMILIES[family]().sampler != "next-token", ref.name, FAMILIES[family]().sampler)
         dev = resolve_device(device)
-        pipe = cls(family, tokenizer.to(dev).eval(), model.to(device=dev, dtype=resolve_dtype(dtype, dev)).eval(),
-                   meta, ref, dev)
+        model = quantize_weights(model.to(device=dev, dtype=resolve_dtype(dtype, dev, quantize)), quantize)
+        pipe = cls(family, tokenizer.to(dev).eval(), model.eval(), meta, ref, dev, quantize)
         pipe.compile = compile
         return pipe
 
@@ -158,4 +163,4 @@ class ClassImagePipeline(ImagePipelineBase):
             model_sha256=weights.digest(ref) if ref else None,
             model_path=None if ref is None or ref.bundled else str(ref.path), family=self.family_name,
             sampler=self.sampler, sampling=sampling.to_dict(), size=[shape[1], shape[0]], device=str(self.device),
-            **options)
+            quantize=quantize_record(self.quantize), **options)

@@ -90,7 +90,7 @@ class ImagePipeline(ImagePipelineBase):
     @classmethod
     def from_ref(cls, ref, config, device: str = "auto", dtype: str = "auto", compile: bool = False,
                  sampler: str | None = None, **options: Any) -> "ImagePipeline":
-        refuse_options(options, "image")
+        refuse_options(options, "image", "bundled image")
         model, meta, layout, dev = load_argen_transformer(ref, device, dtype, "image", ImageLayout)
         if sampler is not None and sampler != layout.sampler:
             other = ImageSpec.default_model({"sampler": sampler})

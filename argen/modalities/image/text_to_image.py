@@ -17,10 +17,11 @@ import torch
 
 from argen.checkpoints import resolve as weights
 from argen.engine.device import resolve_device, resolve_dtype
+from argen.engine.quantize import check_mode
 from argen.engine.sampling.processors import SamplingConfig
 from argen.errors import UsageError
 from argen.io.metadata import build_metadata
-from argen.modalities.base import OnProgress, Row, refuse_options, ticker
+from argen.modalities.base import OnProgress, Row, quantize_record, refuse_options, ticker
 from argen.modalities.image.pipeline import ImageOutput, ImagePipelineBase, load_mask
 from argen.modalities.image.spec import ImageSpec
 
@@ -46,11 +47,12 @@ class TextToImagePipeline(ImagePipelineBase):
 
     @classmethod
     def from_ref(cls, ref, config, device: str = "auto", dtype: str = "auto", compile: bool = False,
-                 sampler: str | None = None, **options: Any) -> "TextToImagePipeline":
+                 sampler: str | None = None, quantize: str = "none", **options: Any) -> "TextToImagePipeline":
         if sampler is not None and sampler != "next-token":
             raise UsageError(f"{ref.name} is a next-token model; it cannot sample {sampler}", hint="drop --sampler")
         dev = resolve_device(device)
-        pipe = cls(cls.load_engine(ref.path, dev, resolve_dtype(dtype, dev), **options), ref)
+        dt = resolve_dtype(dtype, dev, check_mode(quantize))
+        pipe = cls(cls.load_engine(ref.path, dev, dt, quantize=quantize, **options), ref)
         pipe.compile = compile
         return pipe
 
@@ -120,7 +122,8 @@ class TextToImagePipeline(ImagePipelineBase):
             model_sha256=weights.digest(ref) if ref else None,
             model_path=None if ref is None or ref.bundled else str(ref.path), sampler="next-token",
             sampling=sampling.to_dict(), negative_prompt=self._negative, inpaint=spec.inpaint is not None or None,
-            size=[self.engine.image_size] * 2, device=str(self.device))
+            size=[self.engine.image_size] * 2, device=str(self.device), dtype=str(self.engine.dtype).removeprefix("torch."),
+            quantize=quantize_record(self.engine.quantize))
 
 
 class JanusPipeline(TextToImagePipeline):
@@ -136,12 +139,12 @@ class JanusPipeline(TextToImagePipeline):
         return matches(config)
 
     @classmethod
-    def load_engine(cls, path: Path, device: torch.device, dtype: torch.dtype, quantize: str | None = None,
+    def load_engine(cls, path: Path, device: torch.device, dtype: torch.dtype, quantize: str = "none",
                     **options: Any) -> Any:
         from argen.modalities.image.janus.pipeline import JanusImage
 
-        refuse_options(options, "image")
-        return JanusImage.from_pretrained(path, device=device, dtype=dtype, quantize=quantize or "none")
+        refuse_options(options, "image", "Janus")
+        return JanusImage.from_pretrained(path, device=device, dtype=dtype, quantize=quantize)
 
     def check_prompt(self, prompt: str | None) -> str:
         self.engine.prompt_ids([super().check_prompt(prompt)])  # too long a prompt is refused here
@@ -161,12 +164,13 @@ class LlamaGenT2IPipeline(TextToImagePipeline):
         return matches(config)
 
     @classmethod
-    def load_engine(cls, path: Path, device: torch.device, dtype: torch.dtype, text_encoder=None,
-                    **options: Any) -> Any:
+    def load_engine(cls, path: Path, device: torch.device, dtype: torch.dtype, quantize: str = "none",
+                    text_encoder=None, **options: Any) -> Any:
         from argen.modalities.image.llamagen_t2i.pipeline import LlamaGenT2IImage
 
-        refuse_options(options, "image")
-        return LlamaGenT2IImage.from_pretrained(path, device=device, dtype=dtype, text_encoder=text_encoder)
+        refuse_options(options, "image", "LlamaGen text-to-image")
+        return LlamaGenT2IImage.from_pretrained(path, device=device, dtype=dtype, text_encoder=text_encoder,
+                                                quantize=quantize)
 
     def check_prompt(self, prompt: str | None) -> str:
         prompt = super().check_prompt(prompt)

@@ -66,7 +66,7 @@ class MeshPipeline(Pipeline):
     @classmethod
     def from_ref(cls, ref, config, device: str = "auto", dtype: str = "auto", compile: bool = False,
                  **options: Any) -> "MeshPipeline":
-        refuse_options(options, "mesh")
+        refuse_options(options, "mesh", "bundled mesh")
         model, meta, layout, dev = load_argen_transformer(ref, device, dtype, "mesh", MeshLayout)
         pipe = cls(model, layout, ref, dev, meta.get("sampling"))
         pipe.compile = compile

@@ -22,7 +22,7 @@ from argen.checkpoints.files import sha256_file
 from argen.console import log
 from argen.errors import ArgenError, UsageError
 from argen.io.metadata import build_metadata
-from argen.modalities.base import OnProgress, Output, Pipeline, Row
+from argen.modalities.base import OnProgress, Output, Pipeline, Row, quantize_record
 from argen.modalities.mesh.pipeline import MeshOutput
 from argen.modalities.mesh.spec import MeshSpec
 
@@ -129,5 +129,6 @@ class ReleasedMeshPipeline(Pipeline):
             model_path=None if ref is None or ref.bundled else str(ref.path), sampler="next-token",
             sampling=sampling.to_dict(), constrained=not spec.unconstrained, **settings,
             faces=int(len(mesh.faces)), vertices=int(len(mesh.vertices)), frame="unit cube [-0.5, 0.5]^3",
-            device=str(self.device))
+            device=str(self.device), dtype=str(self.model.dtype).removeprefix("torch."),
+            quantize=quantize_record(self.model.quantize))
 

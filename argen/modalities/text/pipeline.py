@@ -13,6 +13,7 @@ import torch
 from argen.checkpoints import resolve as weights
 from argen.checkpoints.loader import load_transformer
 from argen.engine.device import resolve_device, resolve_dtype
+from argen.engine.quantize import check_mode, quantize_weights
 from argen.engine.sampling.next_token import generate
 from argen.engine.sampling.processors import SamplingConfig
 from argen.engine.sampling.rules import token_rules
@@ -20,7 +21,7 @@ from argen.engine.sampling.speculative import LookupDrafter, ModelDrafter, SpecS
 from argen.engine.sampling.window import ContextWindow
 from argen.errors import ArgenError, UsageError
 from argen.io.metadata import build_metadata
-from argen.modalities.base import OnProgress, Output, Pipeline, Row
+from argen.modalities.base import OnProgress, Output, Pipeline, Row, quantize_record, refuse_options
 from argen.modalities.text.spec import TextSpec
 from argen.modalities.text.tokenizer import load_tokenizer
 
@@ -108,10 +109,8 @@ class TextPipeline(Pipeline):
         if sampler == "block-diffusion":
             raise UsageError(f"{ref.name} is an autoregressive model; block diffusion needs a model trained for it",
                              hint="leave out --sampler, or pick a block-diffusion model (e.g. shakespeare-bd3)")
-        if options:
-            raise UsageError(f"text models take no {', '.join(sorted(options))}", hint="see `argen text --help`")
-        if quantize not in ("none", "int8"):
-            raise UsageError(f"unknown --quantize {quantize!r}", hint="use none or int8")
+        refuse_options(options, "text")
+        check_mode(quantize)
         model, info = load_transformer(ref.path)
         if info.get("modality") not in (None, "text"):
             raise ArgenError(f"{ref.name} is a {info['modality']} model", hint="pick a text model (see `argen models`)")
@@ -119,13 +118,7 @@ class TextPipeline(Pipeline):
             raise ArgenError(f"{ref.path} has no tokenizer.json", hint="copy the model's tokenizer.json into the folder")
         tokenizer = load_tokenizer(Path(info["tokenizer"]), eos_id=info.get("eos_token_id"))
         dev = resolve_device(device)
-        # int8 weights pair with bf16 activations in PyTorch's fast CPU kernel
-        dt = torch.bfloat16 if quantize == "int8" and dtype == "auto" and dev.type == "cpu" else resolve_dtype(dtype, dev)
-        model = model.to(device=dev, dtype=dt)
-        if quantize == "int8":
-            from argen.engine.quantize import quantize_int8
-
-            model = quantize_int8(model)
+        model = quantize_weights(model.to(device=dev, dtype=resolve_dtype(dtype, dev, quantize)), quantize)
         return cls(model, tokenizer, info, ref, dev, compile, quantize)
 
     def default_sampling(self, **overrides: Any) -> SamplingConfig:
@@ -265,5 +258,5 @@ class TextPipeline(Pipeline):
             model_path=None if self.ref.bundled else str(self.ref.path), sampler="next-token",
             sampling=sampling.to_dict(), max_new_tokens=spec.max_new_tokens, new_tokens=n_tokens,
             stop=stops or None, draft=(draft_ref.name if draft_ref else None),
-            lookup=spec.lookup, quantize=None if self.quantize == "none" else self.quantize,
+            lookup=spec.lookup, quantize=quantize_record(self.quantize),
             device=str(self.device), dtype=str(self.model.embed.weight.dtype).replace("torch.", ""))

@@ -20,8 +20,6 @@ class TextSpec(GenerationSpec):
     lookup: int | None = flag(None, "--lookup", metavar="N", help="Speculative decoding with prompt-lookup n-grams up to N.",
                               ge=1, le=32)
     draft_tokens: int = flag(4, "--draft-tokens", help="Tokens drafted per speculative step.", ge=1, le=32)
-    quantize: Literal["none", "int8"] = flag("none", "--quantize", metavar="none|int8",
-                                             help="int8: weight-only int8 linear layers (faster CPU decoding, ~1% logit error).")
     sampler: Literal["next-token", "block-diffusion"] | None = flag(
         None, "--sampler", metavar="next-token|block-diffusion",
         help="block-diffusion: blocks of tokens denoised in parallel (default: what the model was trained for).")
@@ -40,4 +38,4 @@ class TextSpec(GenerationSpec):
     echo: bool = flag(False, "--echo", help="Print (and write) the prompt before the continuation.")
 
     def load_options(self) -> dict:
-        return {**super().load_options(), "quantize": self.quantize, "sampler": self.sampler}
+        return {**super().load_options(), "sampler": self.sampler}

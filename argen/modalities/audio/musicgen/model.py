@@ -20,6 +20,7 @@ from torch import nn
 
 from argen.checkpoints.argen_format import build_model, read_json
 from argen.checkpoints.hf_convert import _read_weights
+from argen.engine.quantize import check_mode, quantize_weights
 from argen.engine.sampling.next_token import generate as next_token_generate
 from argen.engine.sampling.processors import SamplingConfig
 from argen.engine.sampling.rules import token_rules
@@ -54,16 +55,18 @@ class MusicGen:
     (T5, or None), ``codec`` (EnCodec), ``chroma_proj`` (melody layout)."""
 
     def __init__(self, spec: MusicGenSpec, decoder: Transformer, text: TextEncoder | None, codec: Codec,
-                 chroma_proj: nn.Linear | None = None, name: str = "musicgen") -> None:
+                 chroma_proj: nn.Linear | None = None, name: str = "musicgen", quantize: str = "none") -> None:
         self.spec, self.decoder, self.text, self.codec, self.chroma_proj = spec, decoder, text, codec, chroma_proj
-        self.name = name
+        self.name, self.quantize = name, quantize
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu",
-                        dtype: torch.dtype = torch.float32) -> "MusicGen":
+                        dtype: torch.dtype = torch.float32, quantize: str = "none") -> "MusicGen":
         """Load a transformers MusicGen / MusicGen-Melody folder (config.json + safetensors, as
         ``save_pretrained`` writes it, with the tokenizer files). The decoder runs in ``dtype``;
-        T5 and EnCodec stay in float32."""
+        T5 and EnCodec stay in float32. ``quantize="int8"``: int8 weights in the decoder's
+        self- and cross-attention, MLPs and codebook heads (T5 and EnCodec run once, kept)."""
+        check_mode(quantize)
         folder = Path(folder)
         if not (folder / "config.json").is_file():
             raise ArgenError(f"{folder} has no config.json", hint="point at a MusicGen model folder")
@@ -71,7 +74,7 @@ class MusicGen:
         spec = MusicGenSpec.from_config(cfg)
         parts = split_state(_read_weights(folder))
         state = {k: v.float() for k, v in convert_decoder(parts["decoder"], spec).items()}
-        decoder = build_model(spec.transformer_config(), state, str(folder)).to(device, dtype)
+        decoder = quantize_weights(build_model(spec.transformer_config(), state, str(folder)).to(device, dtype), quantize)
         if not parts["audio_encoder"]:
             raise ArgenError(f"{folder} holds no EnCodec weights (audio_encoder.*)", hint="the checkpoint is incomplete")
         codec_model = load_submodel(cfg["audio_encoder"], rename_weight_norm(parts["audio_encoder"]), "audio codec", text=False)
@@ -92,7 +95,7 @@ class MusicGen:
             if chroma_proj is None:
                 raise ArgenError("the melody checkpoint lacks audio_enc_to_dec_proj", hint="the checkpoint is incomplete")
             chroma_proj = chroma_proj.to(device)
-        return cls(spec, decoder.eval(), text, codec, chroma_proj, folder.resolve().name)
+        return cls(spec, decoder.eval(), text, codec, chroma_proj, folder.resolve().name, quantize)
 
     # ------------------------------------------------------------------ facts
 

@@ -23,7 +23,7 @@ from argen.io.metadata import build_metadata
 from argen.modalities.audio.musicgen.config import DEFAULTS, matches
 from argen.modalities.audio.pipeline import AudioOutput
 from argen.modalities.audio.spec import AudioSpec
-from argen.modalities.base import OnProgress, Pipeline, Row, load_pretrained
+from argen.modalities.base import OnProgress, Pipeline, Row, load_pretrained, quantize_record
 
 DEFAULT_SECONDS = 8.0  # new audio when --seconds is not given (a short, quick first try)
 
@@ -99,7 +99,8 @@ class MusicGenPipeline(Pipeline):
                 seed=row.seed, sample_rate=m.sample_rate, channels=m.channels,
                 duration=round(samples.shape[-1] / m.sample_rate, 4), cfg=sampling.cfg_scale,
                 temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p,
-                only_new=spec.only_new or None)
+                only_new=spec.only_new or None, dtype=str(m.decoder.embed.weight.dtype).removeprefix("torch."),
+                quantize=quantize_record(m.quantize))
             outputs.append(AudioOutput(row.index, row.seed, row.prompt, per, meta, samples=samples,
                                        sample_rate=m.sample_rate))
         return outputs

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-from torch import nn
 
 from argen.checkpoints.argen_format import read_json
+from argen.engine.quantize import check_mode, quantize_weights
 from argen.engine.sampling.next_token import generate
 from argen.engine.sampling.processors import SamplingConfig
 from argen.engine.sampling.rules import token_rules
@@ -47,18 +47,6 @@ def check_forced(forced: torch.Tensor | None, b: int, length: int, vocab: int) -
     return forced
 
 
-def quantize_int8_weights(model: JanusImageLM) -> JanusImageLM:
-    """int8 weights for the language model's blocks and the generation head (see argen.engine.quantize)."""
-    from argen.engine.quantize import Int8Linear
-
-    for module in model.lm.layers.modules():  # not the (tied, unused) text head
-        for name, child in list(module.named_children()):
-            if isinstance(child, nn.Linear):
-                setattr(module, name, Int8Linear(child))
-    model.head_proj, model.head_out = Int8Linear(model.head_proj), Int8Linear(model.head_out)
-    return model.eval()
-
-
 def make_generators(seeds: Sequence[int] | None, device) -> list[torch.Generator] | None:
     """One generator per row, seeded by that row's seed: a row samples the same alone or in a batch."""
     if seeds is None:
@@ -72,8 +60,9 @@ class JanusImage(VQGrid):
     family = "janus"
 
     def __init__(self, model: JanusImageLM, vq: LlamaGenVQ, prompts: JanusPromptEncoder, spec: JanusSpec,
-                 name: str = "janus") -> None:
+                 name: str = "janus", quantize: str = "none") -> None:
         self.model, self.vq, self.prompts, self.spec, self.name = model, vq, prompts, spec, name
+        self.quantize = quantize
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu",
@@ -82,8 +71,7 @@ class JanusImage(VQGrid):
         safetensors); the language model and the VQ model in ``dtype`` on ``device``.
         ``quantize="int8"``: int8 weights (per output channel) in the language model's blocks and the
         generation head, for decoding where reading weights is the cost (pair with bfloat16 on CPU)."""
-        if quantize not in ("none", "int8"):
-            raise UsageError(f"unknown quantization {quantize!r}", hint="use none or int8")
+        check_mode(quantize)
         folder = Path(folder)
         if not folder.is_dir():
             raise ArgenError(f"{folder} is not a model folder" + (" (it is a file)" if folder.is_file() else ""),
@@ -97,14 +85,19 @@ class JanusImage(VQGrid):
         generation = read_json(gen_path) if gen_path.is_file() else {}
         prompts = JanusPromptEncoder.from_folder(folder, config, generation)
         model, vq = build(spec, read_weights(folder), str(folder), dtype=dtype, device=device)
-        if quantize == "int8":
-            quantize_int8_weights(model)
-        return cls(model, vq, prompts, spec, folder.resolve().name)
+        # the language model's blocks and the generation head; not the (tied, unused) text head
+        quantize_weights(model, quantize, blocks="lm.layers", heads=("head_proj", "head_out"))
+        return cls(model, vq, prompts, spec, folder.resolve().name, quantize)
 
     # -- what a caller needs to know
     @property
     def device(self) -> torch.device:
         return self.model.embed.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The language model's compute dtype."""
+        return self.model.embed.weight.dtype
 
     @property
     def defaults(self) -> SamplingConfig:

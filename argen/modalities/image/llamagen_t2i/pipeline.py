@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 import torch
 
 from argen.engine.kv_cache import mark_static
+from argen.engine.quantize import check_mode, quantize_weights
 from argen.engine.sampling.next_token import generate
 from argen.engine.sampling.processors import SamplingConfig
 from argen.engine.sampling.rules import token_rules
@@ -40,22 +41,30 @@ class LlamaGenT2IImage(VQGrid):
     family = "llamagen_t2i"
 
     def __init__(self, model: LlamaGenT2I, vq: LlamaGenVQ, text_encoder: CaptionFn | None = None,
-                 name: str = "llamagen-t2i") -> None:
-        self.model, self.vq, self.name = model, vq, name
+                 name: str = "llamagen-t2i", quantize: str = "none") -> None:
+        self.model, self.vq, self.name, self.quantize = model, vq, name, quantize
         self._text_encoder = text_encoder
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu",
                         dtype: torch.dtype = torch.float32,
-                        text_encoder: CaptionFn | None = None) -> "LlamaGenT2IImage":
+                        text_encoder: CaptionFn | None = None, quantize: str = "none") -> "LlamaGenT2IImage":
         """The GPT in ``dtype`` on ``device``, the VQ in float32; ``text_encoder`` defaults to the
-        folder's T5 (FLAN-T5-XL), opened from a local copy when first needed."""
+        folder's T5 (FLAN-T5-XL), opened from a local copy when first needed. ``quantize="int8"``:
+        int8 weights in the GPT's blocks and head (the caption MLP runs once per prompt, kept)."""
+        check_mode(quantize)
         model, vq, meta = load_folder(folder)
-        return cls(model.to(device, dtype), vq.to(device), text_encoder, meta.get("name") or Path(folder).name)
+        quantize_weights(model.to(device, dtype).gpt, quantize)
+        return cls(model, vq.to(device), text_encoder, meta.get("name") or Path(folder).name, quantize)
 
     @property
     def device(self) -> torch.device:
         return self.model.gpt.embed.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The GPT's compute dtype."""
+        return self.model.gpt.embed.weight.dtype
 
     @property
     def text_encoder(self) -> CaptionFn:

@@ -19,6 +19,7 @@ import torch
 import trimesh
 
 from argen.checkpoints.argen_format import read_json
+from argen.engine.quantize import check_mode, quantize_weights
 from argen.engine.sampling.next_token import generate
 from argen.engine.sampling.processors import SamplingConfig
 from argen.engine.sampling.rules import token_rules
@@ -64,16 +65,16 @@ class LlamaMesh:
     categories: list[str] = []
 
     def __init__(self, model, tokenizer, folder: Path, end_ids: list[int], device: torch.device | str = "cpu",
-                 dtype: torch.dtype = torch.float32) -> None:
-        self.device, self.dtype = torch.device(device), dtype
-        self.model = model.to(self.device, dtype)
+                 dtype: torch.dtype = torch.float32, quantize: str = "none") -> None:
+        self.device, self.dtype, self.quantize = torch.device(device), dtype, check_mode(quantize)
+        self.model = quantize_weights(model.to(self.device, dtype), quantize)
         self.tok, self.folder, self.end_ids = tokenizer, Path(folder), end_ids
         self.template, self.specials = read_template(folder)
         self.grammar = ObjGrammar.from_tokenizer(tokenizer, end_ids, coord_max=COORD_MAX, max_faces=MAX_FACES)
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, device: torch.device | str = "cpu",
-                        dtype: torch.dtype = torch.float32) -> "LlamaMesh":
+                        dtype: torch.dtype = torch.float32, quantize: str = "none") -> "LlamaMesh":
         from tokenizers import Tokenizer
 
         from argen.checkpoints.hf_convert import load_hf_folder
@@ -86,7 +87,7 @@ class LlamaMesh:
         if info["tokenizer"] is None:
             raise ArgenError(f"{folder} has no tokenizer.json", hint="download the tokenizer files too")
         tok = Tokenizer.from_file(info["tokenizer"])
-        return cls(model, tok, folder, _end_ids(folder, tok), device, dtype)
+        return cls(model, tok, folder, _end_ids(folder, tok), device, dtype, quantize)
 
     @property
     def context(self) -> int:

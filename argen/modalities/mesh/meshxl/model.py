@@ -30,10 +30,12 @@ from typing import Any
 import torch
 import trimesh
 
-from argen.checkpoints.argen_format import read_json
+from argen.checkpoints.argen_format import build_model, read_json
+from argen.engine.quantize import check_mode, quantize_weights
 from argen.engine.sampling.next_token import generate
 from argen.engine.sampling.processors import SamplingConfig
 from argen.engine.sampling.rules import token_rules
+from argen.engine.transformer import Transformer
 from argen.errors import ArgenError, UsageError
 from argen.modalities.base import ticker
 from argen.modalities.mesh.meshxl import tokenizer as tok
@@ -76,21 +78,22 @@ class MeshXL:
 
     def __init__(self, model, config: dict[str, Any], base: Path | None, fine_tunes: dict[str, Path],
                  device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
-                 encoder=None, text_tokenizer=None) -> None:
+                 encoder=None, text_tokenizer=None, quantize: str = "none") -> None:
         if model.cfg.vocab_size != tok.VOCAB:
             raise ArgenError(f"not a MeshXL checkpoint: its vocabulary has {model.cfg.vocab_size} tokens, MeshXL's "
                              f"has {tok.VOCAB}", hint="point at a MeshXL folder (mesh-xl-125m, -350m, -1.3b)")
         self.config, self.base, self.fine_tunes = config, base, fine_tunes
-        self.device, self.dtype = torch.device(device), dtype
-        self.model = model.to(self.device, dtype)
+        self.device, self.dtype, self.quantize = torch.device(device), dtype, check_mode(quantize)
+        self.model = quantize_weights(model.to(self.device, dtype), quantize)
         self.encoder = encoder.to(self.device) if encoder is not None else None  # kept in float32
         self.text_tokenizer = text_tokenizer
         self.loaded = None if base is not None else next(iter(fine_tunes))  # which weights are in the model
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: torch.device | str = "cpu",
-                        dtype: torch.dtype = torch.float32) -> "MeshXL":
-        """Load a MeshXL folder (or one fine-tune ``.pth`` with its config.json beside it)."""
+                        dtype: torch.dtype = torch.float32, quantize: str = "none") -> "MeshXL":
+        """Load a MeshXL folder (or one fine-tune ``.pth`` with its config.json beside it);
+        ``quantize="int8"``: int8 weights in the OPT decoder's blocks and head."""
         path = Path(path)
         folder = path.parent if path.suffix == ".pth" else path
         if not (folder / "config.json").is_file():
@@ -109,11 +112,11 @@ class MeshXL:
         state = read_checkpoint(first)
         if not any(k.startswith("condition_encoder.") for k in state):
             model, _ = load_opt(config, state, str(first))
-            return cls(model, config, base, fine_tunes, device, dtype)
+            return cls(model, config, base, fine_tunes, device, dtype, quantize=quantize)
         encoder = condition_encoder(state, str(first))  # x-mesh-xl: text-conditioned
         rest = {k: v for k, v in state.items() if not k.startswith("condition_encoder.")}
         model, _ = load_opt(config, rest, str(first), cond_vocab=encoder.query_embeds.num_embeddings)
-        return cls(model, config, base, fine_tunes, device, dtype, encoder, _clip_tokenizer(folder))
+        return cls(model, config, base, fine_tunes, device, dtype, encoder, _clip_tokenizer(folder), quantize)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -178,7 +181,14 @@ class MeshXL:
         state = opt_state(dec, head, self.model.cfg, str(path))
         if self.model.cfg.tie_embeddings:
             state.pop("lm_head.weight", None)
-        _load_strict(self.model, state, path)
+        if self.quantize == "none":
+            _load_strict(self.model, state, path)
+        else:  # int8 layers take no float weights: the fine-tune is built in float, then quantised
+            with torch.device("meta"):
+                shell = Transformer(self.model.cfg)
+            _check_fits(shell, state, path)
+            model = build_model(self.model.cfg, {k: v.float() for k, v in state.items()}, str(path))
+            self.model = quantize_weights(model.to(self.device, self.dtype), self.quantize)
         self.loaded = category
 
     @torch.inference_mode()
@@ -225,7 +235,8 @@ class MeshXL:
                                             ordered=ordered)]
 
 
-def _load_strict(model, state: dict[str, torch.Tensor], path: Path) -> None:
+def _check_fits(model, state: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
+    """``model``'s own weights (the tied head left out) if ``state`` has exactly their keys and shapes."""
     own = model.state_dict()
     if model.cfg.tie_embeddings:
         own.pop("lm_head.weight", None)
@@ -233,6 +244,11 @@ def _load_strict(model, state: dict[str, torch.Tensor], path: Path) -> None:
     if bad:
         raise ArgenError(f"{path}: weights do not fit this MeshXL size (e.g. {bad[:3]})",
                          hint="the fine-tune belongs to another model size; use its size's config.json")
+    return own
+
+
+def _load_strict(model, state: dict[str, torch.Tensor], path: Path) -> None:
+    own = _check_fits(model, state, path)
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=False)
 
 

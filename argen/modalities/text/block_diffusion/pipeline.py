@@ -58,12 +58,10 @@ class BlockDiffusionPipeline(Pipeline):
     @classmethod
     def from_ref(cls, ref, config, device: str = "auto", dtype: str = "auto", compile: bool = False,
                  quantize: str = "none", sampler: str | None = None, **options: Any) -> "BlockDiffusionPipeline":
-        refuse_options(options, "text")
+        refuse_options({**options, "quantize": quantize}, "text", "block-diffusion")
         if sampler == "next-token":
             raise UsageError(f"{ref.name} is a block-diffusion model; it has no next-token sampler",
                              hint="leave out --sampler (or use --sampler block-diffusion)")
-        if quantize != "none":
-            raise UsageError("--quantize is for autoregressive text models", hint="drop --quantize")
         if compile:
             raise UsageError("--compile is not supported by block-diffusion decoding", hint="drop --compile")
         dev = resolve_device(device)
