@@ -71,6 +71,17 @@ def claimed_by(config: dict[str, Any] | None, path: Path, skip: str | None = Non
     return None
 
 
+def other_owner(config: dict[str, Any] | None, path: Path, modality: str) -> str | None:
+    """The other modality a model belongs to: an argen folder's says so in config.json (nothing
+    to import); a single file (no config.json) is left alone, since crystal takes any file."""
+    if config is None:
+        return None
+    if config.get("format") == "argen":
+        other = config.get("modality")
+        return other if other in MODALITIES and other != modality else None
+    return claimed_by(config, path, skip=modality)
+
+
 def wrong_command(model: str, owner: str) -> ArgenError:
     """One line for a model given to another modality's command: which command runs it."""
     article = "an" if owner[0] in "aeiou" else "a"
@@ -116,13 +127,15 @@ def load(model: str | None = None, modality: str | None = None, *, device: str =
         raise wrong_command(model, known)
     ref = resolve(model, modality)
     config = model_config(ref)
-    # a single file (no config.json) is only ever this command's: crystal claims any file it is given
-    owner = claimed_by(config, ref.path, skip=modality) if config is not None else None
-    if modality == "text" and owner not in (None, "text"):  # text claims any Hugging Face folder: a specific family first
-        raise wrong_command(model, owner)
+    # text's generic path takes any Hugging Face folder: a specific family of another modality is asked first
+    if modality == "text" and config is not None and config.get("format") != "argen":
+        owner = claimed_by(config, ref.path, skip="text")
+        if owner is not None:
+            raise wrong_command(model, owner)
     for cls in MODALITIES[modality].family_classes():
         if cls.matches(config, ref.path):
             return cls.from_ref(ref, config, device=device, dtype=dtype, compile=compile, **options)
+    owner = other_owner(config, ref.path, modality)
     if owner is not None:
         raise wrong_command(model, owner)
     what = (config or {}).get("modality") or (config or {}).get("model_type") or "unknown"
