@@ -82,7 +82,7 @@ def test_the_api_says_the_same(released):
     from argen.errors import ArgenError
 
     with pytest.raises(ArgenError, match=r"is an image model: use argen image$"):
-        argen.load(str(released["image"]), "text", device="cpu")
+        argen.load(released["image"], "text", device="cpu")  # a pathlib.Path as well as a str
     with pytest.raises(ArgenError, match=r"musicgen-small is an audio model: use argen audio$"):
         argen.load("musicgen-small", "image", device="cpu")
     # each folder still loads through its own command's modality

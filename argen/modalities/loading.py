@@ -115,6 +115,7 @@ def load(model: str | None = None, modality: str | None = None, *, device: str =
 
     if model is None and modality is None:
         raise UsageError("argen.load needs a model or a modality", hint='e.g. argen.load("shakespeare-char")')
+    model = None if model is None else str(model)  # a pathlib.Path works too
     if modality is None:
         modality = modality_of(model)
     if modality not in MODALITIES:
