@@ -138,7 +138,7 @@ def test_checkpoint_needing_unpickling_is_refused_by_the_cli(cli, tmp_path):
 
 def test_a_text_model_is_not_a_crystal_model(cli, char_model_dir):
     code, _, err = cli("crystal", "--model", char_model_dir, "--composition", "BaTiO3")
-    assert code == 1 and "not a crystal model" in err
+    assert code == 1 and err.startswith(f"Error: {char_model_dir} is a text model: use argen text")
 
 
 def test_preview_png(cli, model_dir, tmp_path, scripted):

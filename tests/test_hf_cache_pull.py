@@ -94,3 +94,34 @@ def test_a_hub_id_not_in_the_cache_is_one_line_naming_the_download(cache, tmp_pa
     assert "nobody/nothing" in err[0] and "no copy in the Hugging Face cache" in err[0]
     assert len(err) == 2 and "hf download nobody/nothing" in err[1]
     assert not out.exists()
+
+
+def test_janus_pro_by_its_hub_id_from_hf_home(tiny, tmp_path, monkeypatch, capsys):
+    """The real registry entry: `--model deepseek-community/Janus-Pro-1B` (and `janus-pro-1b`) read
+    the snapshot `hf download` leaves under $HF_HOME/hub; with none, one line naming the download."""
+    import numpy as np
+    from PIL import Image
+
+    from tests.test_hf_cache import hf_snapshot
+
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hfhome"))
+    monkeypatch.setenv("ARGEN_HOME", str(tmp_path / "home"))
+    for model in ("deepseek-community/Janus-Pro-1B", "janus-pro-1b"):
+        assert main(["image", "--model", model, "-p", "a cat", "-o", str(tmp_path / "none.png")]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 2 and "not" in err[0] and "Hugging Face cache" in err[0]
+        assert "argen weights pull janus-pro-1b" in err[1] and not (tmp_path / "none.png").exists()
+    hf_snapshot(tmp_path / "hfhome" / "hub", "deepseek-community/Janus-Pro-1B", tiny)
+    for model, name in (("deepseek-community/Janus-Pro-1B", "a.png"), ("janus-pro-1b", "b.png")):
+        assert main(["image", "--model", model, "-p", "a cat", "--seed", "0", "-o", str(tmp_path / name), "-q"]) == 0, \
+            capsys.readouterr().err
+    assert capsys.readouterr().out.split() == [str(tmp_path / "a.png"), str(tmp_path / "b.png")]
+    assert main(["info", str(tmp_path / "a.png"), "--json"]) == 0
+    meta = json.loads(capsys.readouterr().out)
+    assert meta["model"] == "deepseek-community/Janus-Pro-1B" and meta["family"] == "janus"
+    assert meta["model_sha256"] == hashlib.sha256((tiny / "model.safetensors").read_bytes()).hexdigest()
+    with Image.open(tmp_path / "a.png") as a, Image.open(tmp_path / "b.png") as b:
+        assert a.size == (8, 8) and np.array_equal(np.asarray(a), np.asarray(b))
+    assert not (tmp_path / "home" / "models").exists()  # used in place, nothing copied

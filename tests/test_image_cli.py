@@ -126,4 +126,4 @@ def test_sheet_path(pattern, sheet):
 
 def test_a_text_model_is_not_an_image_model(cli, char_model_dir, tmp_path):
     code, _, err = cli("image", "--model", char_model_dir, "-p", PROMPT, "-o", tmp_path / "x.png")
-    assert code == 1 and "is not an image model" in err
+    assert code == 1 and err.startswith(f"Error: {char_model_dir} is a text model: use argen text")

@@ -181,7 +181,7 @@ def test_other_families_refuse_in_one_line(tmp_path, capsys):
     out.mkdir()
     for args, message in ((["--model", str(folder), "-p", "3", "--negative-prompt", "a dog"],
                            "--negative-prompt does not apply to lg, a class-conditional model"),
-                          (["--model", "shakespeare-char", "-p", PROMPT], "'shakespeare-char' is a text model, not image"),
+                          (["--model", "shakespeare-char", "-p", PROMPT], "shakespeare-char is a text model: use argen text"),
                           (["--model", str(tmp_path / "gpt.pt"), "-p", PROMPT], "gpt.pt is not an image model")):
         code, err = run([*args, "-o", str(out / "x.png")], capsys)
         assert code != 0 and message in err[0], err

@@ -44,26 +44,63 @@ def model_config(ref) -> dict[str, Any] | None:
     return config
 
 
+def registered_modality(model: str) -> str | None:
+    """The modality the registry gives ``model`` (a registered name, or a hub id whose entries all
+    share one), None for anything else; a name spelled as a path (``./NAME``) is a path."""
+    from argen.checkpoints.hf_cache import is_hub_id, registered
+    from argen.checkpoints.resolve import load_registry
+
+    if model.startswith((".", "/", "~")):
+        return None
+    entry = load_registry().models.get(model)
+    if entry is not None:
+        return entry.modality
+    if is_hub_id(model):
+        found = {e.modality for _, e in registered(model)}
+        return found.pop() if len(found) == 1 else None
+    return None
+
+
+def claimed_by(config: dict[str, Any] | None, path: Path, skip: str | None = None) -> str | None:
+    """The modality whose families recognise a model (``skip`` left out): a specific family
+    first, text's generic language models (any Hugging Face folder) last."""
+    order = [name for name in MODALITIES if name != "text"] + ["text"]
+    for name in order:
+        if name != skip and any(cls.matches(config, path) for cls in MODALITIES[name].family_classes()):
+            return name
+    return None
+
+
+def other_owner(config: dict[str, Any] | None, path: Path, modality: str) -> str | None:
+    """The other modality a model belongs to: an argen folder's says so in config.json (nothing
+    to import); a single file (no config.json) is left alone, since crystal takes any file."""
+    if config is None:
+        return None
+    if config.get("format") == "argen":
+        other = config.get("modality")
+        return other if other in MODALITIES and other != modality else None
+    return claimed_by(config, path, skip=modality)
+
+
+def wrong_command(model: str, owner: str) -> ArgenError:
+    """One line for a model given to another modality's command: which command runs it."""
+    article = "an" if owner[0] in "aeiou" else "a"
+    return ArgenError(f"{model} is {article} {owner} model: use argen {owner}",
+                      hint=f"e.g. `argen {owner} --model {model} ...` (`argen models` lists each model's modality)")
+
+
 def modality_of(model: str) -> str:
     """The modality of a registered model (by name or hub id), or of a folder from its config.json."""
-    from argen.checkpoints.hf_cache import is_hub_id, registered
-    from argen.checkpoints.resolve import load_registry, resolve
+    from argen.checkpoints.resolve import resolve
 
-    entry = load_registry().models.get(model)
-    if entry is None and is_hub_id(model):
-        entry = next((e for _, e in registered(model)), None)
-    if entry is not None and not model.startswith((".", "/", "~")):
-        return entry.modality
+    known = registered_modality(model)
+    if known is not None:
+        return known
     ref = resolve(model)
-    config = model_config(ref)
-    for name, m in MODALITIES.items():
-        if name == "text":
-            continue  # generic language models last: a specific family claims its folder first
-        if any(cls.matches(config, ref.path) for cls in m.family_classes()):
-            return name
-    if any(cls.matches(config, ref.path) for cls in MODALITIES["text"].family_classes()):
-        return "text"
-    raise ArgenError(f"{model}: no argen pipeline recognises this model", hint="see `argen models` for what argen runs")
+    found = claimed_by(model_config(ref), ref.path)
+    if found is None:
+        raise ArgenError(f"{model}: no argen pipeline recognises this model", hint="see `argen models` for what argen runs")
+    return found
 
 
 def load(model: str | None = None, modality: str | None = None, *, device: str = "auto", dtype: str = "auto",
@@ -78,6 +115,7 @@ def load(model: str | None = None, modality: str | None = None, *, device: str =
 
     if model is None and modality is None:
         raise UsageError("argen.load needs a model or a modality", hint='e.g. argen.load("shakespeare-char")')
+    model = None if model is None else str(model)  # a pathlib.Path works too
     if modality is None:
         modality = modality_of(model)
     if modality not in MODALITIES:
@@ -85,11 +123,22 @@ def load(model: str | None = None, modality: str | None = None, *, device: str =
     spec = spec_of(modality)
     if model is None:
         model = spec.default_model(options) or default_model(modality)
+    known = registered_modality(model)
+    if known is not None and known != modality:  # said before looking for its files: it may not be downloaded
+        raise wrong_command(model, known)
     ref = resolve(model, modality)
     config = model_config(ref)
+    # text's generic path takes any Hugging Face folder: a specific family of another modality is asked first
+    if modality == "text" and config is not None and config.get("format") != "argen":
+        owner = claimed_by(config, ref.path, skip="text")
+        if owner is not None:
+            raise wrong_command(model, owner)
     for cls in MODALITIES[modality].family_classes():
         if cls.matches(config, ref.path):
             return cls.from_ref(ref, config, device=device, dtype=dtype, compile=compile, **options)
+    owner = other_owner(config, ref.path, modality)
+    if owner is not None:
+        raise wrong_command(model, owner)
     what = (config or {}).get("modality") or (config or {}).get("model_type") or "unknown"
     article = "an" if modality[0] in "aeiou" else "a"
     raise ArgenError(f"{ref.name} is not {article} {modality} model (its config says {what})",
