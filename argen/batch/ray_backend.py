@@ -44,15 +44,21 @@ class PipelineWorker:
         import torch
 
         from argen.batch.adapter import ADAPTERS
+        from argen.batch.local import error_message
 
         torch.set_num_threads(max(1, threads))
-        self.adapter = ADAPTERS[modality]
-        self.pipe = self.adapter.load(params)
+        self.adapter, self.pipe, self.error = ADAPTERS[modality], None, ""
+        try:
+            self.pipe = self.adapter.load(params)
+        except (KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as e:  # noqa: BLE001 - reported by ready(), as a local run reports it
+            self.error = error_message(e)
 
-    def batch_size(self) -> int:
-        """The pipeline's default batch size (what a local run uses); answering also says the
-        actor is placed and its pipeline loaded."""
-        return int(getattr(self.pipe, "default_batch_size", 8) or 8)
+    def ready(self) -> tuple[int, str]:
+        """(the pipeline's default batch size, what a local run uses; why it did not load, or "").
+        Answering also says the actor is placed on the cluster."""
+        return (self.pipe.default_batch_size if self.pipe is not None else 0), self.error
 
     def generate(self, chunk: list[Sample]) -> list[tuple[bool, Any, Any, float]]:
         from argen.batch.local import generate_isolated
@@ -86,7 +92,7 @@ class _Group:
 
     samples: list[Sample]
     actors: list[Any]
-    chunks: deque | None = None  # cut once an actor reports the pipeline's batch size
+    chunks: deque | None = None  # cut once an actor has loaded the pipeline and knows its batch size
     busy: int = 0
     alive: int = 0
     done: bool = False
@@ -146,7 +152,7 @@ def run_ray(samples: list[Sample], out_dir: Path, summary: Summary, on_done: Cal
         g = _Group(group, [actor_cls.options(**opts).remote(modality, params, cpus_per_worker) for _ in range(workers)])
         g.alive = len(g.actors)
         for a in g.actors:
-            submit(g, a, a.batch_size.remote(), None)
+            submit(g, a, a.ready.remote(), None)
         groups.append(g)
     while pending:
         [ref], _ = ray.wait(list(pending), num_returns=1)
@@ -164,12 +170,19 @@ def run_ray(samples: list[Sample], out_dir: Path, summary: Summary, on_done: Cal
             for s in chunk:
                 rec.failed(s, ray_error(e))
                 advance(s)
-            submit(g, actor, actor.batch_size.remote(), None)  # back in use once it answers again
+            submit(g, actor, actor.ready.remote(), None)  # back in use once it answers again
             continue
         if chunk is None:
-            if g.chunks is None:
-                g.chunks = deque(batches(g.samples, value))
-            feed(g, actor)
+            size, error = value
+            if error:  # the pipeline did not load here: the same error everywhere, most likely
+                g.alive -= 1
+                ray.kill(actor)
+                if g.alive == 0 and not g.done:
+                    finish(g, error)
+            else:
+                if g.chunks is None:
+                    g.chunks = deque(batches(g.samples, size))
+                feed(g, actor)
             continue
         g.busy -= 1
         feed(g, actor)  # the actor's next batch first, so it works while the driver writes files
