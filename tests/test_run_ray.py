@@ -169,12 +169,21 @@ def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(cluster, monkeyp
     assert pending(samples, out)[0] == []  # a second run would find nothing to do
 
 
-def test_a_batch_that_kills_its_worker_every_time_fails_alone(cluster, monkeypatch, tmp_path, char_model_dir):
-    recipe = write(tmp_path, recipe_text(char_model_dir, n_seeds=4, extra_job="""  - name: bad
+def test_a_batch_that_kills_its_worker_every_time_and_a_model_that_does_not_load_fail_alone(
+        cluster, monkeypatch, tmp_path, char_model_dir):
+    broken = tmp_path / "broken-char"
+    shutil.copytree(char_model_dir, broken)
+    (broken / "config.json").write_text("{}")
+    recipe = write(tmp_path, recipe_text(char_model_dir, n_seeds=4, extra_job=f"""  - name: bad
     modality: text
     prompts: ["Oh"]
     seeds: [1, 2]
     top_k: 3
+  - name: unloadable
+    modality: text
+    model: {broken}
+    prompts: ["Oh"]
+    seeds: [1, 2]
 """))
     samples = plan(recipe)
     log = hooked(cluster, monkeypatch, tmp_path, "poison")
@@ -182,36 +191,23 @@ def test_a_batch_that_kills_its_worker_every_time_fails_alone(cluster, monkeypat
     out = tmp_path / "ray"
     summary = run(samples, out, "ray", workers=1)
     assert len([e for e in events(log) if e["event"] == "kill"]) == 2  # the first try and its one retry
+    assert summary.failed == {"bad": 2, "unloadable": 2} and sum(summary.done.values()) == 12
     entries = manifest(out)
-    assert sorted((e["job"], e["status"]) for e in entries if e["job"] == "bad") == [("bad", "failed")] * 2
     assert all("Ray worker" in e["error"] and "\n" not in e["error"] for e in entries if e["job"] == "bad")
-    assert summary.failed == {"bad": 2} and sum(summary.done.values()) == 12
-    hashes(out)
+    local = _local(samples, tmp_path)
+    errors = {o: {e["error"] for e in manifest(o) if e["job"] == "unloadable"} for o in (out, local)}
+    assert errors[out] == errors[local] and len(errors[out]) == 1  # the local run's loading error
+    ours, theirs = hashes(out), hashes(local)
+    assert ours.keys() == theirs.keys()
+    assert ours.items() - theirs.items() == {(e["path"], None) for e in entries if e["job"] == "bad"}
 
 
 def test_ray_and_local_backends_write_the_same_files_from_the_cli(cluster, tmp_path, char_model_dir):
     recipe = write(tmp_path, recipe_text(char_model_dir, n_seeds=2))
-    address = ray.get_runtime_context().gcs_address  # the module's cluster, joined as a client would
-    outs = {}
-    for backend in ("local", "ray"):
-        out = tmp_path / backend
-        r = subprocess.run([sys.executable, "-m", "argen", "run", str(recipe), "-o", str(out), "--quiet",
-                            "--backend", backend, "--address", address, "--workers", "2"],
-                           cwd=ROOT, capture_output=True, text=True, timeout=300)
-        assert r.returncode == 0, r.stderr[-3000:]
-        outs[backend] = hashes(out)
-    assert outs["local"] == outs["ray"] and len(outs["local"]) == 6
-
-
-def test_a_model_that_does_not_load_fails_its_group_only(cluster, tmp_path, char_model_dir):
-    broken = tmp_path / "broken-char"
-    shutil.copytree(char_model_dir, broken)
-    (broken / "config.json").write_text("{}")
-    samples = plan(write(tmp_path, recipe_text(char_model_dir, n_seeds=2).replace(
-        "    temperature: 0.5", f"    temperature: 0.5\n    model: {broken}")))
-    errors = {}
-    for backend in ("local", "ray"):
-        summary = run(samples, tmp_path / backend, backend)
-        assert summary.failed == {"b": 2} and sum(summary.done.values()) == 4
-        errors[backend] = {e["error"] for e in manifest(tmp_path / backend) if e["status"] == "failed"}
-    assert errors["ray"] == errors["local"] and len(errors["ray"]) == 1  # the loading error, one line
+    address = ray.get_runtime_context().gcs_address  # the module's cluster, joined as another machine would
+    out = tmp_path / "ray"
+    r = subprocess.run([sys.executable, "-m", "argen", "run", str(recipe), "-o", str(out), "--quiet",
+                        "--backend", "ray", "--address", address, "--workers", "2"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert hashes(out) == hashes(_local(plan(recipe), tmp_path)) and len(hashes(out)) == 6
