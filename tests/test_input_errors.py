@@ -228,3 +228,27 @@ def test_a_pickle_that_would_run_code_is_named_with_torchs_reason_uncut(cli, tmp
     assert "pickled code" in line and "this must never run" not in out
     # torch's reason (the global it refused), not its preamble cut off mid-sentence with its terminal escapes
     assert "Unsupported global: GLOBAL print was not an allowed global" in line and "[1m" not in line
+
+
+# --- values and outputs checked before any work -------------------------------------------------
+
+@pytest.mark.parametrize("value", ["nan", "inf"])  # negative values mean "every token"
+def test_a_cfg_interval_that_is_not_a_finite_step_is_one_line(cli, tmp_path, value):
+    code, _, err = cli("image", "-p", "a red circle", "--cfg-interval", value, "-o", tmp_path / "o.png")
+    assert "--cfg-interval" in one_line(code, err) and not list(tmp_path.iterdir())
+
+
+def test_an_empty_video_prompt_is_refused_not_run_unconditionally(cli, tmp_path):
+    code, _, err = cli("video", "-p", "", "--frames", "2", "--steps", "1", "-o", tmp_path / "v.mp4")
+    assert "the prompt is empty" in one_line(code, err) and not list(tmp_path.iterdir())
+
+
+def test_a_folder_that_cannot_be_written_is_refused_and_nothing_is_written(cli, tmp_path, char_model_dir, monkeypatch):
+    import argen.io.atomic as atomic
+
+    (tmp_path / "ro").mkdir()
+    real = atomic.os.access
+    # what a read-only folder answers for a user who is not root (the tests may run as root, who may write anywhere)
+    monkeypatch.setattr(atomic.os, "access", lambda p, mode: False if str(p) == str(tmp_path / "ro") else real(p, mode))
+    code, _, err = cli("text", "--model", char_model_dir, "-p", "A", "--max-new-tokens", "2", "-o", tmp_path / "ro" / "o.txt")
+    assert "is not a writable folder" in one_line(code, err) and not list((tmp_path / "ro").iterdir())
