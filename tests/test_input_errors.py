@@ -252,3 +252,12 @@ def test_a_folder_that_cannot_be_written_is_refused_and_nothing_is_written(cli, 
     monkeypatch.setattr(atomic.os, "access", lambda p, mode: False if str(p) == str(tmp_path / "ro") else real(p, mode))
     code, _, err = cli("text", "--model", char_model_dir, "-p", "A", "--max-new-tokens", "2", "-o", tmp_path / "ro" / "o.txt")
     assert "is not a writable folder" in one_line(code, err) and not list((tmp_path / "ro").iterdir())
+
+
+@pytest.mark.parametrize("flag, value", [("--seq-len", "0"), ("--seq-len", "-5"), ("--n", "0"), ("--limit", "0"),
+                                         ("--max-faces", "0"), ("--val-fraction", "0"), ("--val-fraction", "1.5"),
+                                         ("--cfg", "nan"), ("--temperature", "inf")])
+def test_an_eval_value_out_of_range_is_refused_not_replaced_by_the_default(cli, tmp_path, char_model_dir, flag, value):
+    (tmp_path / "corpus.txt").write_text("To be or not to be, that is the question.\n" * 100)
+    code, out, err = cli("eval", "text", "--model", char_model_dir, "--data", tmp_path / "corpus.txt", flag, value)
+    assert code == 2 and flag in one_line(code, err) and not out
