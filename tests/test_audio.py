@@ -151,6 +151,7 @@ def test_extend_any_clip_and_preview(model_dir, tmp_path):
     (["--prompt", "sine C4", "--seconds", "0"], "--seconds"),
     (["--prompt", "sine C4", "-o", "x.aiff"], "audio outputs are .wav, .flac, .mp3, .ogg files"),
     (["--extend", "missing.wav"], "not found"),
+    (["--extend", "."], "is a folder, not a file"),
 ])
 def test_bad_input_is_a_one_line_error(model_dir, tmp_path, capsys, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)

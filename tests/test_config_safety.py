@@ -49,3 +49,40 @@ def test_a_broken_tokenizer_is_one_line(cli, tmp_path, char_model_dir, content, 
     model = broken(tmp_path, char_model_dir, lambda t, folder: (folder / "tokenizer.json").write_text(content))
     code, _, err = cli("text", "--model", model, "-p", "To be", "--max-new-tokens", "2", "-o", tmp_path / "o.txt")
     assert code == 1 and message in err and len(err.strip().splitlines()) == 2, err
+
+
+def test_a_model_larger_than_the_free_memory_is_refused_before_it_is_built(cli, tmp_path, char_model_dir, monkeypatch):
+    import argen.checkpoints.memory as memory
+
+    monkeypatch.setattr(memory, "available_memory", lambda: 100_000)  # the tiny model's weights alone need more
+    code, _, err = cli("text", "--model", char_model_dir, "-p", "To be", "--max-new-tokens", "2", "-o", tmp_path / "o.txt")
+    lines = err.strip().splitlines()
+    assert code == 1 and len(lines) == 2 and "of memory, this machine has 97.7 KiB free" in lines[0], err
+    assert not (tmp_path / "o.txt").exists()
+
+
+def test_a_consistent_but_huge_model_is_refused_before_it_is_built(tmp_path, monkeypatch):
+    """Weights that match their config (so the config-vs-weights check passes) but would not fit:
+    the parameter count x 4 bytes is checked against the free memory before the model is built."""
+    import torch
+
+    import argen.checkpoints.memory as memory
+    from argen.checkpoints.argen_format import build_model
+    from argen.engine.config import TransformerConfig
+    from argen.errors import ArgenError
+    from tests.conftest import tiny_model
+
+    model = tiny_model()
+    monkeypatch.setattr(memory, "available_memory", lambda: 4 * model.cfg.num_params())  # less the margin: too little
+    with pytest.raises(ArgenError, match="needs about .* of memory"):
+        build_model(TransformerConfig.from_dict(model.cfg.to_dict()), dict(model.state_dict()), "tiny")
+    monkeypatch.setattr(memory, "available_memory", lambda: 8 * model.cfg.num_params())
+    rebuilt = build_model(TransformerConfig.from_dict(model.cfg.to_dict()), dict(model.state_dict()), "tiny")
+    assert torch.equal(rebuilt.embed.weight, model.embed.weight)
+
+
+def test_the_free_memory_is_read_from_the_system():
+    from argen.checkpoints.memory import available_memory
+
+    free = available_memory()
+    assert free is not None and 1 << 20 < free < 1 << 50

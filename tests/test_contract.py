@@ -17,6 +17,7 @@ SHARED = ["--num", "-n", "--seed", "--model", "--device", "--dtype", "--quantize
           "--top-k", "--top-p", "--cfg", "--output", "-o", "--json", "--quiet", "--overwrite", "--prompt-file"]
 # (flag, bad value, the one-line error every modality gives)
 BAD = [("-n", "0", "Error: --num 0: input should be greater than or equal to 1"),
+       ("-n", "1000000000", "Error: --num 1000000000: input should be less than or equal to 100000"),
        ("--seed", "-1", "Error: --seed -1: input should be greater than or equal to 0"),
        ("--seed", str(2**64), "Error: --seed 18446744073709551616: input should be less than 9223372036854775808"),
        ("--batch-size", "0", "Error: --batch-size 0: input should be greater than or equal to 1"),
@@ -26,6 +27,8 @@ BAD = [("-n", "0", "Error: --num 0: input should be greater than or equal to 1")
        ("--top-k", "0", "Error: --top-k 0: input should be greater than or equal to 1"),
        ("--top-p", "1.5", "Error: --top-p 1.5: input should be less than or equal to 1"),
        ("--cfg", "-2", "Error: --cfg -2.0: input should be greater than or equal to 0"),
+       ("--cfg", "inf", "Error: --cfg inf: must be a finite number"),
+       ("--cfg", "nan", "Error: --cfg nan: must be a finite number"),
        ("--dtype", "float8", "Error: --dtype 'float8': input should be 'auto', 'float32', 'bfloat16' or 'float16'"),
        ("--device", "tpu", "Error: --device 'tpu': unknown device 'tpu'; use auto, cpu, cuda, cuda:N or mps"),
        ("--quantize", "int4", "Error: --quantize 'int4': input should be 'none' or 'int8'")]

@@ -23,7 +23,7 @@ def job_sheet(out_dir: Path, cards: list[dict[str, Any]], axes: list[str]) -> Pa
     """Write the sheet of one job's done ``cards`` (in plan order); None when there is nothing to tile."""
     from PIL import Image
 
-    from argen.io.png import read_png_metadata, write_png
+    from argen.io.png import read_image, read_png_metadata, write_png
     from argen.io.sheet import captioned_sheet
 
     cards = [c for c in cards if c["st"] == "done"][:MAX_CELLS]
@@ -31,8 +31,7 @@ def job_sheet(out_dir: Path, cards: list[dict[str, Any]], axes: list[str]) -> Pa
         return None
     images, captions = [], []
     for c in cards:
-        with Image.open(out_dir / c["f"]) as im:
-            img = im.convert("RGB")
+        img = read_image(out_dir / c["f"])  # the run's own files, but the folder is the user's: size-checked
         if images and img.size != (images[0].shape[1], images[0].shape[0]):  # a grid over models of other sizes
             img = img.resize((images[0].shape[1], images[0].shape[0]), Image.BICUBIC)
         images.append(np.asarray(img))

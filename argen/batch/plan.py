@@ -78,11 +78,12 @@ def read_prompts(job: Job, j: int, base: Path, recipe_path, node, allow_outside:
     if not allow_outside and not f.is_relative_to(base.resolve()):
         raise fail_at(recipe_path, node, ("jobs", j, "prompts"),
                       f"prompt file {job.prompts} is outside the recipe's folder (argen run --allow-outside reads it)")
+    from argen.io.files import read_utf8
+
     try:
-        lines = [line for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except (OSError, UnicodeDecodeError) as e:
-        raise fail_at(recipe_path, node, ("jobs", j, "prompts"),
-                      f"cannot read prompt file {f}: {getattr(e, 'strerror', None) or e}") from None
+        lines = [line for line in read_utf8(f, "prompt file").splitlines() if line.strip()]
+    except ArgenError as e:
+        raise fail_at(recipe_path, node, ("jobs", j, "prompts"), e.message) from None
     if not lines:
         raise fail_at(recipe_path, node, ("jobs", j, "prompts"), f"prompt file {f} has no prompts")
     return lines

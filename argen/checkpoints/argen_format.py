@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
 from argen import __version__
+from argen.checkpoints.memory import check_memory
 from argen.engine.config import TransformerConfig
 from argen.engine.transformer import Transformer, rope_freqs
 from argen.errors import ArgenError
@@ -21,10 +23,12 @@ from argen.io.atomic import atomic_path
 
 
 def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from a model folder's file; a missing, non-UTF-8 or invalid file is one line."""
+    from argen.io.files import read_utf8
+
+    text = read_utf8(path, "model file", hint="check the model folder")
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ArgenError(f"cannot read {path}: {e.strerror or e}", hint="check the model folder") from None
+        data = json.loads(text)
     except ValueError as e:
         raise ArgenError(f"{path} is not valid JSON: {e}", hint="the file is corrupt; restore it") from None
     if not isinstance(data, dict):
@@ -37,8 +41,9 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    if not Path(path).is_file():
-        raise ArgenError(f"weight file {path} not found", hint="the model folder is incomplete")
+    from argen.io.files import check_file
+
+    check_file(path, "weight file", hint="the model folder is incomplete")
     try:
         return load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
@@ -50,20 +55,48 @@ def first_line(e: BaseException) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
 
 
+def is_torch_file(path: Path) -> bool:
+    """Whether a file starts like what ``torch.save`` writes: a zip archive (``PK``), or a
+    legacy pickle (protocol 2 or later opens with ``\\x80``)."""
+    with open(path, "rb") as f:
+        head = f.read(2)
+    return head[:2] == b"PK" or head[:1] == b"\x80"
+
+
+def unpickler_reason(e: BaseException) -> str | None:
+    """The one sentence of torch's weights-only refusal that names what was refused ("Unsupported
+    global: GLOBAL os.system ..."), without its terminal escapes; None when the error is not such a
+    refusal (a damaged pickle also raises UnpicklingError)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
+    if "Weights only load failed" not in text:
+        return None
+    for line in text.splitlines():
+        if "WeightsUnpickler error:" in line:
+            reason = line.split("WeightsUnpickler error:", 1)[1].strip()
+            return reason.split(". Please use")[0].rstrip(".")[:300]
+    return "it holds objects other than tensors and plain data"
+
+
 def load_torch_file(path: Path) -> Any:
     """Whatever a foreign .bin/.pt/.pth file holds, opened with ``weights_only=True`` so that no
-    pickled code runs; a file that needs it is refused with a clear one-line error."""
-    path = Path(path)
-    if not path.is_file():
-        raise ArgenError(f"weight file {path} not found", hint="the model folder is incomplete")
+    pickled code runs; a file that needs it is refused with a clear one-line error, and a file
+    that is no PyTorch checkpoint at all (text, random bytes) is called that, not a pickle."""
+    from argen.io.files import check_file
+
+    path = check_file(path, "weight file", hint="the model folder is incomplete")
+    hint = "the file is corrupt or truncated, or not a checkpoint; restore or re-download it"
+    if not is_torch_file(path):
+        raise ArgenError(f"{path} is not a PyTorch checkpoint (neither a torch.save archive nor a pickle)", hint=hint)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise ArgenError(f"refused to load {path}: it would need to run pickled code ({first_line(e)})",
+        reason = unpickler_reason(e)
+        if reason is None:
+            raise ArgenError(f"{path} is not a readable PyTorch checkpoint ({first_line(e)})", hint=hint) from None
+        raise ArgenError(f"refused to load {path}: it would need to run pickled code ({reason})",
                          hint="convert the checkpoint to safetensors in a trusted environment, then load that") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise ArgenError(f"{path} is not a readable PyTorch checkpoint ({first_line(e)})",
-                         hint="the file is corrupt or truncated; restore or re-download it") from None
+    except (RuntimeError, EOFError, OSError, ValueError, MemoryError) as e:
+        raise ArgenError(f"{path} is not a readable PyTorch checkpoint ({first_line(e)})", hint=hint) from None
 
 
 def read_torch_file(path: Path) -> dict[str, torch.Tensor]:
@@ -160,6 +193,8 @@ def build_model(cfg: TransformerConfig, state: dict[str, torch.Tensor], source: 
     if least > 2 * held + (1 << 20):
         raise ArgenError(f"{source}: the config describes a model of at least {least:,} parameters, "
                          f"the weights hold {held:,}", hint="the config.json and weight files come from different models")
+    # the weights are in memory already; building allocates the model's float32 parameters again
+    check_memory(4 * cfg.num_params(), source)
     with torch.device("meta"):
         model = Transformer(cfg)
     model = model.to_empty(device="cpu")
@@ -185,6 +220,9 @@ def load_model_dir(path: Path) -> tuple[Transformer, dict[str, Any]]:
     except (KeyError, TypeError, ValueError) as e:
         raise ArgenError(f"{path / 'config.json'}: invalid transformer config ({e})",
                          hint="the file is corrupt or from another tool") from None
-    state = read_safetensors(path / "model.safetensors")
+    weights = path / "model.safetensors"
+    if weights.is_file():  # reading a file larger than the free memory would swap, then be killed
+        check_memory(weights.stat().st_size, str(path), "its weight file")
+    state = read_safetensors(weights)
     model = build_model(cfg, {k: v.float() for k, v in state.items()}, str(path))
     return model, meta

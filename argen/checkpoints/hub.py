@@ -87,6 +87,22 @@ def verify_pulled(name: str, entry: RegistryEntry) -> Path:
     return out
 
 
+def check_endpoint(endpoint: str, where: str) -> str:
+    """``endpoint`` if it is an http(s) URL with a host (what the hub client can reach); a one-line
+    ArgenError naming ``where`` it came from (``--endpoint`` or ``HF_ENDPOINT``) otherwise."""
+    from urllib.parse import urlsplit
+
+    try:
+        url = urlsplit(endpoint)
+        ok = url.scheme in ("http", "https") and bool(url.hostname) and (url.port is None or url.port > 0)
+    except ValueError:  # an unclosed IPv6 bracket, a port that is not a number
+        ok = False
+    if not ok:
+        raise ArgenError(f"{where} {endpoint!r} is not an http(s) URL",
+                         hint="give the hub's address, e.g. https://huggingface.co (or a mirror's)")
+    return endpoint
+
+
 def published_checksum(repo_id: str, filename: str, revision: str, endpoint: str | None) -> tuple[str, str]:
     """The checksum the hub publishes for a file, as (kind, value): large files are stored
     through git LFS, whose object id (the ETag the hub sends) is the sha256 of the content,
@@ -142,7 +158,10 @@ def pull(name: str, entry: RegistryEntry, endpoint: str | None = None, attempts:
         raise ArgenError(f"model {name!r} is bundled with argen; there is nothing to pull",
                          hint="it is ready to use: see `argen models`")
     hub = entry.hub
-    endpoint = endpoint or os.environ.get("HF_ENDPOINT") or None
+    if endpoint:
+        check_endpoint(endpoint, "--endpoint")
+    elif os.environ.get("HF_ENDPOINT"):
+        endpoint = check_endpoint(os.environ["HF_ENDPOINT"], "HF_ENDPOINT")
     if hub.cache == "huggingface":
         from argen.checkpoints import hf_cache
 

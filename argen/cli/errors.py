@@ -11,11 +11,20 @@ def debug() -> bool:
     return os.environ.get("ARGEN_DEBUG", "") not in ("", "0")
 
 
+def printable(text: str) -> str:
+    """``text`` with every non-printable character (terminal control sequences: ESC, CSI, BEL...)
+    escaped as ``\\xNN``/``\\uNNNN``, so that a file's contents or name cannot retitle or clear
+    the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def fail(message: str, hint: str | None, code: int) -> int:
-    first = " ".join(str(message).split()) or "unknown error"
+    first = printable(" ".join(str(message).split())) or "unknown error"
     print(f"Error: {first}", file=sys.stderr)
     if hint:
-        print(f"Hint: {hint}", file=sys.stderr)
+        print(f"Hint: {printable(hint)}", file=sys.stderr)
     return code
 
 

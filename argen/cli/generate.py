@@ -35,13 +35,15 @@ def unescape(s: str) -> str:
 
 def read_prompt_file(path: Path, mode: str) -> list[str]:
     """``--prompt-file``: the whole file as one prompt, or one prompt per non-empty line; ``-`` is stdin."""
-    try:
-        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
-    except IsADirectoryError:
-        raise UsageError(f"--prompt-file {path} is a folder", hint="give a text file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ArgenError(f"cannot read prompt file {path}: {getattr(e, 'strerror', None) or e}",
-                         hint="pass a UTF-8 text file") from None
+    from argen.io.files import decode_utf8, read_utf8
+
+    if str(path) == "-":
+        try:
+            text = decode_utf8(sys.stdin.buffer.read(), "standard input") if hasattr(sys.stdin, "buffer") else sys.stdin.read()
+        except OSError as e:
+            raise ArgenError(f"cannot read the prompt from standard input: {e.strerror or e}", hint="pass a text file") from None
+    else:
+        text = read_utf8(path, "--prompt-file", hint="pass a UTF-8 text file, one prompt per line")
     prompts = [text] if mode == "whole" else [line for line in text.splitlines() if line.strip()]
     if not prompts or not any(p.strip() for p in prompts):
         raise UsageError(f"--prompt-file {path} holds no prompt", hint="write one prompt per line")

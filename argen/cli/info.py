@@ -12,6 +12,7 @@ from argen.cli import options as opt
 
 
 def info(file: Annotated[Path, typer.Argument(help="A file argen generated.")], json_out: opt.Json = False) -> None:
+    from argen.cli.errors import printable
     from argen.io.metadata import read_metadata
 
     meta = read_metadata(file)
@@ -25,10 +26,3 @@ def info(file: Annotated[Path, typer.Argument(help="A file argen generated.")], 
             value = ", ".join(f"{k}={v}" for k, v in value.items())
         print(f"{printable(key).ljust(width)}  {printable(str(value))}")
 
-
-def printable(text: str) -> str:
-    """``text`` with every non-printable character (terminal control sequences: ESC, CSI, BEL...)
-    escaped as ``\\xNN``/``\\uNNNN``, so that a file's metadata cannot retitle or clear the terminal."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)

@@ -57,13 +57,14 @@ def convert(
     code, or safetensors) to safetensors + config.json; print the folder."""
     from argen.checkpoints.convert import FAMILIES
     from argen.checkpoints.convert import convert as run_convert
-    from argen.errors import ArgenError, UsageError
+    from argen.errors import UsageError
 
     if family not in FAMILIES:
         raise UsageError(f"--family must be one of {', '.join(FAMILIES)}, got {family!r}")
+    from argen.io.files import check_file
+
     for src in sources:
-        if not src.is_file():
-            raise ArgenError(f"{src} does not exist or is not a file", hint="pass the checkpoint files to convert")
+        check_file(src, "checkpoint", hint="pass the checkpoint files to convert")
     options = {"image_size": image_size} if image_size is not None else {}
     out = run_convert(family, sources, output, **options)
     log(f"converted {len(sources)} file(s) into {out}", quiet)

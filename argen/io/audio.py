@@ -69,9 +69,9 @@ def read_audio(path: str | Path, sample_rate: int, channels: int = 1) -> np.ndar
     (T,), or with ``channels=2`` stereo (2, T) (a mono file on both sides)."""
     import av
 
-    p = Path(path)
-    if not p.is_file():
-        raise ArgenError(f"{p} not found", hint="check the path")
+    from argen.io.files import check_file
+
+    p = check_file(path, "audio file")
     try:
         with av.open(str(p)) as src:
             if not src.streams.audio:

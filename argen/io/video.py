@@ -89,9 +89,9 @@ def read_video(path: str | Path, size: int | tuple[int, int], fps: float, max_fr
     resize = (lambda f: square_resize(f, size)) if isinstance(size, int) else (lambda f: fit_resize(f, *size))
     import av
 
-    p = Path(path)
-    if not p.is_file():
-        raise ArgenError(f"{p} not found", hint="check the path")
+    from argen.io.files import check_file
+
+    p = check_file(path, "video file")
     times, frames = [], []
     try:
         with av.open(str(p)) as src:

@@ -85,9 +85,16 @@ def write_video_preview(path: str | Path, frames: np.ndarray, fps: float, meta: 
 
 def read_animated_metadata(path: str | Path) -> dict[str, Any] | None:
     """The metadata argen embedded in a GIF or WebP preview, or None."""
+    import warnings
+
     try:
-        with Image.open(path) as im:
-            raw = im.info.get("comment") if im.format == "GIF" else im.getexif().get(EXIF_DESCRIPTION)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # only the header is read
+            with Image.open(path) as im:
+                raw = im.info.get("comment") if im.format == "GIF" else im.getexif().get(EXIF_DESCRIPTION)
+    except Image.DecompressionBombError:
+        raise ArgenError(f"{path} claims more pixels than any argen preview has",
+                         hint="the file is not one argen wrote, or it was altered") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise ArgenError(f"{path} is not a readable picture", hint="the file may be corrupt") from None
     if isinstance(raw, bytes):

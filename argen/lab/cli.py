@@ -49,6 +49,28 @@ def train(
     print(out)
 
 
+def check_eval_values(**values) -> None:
+    """Refuse a value the evaluators would otherwise replace by their default (a zero ``--seq-len`` is
+    falsy) or carry into NaN scores: counts below 1, a held-out share outside (0, 1), a guidance
+    scale or temperature that is negative or not finite."""
+    import math
+
+    from argen.errors import UsageError
+
+    for key, value in values.items():
+        flag = "--" + key.replace("_", "-")
+        if value is None:
+            continue
+        if key == "val_fraction":
+            if not 0 < value < 1:
+                raise UsageError(f"{flag} {value}: must be between 0 and 1", hint="e.g. --val-fraction 0.1")
+        elif isinstance(value, float):
+            if not math.isfinite(value) or value < 0:
+                raise UsageError(f"{flag} {value}: must be a finite number, 0 or more", hint=f"e.g. {flag} 1.0")
+        elif value < 1:
+            raise UsageError(f"{flag} {value}: must be at least 1", hint=f"leave {flag} out for the default")
+
+
 def evaluate(
     task: Annotated[str, typer.Argument(help="What to evaluate: text, image, video, audio, crystal or mesh.")],
     model: Annotated[Optional[str], typer.Option("--model", "-m", metavar="NAME|PATH",
@@ -94,6 +116,8 @@ def evaluate(
         raise UsageError(f"no evaluation for {task!r}", hint=f"available: {', '.join(EVALUATIONS)}")
     if n is not None and not 1 <= n <= 100_000:
         raise UsageError(f"--n must be in [1, 100000], got {n}", hint="e.g. --n 100")
+    check_eval_values(limit=limit, max_faces=max_faces, seq_len=seq_len, val_fraction=val_fraction, cfg=cfg,
+                      temperature=temperature)
     if task == "image":
         from argen.lab.eval.image import run
 

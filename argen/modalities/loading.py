@@ -22,13 +22,16 @@ def read_config(path: Path) -> dict[str, Any] | None:
     cfg = path / "config.json"
     if not cfg.is_file() and (path / "model_index.json").is_file():
         cfg = path / "model_index.json"
-    if not cfg.is_file():
+    if not cfg.exists():
         raise ArgenError(f"{path} has no config.json",
                          hint="a model folder needs config.json (argen or Hugging Face) beside its weights")
+    from argen.io.files import read_utf8
+
+    text = read_utf8(cfg, "model file", hint="a model folder needs config.json (argen or Hugging Face) beside its weights")
     try:
-        data = json.loads(cfg.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise ArgenError(f"{cfg} is not valid JSON ({e})", hint="the file is corrupt") from None
+        data = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise ArgenError(f"{cfg} is not valid JSON ({str(e)[:160]})", hint="the file is corrupt") from None
     if not isinstance(data, dict):
         raise ArgenError(f"{cfg} is not a JSON object", hint="the file is corrupt or from another tool")
     return data

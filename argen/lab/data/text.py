@@ -6,14 +6,12 @@ from pathlib import Path
 
 import torch
 
-from argen.errors import ArgenError
-
 
 def read_corpus(path: str | Path) -> str:
-    p = Path(path)
-    if not p.is_file():
-        raise ArgenError(f"text corpus {p} not found", hint="pass the path of a UTF-8 text file")
-    return p.read_text(encoding="utf-8")
+    """The text of a UTF-8 corpus file (a folder, a missing file or other bytes: one-line errors)."""
+    from argen.io.files import read_utf8
+
+    return read_utf8(path, "text corpus", hint="pass the path of a UTF-8 text file")
 
 
 def split_corpus(text: str, val_fraction: float = 0.1) -> tuple[str, str]:

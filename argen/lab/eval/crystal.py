@@ -255,8 +255,9 @@ def run(model: str | None, split: Path, n: int, limit: int | None, temperature: 
         raise UsageError(f"--n must be in [1, 1000], got {n}", hint="the benchmark uses --n 20")
     if limit is not None and limit < 1:
         raise UsageError(f"--limit must be at least 1, got {limit}", hint="e.g. --limit 100")
-    if not split.is_file():
-        raise UsageError(f"--split {split} not found", hint="give a CDVAE-style CSV, e.g. perov_5/test.csv")
+    from argen.io.files import check_file
+
+    check_file(split, "--split", hint="give a CDVAE-style CSV, e.g. perov_5/test.csv")
     pipe = CrystalPipeline.from_pretrained(model, device=device)
     sampling = dict(pipe.default_sampling)
     if temperature is not None:

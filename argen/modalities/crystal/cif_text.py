@@ -53,21 +53,27 @@ class CrystalRow:
 
 def read_split(path: str | Path, limit: int | None = None) -> list[CrystalRow]:
     """Rows of a CDVAE-style CSV (columns material_id, cif, formula, ...), in file order."""
-    p = Path(path)
+    from argen.io.files import check_file
+
+    p = check_file(path, "split", hint="give a CDVAE-style CSV, e.g. perov_5/test.csv")
     try:
         f = p.open(newline="", encoding="utf-8")
     except OSError as e:
         raise UsageError(f"cannot read {p}: {e.strerror or e}", hint="give a CDVAE-style CSV, e.g. perov_5/test.csv") from None
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    rows: list[CrystalRow] = []
     with f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames or "cif" not in reader.fieldnames:
-            raise UsageError(f"{p} has no 'cif' column", hint="expected CDVAE's columns: material_id, cif, formula, ...")
-        rows = []
-        for i, r in enumerate(reader):
-            if limit is not None and len(rows) >= limit:
-                break
-            rows.append(CrystalRow(str(r.get("material_id") or i), r["cif"], r.get("formula") or ""))
+        try:
+            reader = csv.DictReader(f)
+            if not reader.fieldnames or "cif" not in reader.fieldnames:
+                raise UsageError(f"{p} has no 'cif' column", hint="expected CDVAE's columns: material_id, cif, formula, ...")
+            for i, r in enumerate(reader):
+                if limit is not None and len(rows) >= limit:
+                    break
+                rows.append(CrystalRow(str(r.get("material_id") or i), r["cif"], r.get("formula") or ""))
+        except UnicodeDecodeError as e:
+            raise UsageError(f"{p} is not UTF-8 text (byte {e.object[e.start]:#04x} in row {len(rows) + 1})",
+                             hint="save the file as UTF-8") from None
     return rows
 
 

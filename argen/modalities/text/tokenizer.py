@@ -61,11 +61,15 @@ class HFTokenizer:
 
 def load_tokenizer(path: Path, eos_id: int | None = None, bos_id: int | None = None):
     """Open a tokenizer.json written by argen (character vocabulary) or by Hugging Face."""
+    from argen.io.files import read_utf8
+
     path = Path(path)
+    text = read_utf8(path, "tokenizer", hint="the model folder needs a valid tokenizer.json")
     try:
-        head = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ArgenError(f"cannot read tokenizer {path}: {e}", hint="the model folder needs a valid tokenizer.json") from None
+        head = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise ArgenError(f"tokenizer {path} is not valid JSON ({str(e)[:160]})",
+                         hint="the model folder needs a valid tokenizer.json") from None
     if not isinstance(head, dict):
         raise ArgenError(f"{path} is not a tokenizer (a JSON {type(head).__name__})",
                          hint="the model folder needs a valid tokenizer.json")

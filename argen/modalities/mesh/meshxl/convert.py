@@ -52,8 +52,13 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if path.suffix == ".safetensors":
         return read_safetensors(path)
-    if not path.is_file():
-        raise ArgenError(f"weight file {path} not found", hint="the model folder is incomplete")
+    from argen.checkpoints.argen_format import is_torch_file, unpickler_reason
+    from argen.io.files import check_file
+
+    check_file(path, "weight file", hint="the model folder is incomplete")
+    if not is_torch_file(path):
+        raise ArgenError(f"{path} is not a PyTorch checkpoint (neither a torch.save archive nor a pickle)",
+                         hint="the file is corrupt or truncated, or not a checkpoint; restore or re-download it")
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             try:
@@ -63,7 +68,7 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
                     raise
                 data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - unpickling errors come in many types
-        raise ArgenError(f"refused to load {path} ({first_line(e)})",
+        raise ArgenError(f"refused to load {path} ({unpickler_reason(e) or first_line(e)})",
                          hint="it is not a plain PyTorch checkpoint of tensors; convert it to safetensors") from None
     state = data.get("model", data) if isinstance(data, dict) else None
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
