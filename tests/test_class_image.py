@@ -140,7 +140,7 @@ def test_weights_convert_cli_errors(cli, tmp_path):
     cases = [
         (["--family", "dalle", tmp_path / "a.pth", tmp_path / "a.pth"], 2, "--family"),
         (["--family", "var", tmp_path / "a.pth"], 2, "two files"),
-        (["--family", "var", tmp_path / "a.pth", tmp_path / "missing.pth"], 1, "does not exist"),
+        (["--family", "var", tmp_path / "a.pth", tmp_path / "missing.pth"], 1, "missing.pth not found"),
         (["--family", "var", tmp_path / "a.pth", tmp_path / "a.pth"], 1, "a.pth"),
     ]
     for args, want_code, words in cases:
