@@ -41,9 +41,33 @@ def test_cached_blocks_equal_recomputing_every_block(settings, sampling):
     assert cached == run(model, prompts, 13, settings, sampling, use_cache=False)
     tokens, passes = cached
     assert [len(t) for t in tokens] == [13, 13, 13] and all(MASK not in t for t in tokens)
-    if settings.steps:  # the step budget: at most `steps` passes a block
+    if settings.steps:  # the step budget: at most `steps` passes a block, fewer for one the prompt partly fills
         for p, n in zip(prompts, passes):
-            assert n <= -(-(len(p) % 4 + 13) // 4) * settings.steps
+            first = max(1, settings.steps * (4 - len(p) % 4) // 4)
+            assert n <= first + (-(-(len(p) % 4 + 13) // 4) - 1) * settings.steps
+
+
+@pytest.mark.parametrize("prompt_len, first_block_passes", [(1, 3), (3, 2), (6, 1), (8, 0)])
+def test_a_block_the_prompt_partly_fills_gets_proportionally_fewer_passes(prompt_len, first_block_passes):
+    """Blocks of 8, at most 4 passes a block, a threshold no token reaches (so every block takes
+    its whole budget): a block with m positions left after the prompt takes max(1, 4 * m // 8)
+    passes, not 4, so passes per token never exceed steps / block size."""
+    model = bd_model(block_size=8, sharp=2.0)
+    settings = BlockSettings(8, steps=4, threshold=1.0)
+    prompt = list(range(1, prompt_len + 1))
+    new = (8 - prompt_len % 8) % 8 + 8  # the rest of the prompt's block, then a whole block
+    tokens, passes = run(model, [prompt], new, settings, SamplingConfig(temperature=1.0))
+    assert len(tokens[0]) == new and MASK not in tokens[0]
+    assert passes == [first_block_passes + 4]
+    assert passes[0] / new <= settings.steps / 8
+
+
+def test_the_pass_budget_scales_with_the_masked_positions():
+    from argen.engine.sampling.masked_block import pass_budget
+
+    s = BlockSettings(8, steps=4)
+    assert [pass_budget(s, m) for m in range(1, 9)] == [1, 1, 1, 2, 2, 3, 3, 4]
+    assert pass_budget(BlockSettings(8), 5) is None
 
 
 def test_a_row_gets_the_same_tokens_alone_and_in_a_batch():

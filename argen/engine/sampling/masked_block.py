@@ -15,7 +15,8 @@ Within a block each pass predicts every masked position; which predictions are c
 - ``confidence`` (Fast-dLLM, Wu et al. 2025, and Fast-dLLM v2's ``generate`` in the remote code of
   Efficient-Large-Model/Fast_dLLM_v2_*): every masked position whose chosen token has probability
   ``>= threshold`` is committed, and at least one (the most confident) per pass; with ``steps``,
-  at least ``ceil(masked / passes left)`` so the block ends within ``steps`` passes. With
+  at least ``ceil(masked / passes left)`` so the block ends within ``steps`` passes (a block the
+  prompt partly fills, within proportionally fewer: :func:`pass_budget`). With
   ``sub_block``, only the first sub-block that still has masks is decoded (Fast-dLLM v2's small
   blocks).
 - ``first-hitting`` (BD3-LM's sampler, kuleshov-group/bd3lms ``diffusion.py``
@@ -114,9 +115,21 @@ def _draw(logits: torch.Tensor, sampling: SamplingConfig, mask_id: int, generato
     return tok, probs.gather(-1, tok[..., None])[..., 0]
 
 
+def pass_budget(settings: BlockSettings, masked: int) -> int | None:
+    """The most passes a block with ``masked`` positions to fill may take: ``steps`` for a whole
+    block, proportionally fewer for one the prompt partly fills (``steps * masked // block_size``,
+    at least one), so that a prompt's tail in the first block buys that block no extra passes
+    (a block costs at most ``steps / block_size`` passes per token it writes, once it writes at
+    least ``block_size / steps`` tokens)."""
+    if settings.steps is None:
+        return None
+    return max(1, settings.steps * masked // settings.block_size)
+
+
 def _choose(masked: torch.Tensor, conf: torch.Tensor, settings: BlockSettings, passes_done: int,
-            generators: list[torch.Generator] | None) -> torch.Tensor:
-    """Which masked positions (B, L) to commit this pass, from their confidences (B, L)."""
+            generators: list[torch.Generator] | None, budget: torch.Tensor | None = None) -> torch.Tensor:
+    """Which masked positions (B, L) to commit this pass, from their confidences (B, L);
+    ``budget`` (B,): each row's most passes for this block (:func:`pass_budget`)."""
     b, n = masked.shape
     if settings.sampler == "first-hitting":
         pick = torch.zeros_like(masked)
@@ -136,8 +149,8 @@ def _choose(masked: torch.Tensor, conf: torch.Tensor, settings: BlockSettings, p
     score = conf.masked_fill(~active, -1.0)
     pick = active & (conf >= settings.threshold)
     left = masked.sum(-1)  # (B,) masks left in the block
-    if settings.steps is not None:
-        need = torch.ceil(left / max(1, settings.steps - passes_done)).long().clamp(min=1)
+    if budget is not None:
+        need = torch.ceil(left / (budget - passes_done).clamp(min=1)).long().clamp(min=1)
     else:
         need = torch.ones_like(left)
     need = torch.minimum(need, active.sum(-1))
@@ -209,6 +222,8 @@ def generate_blocks(model: Denoiser, prompts: list[list[int]], max_new_tokens: i
         block = block.to(device)
         bpos = (torch.tensor(starts)[:, None] + torch.arange(bs)[None]).to(device)  # (B, bs)
         row_done = [d or k >= need for d, need in zip(done, needed)]  # rows with nothing left to do here
+        budget = None if settings.steps is None else torch.tensor(
+            [pass_budget(settings, bs - len(kn)) for kn in known], device=device)
         first_pass, cached_logits, steps_taken = True, None, 0
         while not all(row_done):
             masked = block == mask  # (B, bs)
@@ -242,7 +257,7 @@ def generate_blocks(model: Denoiser, prompts: list[list[int]], max_new_tokens: i
                                                                       for x, y in spans])
             tok, conf = block.clone(), torch.full(block.shape, -1.0, device=device)
             tok[:, a:a + tok_w.shape[1]], conf[:, a:a + tok_w.shape[1]] = tok_w, conf_w
-            pick = _choose(masked, conf, settings, steps_taken, generators)
+            pick = _choose(masked, conf, settings, steps_taken, generators, budget)
             if shift and first_pass:
                 # a block's first token is predicted from the finished tokens alone (Fast-dLLM v2's
                 # commit pass); the block's other predictions were made with it masked, so they wait
