@@ -160,9 +160,10 @@ def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(cluster, monkeyp
     ev = events(log)
     kills = [e for e in ev if e["event"] == "kill"]
     assert len(kills) == 1, ev
-    # Ray restarted the worker (a new process, its pipeline reloaded) and ran the batch again
+    # Ray restarted the worker (a new process, its pipeline reloaded) and ran the batch again; ray.kill is
+    # asynchronous, so the dying process may still log the end of its batch, but its result never arrives
     again = [e for e in ev if e["event"] == "end" and e["jobs"] == kills[0]["jobs"]]
-    assert again and all(e["pid"] != kills[0]["pid"] for e in again)
+    assert any(e["pid"] != kills[0]["pid"] for e in again), ev
     assert sum(summary.done.values()) == 12 and not summary.any_failed
     assert {e["key"] for e in manifest(out)} == {s.key for s in samples}
     assert hashes(out) == hashes(_local(samples, tmp_path))  # the bytes a local run writes
