@@ -152,26 +152,16 @@ def test_eval_data_that_is_a_folder_says_so(cli, tmp_path, char_model_dir):
     assert "is a folder" in line and "not found" not in line
 
 
-def test_a_config_json_that_is_a_folder_says_so(cli, tmp_path, char_model_dir):
+@pytest.mark.parametrize("name, wrong", [("config.json", "has no config.json"), ("model.safetensors", "not found")])
+def test_a_model_file_that_is_a_folder_says_so(cli, tmp_path, char_model_dir, name, wrong):
     import shutil
 
     shutil.copytree(char_model_dir, tmp_path / "m")
-    (tmp_path / "m" / "config.json").unlink()
-    (tmp_path / "m" / "config.json").mkdir()
+    (tmp_path / "m" / name).unlink()
+    (tmp_path / "m" / name).mkdir()
     code, _, err = cli("text", "--model", tmp_path / "m", "-p", "A", "--max-new-tokens", "2", "-o", tmp_path / "o.txt")
     line = one_line(code, err)
-    assert "config.json is a folder" in line and "has no config.json" not in line
-
-
-def test_a_weight_file_that_is_a_folder_says_so(cli, tmp_path, char_model_dir):
-    import shutil
-
-    shutil.copytree(char_model_dir, tmp_path / "m")
-    (tmp_path / "m" / "model.safetensors").unlink()
-    (tmp_path / "m" / "model.safetensors").mkdir()
-    code, _, err = cli("text", "--model", tmp_path / "m", "-p", "A", "--max-new-tokens", "2", "-o", tmp_path / "o.txt")
-    line = one_line(code, err)
-    assert "model.safetensors is a folder" in line and "not found" not in line
+    assert f"{name} is a folder" in line and wrong not in line
 
 
 def test_a_checkpoint_to_convert_that_is_a_folder_says_so(cli, tmp_path):
