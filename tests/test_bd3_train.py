@@ -86,3 +86,54 @@ def test_train_then_load_sample_and_evaluate(cli, tmp_path):
     assert res["passes_per_token"] <= 6 * 2 / 23  # 6 blocks of 4 (the prompt opens the first) in at most 2 passes each
     assert res["gen_ppl"] > 1 and res["scorer_gen_ppl"] > 1
     assert abs(res["gen_ppl_ratio"] - res["gen_ppl"] / res["scorer_gen_ppl"]) < 1e-2
+
+
+def test_token_shift_predicts_each_noisy_token_from_what_sampling_shows_the_position_before():
+    """Under token shift token j is predicted by output j - 1: inside a noisy block, from the pass
+    over the clean blocks before it and the noisy block; a block's first token, from the clean blocks
+    alone (the output at their last token), as the shifted sampler reads them."""
+    from argen.modalities.text.bd3lm.objective import shifted
+
+    m = tiny_model(vocab=20, block_size=4, max_seq_len=16)
+    x0 = torch.randint(19, (2, 16))
+    xt = torch.where(torch.rand(2, 16) < 0.5, 19, x0)
+    pos = torch.arange(16).repeat(2).expand(2, 32)
+    with torch.no_grad():
+        train = shifted(m(torch.cat([xt, x0], 1), pos=pos, attn_mask=block_diff_mask(16, 4)[None, None]), 16, 4)
+        for k in range(1, 4):
+            view = m(torch.cat([x0[:, :4 * k], xt[:, 4 * k:4 * k + 4]], 1))
+            assert (train[:, 4 * k] - view[:, 4 * k - 1]).abs().max() < 1e-5  # from the clean blocks
+            assert (train[:, 4 * k + 1:4 * k + 4] - view[:, 4 * k:4 * k + 3]).abs().max() < 1e-5
+
+
+def test_a_shifted_model_starts_from_a_next_token_model_and_decodes_the_same_with_and_without_cache(cli, tmp_path):
+    """`train.init` with `model.token_shift`: the autoregressive model's rows are kept and the mask
+    token's added; the folder loads shifted, and cached block decoding equals recomputing every block."""
+    from argen.checkpoints.argen_format import read_safetensors
+    from argen.lab.recipes import load_train_recipe as load_recipe
+    from argen.lab.tasks import make_task
+    from argen.lab.train import init_state
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(CORPUS)
+    ar, out = tmp_path / "ar", tmp_path / "bd3"
+    code, _, err = cli("train", "text", "--recipe", write_recipe(tmp_path, corpus, "text", "tiny-ar", steps=30), "-o", ar)
+    assert code == 0, err
+    recipe = write_recipe(tmp_path, corpus, "text-block-diffusion", "tiny-bd3s", 4, steps=2)
+    text = recipe.read_text().replace("  block_size: 4", "  block_size: 4\n  token_shift: true")
+    recipe.write_text(text.replace("train:\n", f"train:\n  init: {ar}\n"))
+    task = make_task(load_recipe(recipe))
+    net = task.build_model(task.recipe.model)
+    state, before = init_state(str(ar), net, task.adapt_init), read_safetensors(ar / "model.safetensors")
+    for key in ("embed.weight", "lm_head.weight"):
+        assert state[key].shape[0] == before[key].shape[0] + 1 == task.mask_id + 1
+        assert torch.equal(state[key][:-1], before[key].to(state[key].dtype))
+    code, _, err = cli("train", "text-block-diffusion", "--recipe", recipe, "-o", out)
+    assert code == 0, err
+    model = load_block_diffusion(out)
+    assert model.token_shift and json.loads((out / "config.json").read_text())["block_diffusion"]["token_shift"]
+    prompts = [model.tokenizer.encode("All:"), model.tokenizer.encode("Speak, speak.\n")]
+    kw = dict(sampling=SamplingConfig(temperature=0.9))
+    cached, p1 = generate_blocks(model, prompts, [3, 4], 13, **kw)
+    again, p2 = generate_blocks(model, prompts, [3, 4], 13, use_cache=False, **kw)
+    assert cached == again and p1 == p2 and all(len(t) == 13 for t in cached)

@@ -85,6 +85,7 @@ def test_task_must_match_recipe(cli, tmp_path):
 @pytest.mark.parametrize("edit, where", [
     (("  lr: 0.003", "  lr: -1"), ":13: train.lr"),
     (("  n_layer: 1", "  n_layer: 1\n  bogus: 3"), ":6: model: Value error, unknown model key(s) bogus"),
+    (("  n_layer: 1", "  n_layer: 1\n  token_shift: true"), ":6: model: Value error, unknown model key(s) token_shift"),
     (("task: text", "task: text\nextra_key: 1"), ":2: extra_key"),
     (("  batch_size: 8", "  batch_size: eight"), ":11: train.batch_size"),
 ])

@@ -249,6 +249,8 @@ class TrainRecipe(Strict):
                 known -= {"prefix_len", "block_size", "block_sizes"}  # set by the tokenizer's layout
             if task == "audio":
                 known -= {"n_streams", "cond_vocab"}  # set by the codec's codebooks and the prompt words
+            if task == "text-block-diffusion":
+                known |= {"token_shift"}  # the objective's, not the network's (Fast-dLLM v2's shift)
         unknown = sorted(set(v) - known)
         if unknown:
             raise ValueError(f"unknown model key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")

@@ -51,15 +51,18 @@ def attention_kernel(choice: str):
     return contextlib.nullcontext()
 
 
-def init_state(name_or_path: str, model: nn.Module) -> dict[str, torch.Tensor]:
+def init_state(name_or_path: str, model: nn.Module, adapt=None) -> dict[str, torch.Tensor]:
     """``train.init``: the weights of a trained model, in ``model``'s dtypes; a tensor that does
-    not fit the recipe's model is a one-line error naming it."""
+    not fit the recipe's model is a one-line error naming it. ``adapt(state, model)``, a task's
+    ``adapt_init``, may first reshape what the task knows how to (a vocabulary grown by a token)."""
     from argen.checkpoints import resolve as weights
     from argen.checkpoints.argen_format import check_state, read_safetensors
 
     ref = weights.resolve(name_or_path)  # a registered name is checked against its sha256
     state = read_safetensors(ref.path / "model.safetensors")
     own = model.state_dict()
+    if adapt is not None:
+        state = adapt(state, model)
     check_state(state, {k: v.shape for k, v in own.items()}, f"train.init {name_or_path}", "recipe's model",
                 hint="train.init must be trained with this recipe's model: section")
     return {k: state[k].to(v.dtype) for k, v in own.items()}
@@ -102,7 +105,7 @@ def train(recipe: TrainRecipe, out: Path, recipe_path: str = "", quiet: bool = F
     task = make_task(recipe)
     model = task.build_model(recipe.model)
     if t.init:
-        model.load_state_dict(init_state(t.init, model))
+        model.load_state_dict(init_state(t.init, model, getattr(task, "adapt_init", None)))
     opt = make_optimizer(model, t)
     dtype = getattr(torch, t.dtype)
     ema = WeightAverage(model, t.ema) if t.ema else None

@@ -35,7 +35,7 @@ def validation_bound(model: BlockDiffusionModel, ids: torch.Tensor, seq_len: int
 
     n = seq_len or model.max_len
     windows = scored_windows(TokenStream(ids), n).to(model.device)
-    return nelbo(model.net, windows, model.block_size, model.mask_id, draws=draws)
+    return nelbo(model.net, windows, model.block_size, model.mask_id, draws=draws, shift=model.token_shift)
 
 
 @torch.no_grad()

@@ -14,6 +14,11 @@ one rate per block, antithetic over batch and blocks; ``q_xt``; ``_forward_pass_
 first token kept clean with ``algo.ignore_bos``; ``_subs_parameterization``: the mask token gets
 no probability), ``noise_schedule.py`` (``LogLinearNoise.compute_loss_scaling_and_move_chance``:
 move chance ``t``, loss scale ``-1 / t``).
+
+With ``shift`` (Fast-dLLM v2's token shift, Wu et al. 2025, for a model adapted from an
+autoregressive one) the output at position ``j - 1`` predicts token ``j``: inside a noisy block
+from the noisy copy, and for a block's first token from the clean copy's last token of the block
+before (which reads exactly the tokens before ``j``, as a next-token model does).
 """
 
 from __future__ import annotations
@@ -63,34 +68,49 @@ def noised(x0: torch.Tensor, t: torch.Tensor, mask_id: int, first_clean: bool = 
     return xt
 
 
-def masked_nll(net, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor, block_size: int, mask_id: int) -> torch.Tensor:
+def shifted(out: torch.Tensor, n: int, block_size: int) -> torch.Tensor:
+    """The predictions (B, n, V) of the noisy tokens under token shift, from the outputs (B, 2n, V)
+    over [x_t, x_0]: token ``j`` from noisy output ``j - 1``, a block's first token from clean
+    output ``j - 1``; position 0 (always clean) keeps its own output as a placeholder."""
+    noisy, clean = out[:, :n], out[:, n:]
+    prev = torch.cat([noisy[:, :1], noisy[:, :-1]], 1)
+    starts = torch.zeros(n, dtype=torch.bool, device=out.device)
+    starts[block_size::block_size] = True
+    from_clean = torch.cat([clean[:, :1], clean[:, :-1]], 1)
+    return torch.where(starts[None, :, None], from_clean, prev)
+
+
+def masked_nll(net, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor, block_size: int, mask_id: int,
+               shift: bool = False) -> torch.Tensor:
     """Weighted cross-entropy (B, n): ``-log p(x0 | x_t) / t`` at masked positions, 0 elsewhere.
 
-    ``net(ids, pos=, attn_mask=)`` is a block-causal transformer (argen's, or BD3-LM's DiT).
+    ``net(ids, pos=, attn_mask=)`` is a block-causal transformer (argen's, or BD3-LM's DiT);
+    ``shift``: its output at ``j - 1`` predicts token ``j`` (:func:`shifted`).
     """
     b, n = x0.shape
     ids = torch.cat([xt, x0], dim=1)  # (B, 2n)
     pos = torch.arange(n, device=x0.device).repeat(2).expand(b, 2 * n)
     mask = block_diff_mask(n, block_size, x0.device)[None, None]  # (1, 1, 2n, 2n)
-    logits = net(ids, pos=pos, attn_mask=mask)[:, :n].float()  # (B, n, V): the noisy copy's predictions
+    out = net(ids, pos=pos, attn_mask=mask)
+    logits = (shifted(out, n, block_size) if shift else out[:, :n]).float()  # (B, n, V): the noisy tokens' predictions
     logits[..., mask_id] = float("-inf")  # SUBS: the mask token is never the answer
     nll = F.cross_entropy(logits.flatten(0, 1), x0.flatten(), reduction="none").view(b, n)
     return torch.where(xt == mask_id, nll / t, torch.zeros_like(nll))
 
 
 def bd3_loss(net, x0: torch.Tensor, block_size: int, mask_id: int, lo: float = 1e-3, hi: float = 1.0,
-             generator: torch.Generator | None = None) -> torch.Tensor:
+             generator: torch.Generator | None = None, shift: bool = False) -> torch.Tensor:
     """The training loss: the negative ELBO per scored token (every token but the first) of the
     windows ``x0`` (B, n), with rates drawn in [lo, hi] (BD3-LM draws in [1e-3, 1])."""
     b, n = x0.shape
     t = block_rates(b, n, block_size, lo, hi, generator=generator, device=x0.device)
     xt = noised(x0, t, mask_id, generator=generator)
-    return masked_nll(net, x0, xt, t, block_size, mask_id).sum() / (b * (n - 1))
+    return masked_nll(net, x0, xt, t, block_size, mask_id, shift).sum() / (b * (n - 1))
 
 
 @torch.no_grad()
 def nelbo(net, windows: torch.Tensor, block_size: int, mask_id: int, draws: int = 4, batch_size: int = 32,
-          seed: int = 0) -> float:
+          seed: int = 0, shift: bool = False) -> float:
     """The negative ELBO in nats per scored token over ``windows`` (W, n), each token but a window's
     first scored, ``draws`` stratified rates per block on (0, 1] (a Monte-Carlo estimate of the
     bound; more draws, less variance, the same expectation)."""
@@ -105,6 +125,6 @@ def nelbo(net, windows: torch.Tensor, block_size: int, mask_id: int, draws: int 
         xt = noised(x, t, mask_id, generator=gen)
         for j in range(0, x.shape[0], batch_size):
             total += masked_nll(net, x[j:j + batch_size], xt[j:j + batch_size], t[j:j + batch_size],
-                                block_size, mask_id).sum().item()
+                                block_size, mask_id, shift).sum().item()
         count += draws * b * (n - 1)
     return total / count

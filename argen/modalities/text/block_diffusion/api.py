@@ -70,7 +70,8 @@ def _load_argen(folder: Path, config: dict[str, Any]) -> BlockDiffusionModel:
         if k in defaults:
             defaults[k] = int(defaults[k])
     return BlockDiffusionModel(net=net, family="argen-bd3", mask_id=int(sec["mask_id"]),
-                               block_size=int(sec["block_size"]), token_shift=False, max_len=net.cfg.max_seq_len,
+                               block_size=int(sec["block_size"]), token_shift=bool(sec.get("token_shift", False)),
+                               max_len=net.cfg.max_seq_len,
                                tokenizer=tok, eos_id=meta.get("eos_token_id"), defaults=defaults,
                                name=meta.get("name") or folder.name)
 
