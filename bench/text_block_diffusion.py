@@ -28,7 +28,7 @@ QWEN25_15B = dict(model_type="Fast_dLLM_Qwen", vocab_size=151936, hidden_size=15
                   rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=True, bd_size=32)
 
 
-def build(layers: int, head_scale: float):
+def build(layers: int, head_scale: float, dtype: torch.dtype = torch.float32):
     from argen.engine.transformer import Transformer
     from argen.modalities.text.block_diffusion.model import BlockDiffusionModel
     from argen.modalities.text.fast_dllm.model import MASK_ID, fast_dllm_config
@@ -39,6 +39,7 @@ def build(layers: int, head_scale: float):
     with torch.no_grad():
         net = Transformer(cfg).eval()
         net.norm.weight.mul_(head_scale)  # the final norm feeds only the (tied) head: peaked logits
+        net.to(dtype)
     ar = copy.copy(net)  # the same parameters and buffers, plain causal attention
     ar.cfg = dataclasses.replace(cfg, block_size=1)
     bd = BlockDiffusionModel(net=net, family="fast-dllm-v2", mask_id=MASK_ID, block_size=cfg.block_size,
@@ -54,18 +55,20 @@ def main() -> None:
     ap.add_argument("--head-scale", type=float, default=12.0)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
+                    help="the weights' and activations' dtype, the same for both decoders")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from argen.engine.sampling.masked_block import BlockSettings, generate_blocks
     from argen.engine.sampling.next_token import generate
     from argen.engine.sampling.processors import SamplingConfig
 
-    ar, bd = build(args.layers, args.head_scale)
+    ar, bd = build(args.layers, args.head_scale, getattr(torch, args.dtype))
     greedy = SamplingConfig(temperature=0.0)
     prompt = torch.randint(0, 151000, (args.prompt,), generator=torch.Generator().manual_seed(1)).tolist()
     n_params = sum(p.numel() for p in bd.net.parameters())
     print(f"Fast-dLLM v2 layout at Qwen2.5-1.5B's width, random weights, {args.layers} of 28 layers "
-          f"({n_params / 1e6:.0f}M parameters), float32, {torch.get_num_threads()} threads; batch 1, greedy, "
+          f"({n_params / 1e6:.0f}M parameters), {args.dtype}, {torch.get_num_threads()} threads; batch 1, greedy, "
           f"{args.prompt}-token prompt, {args.new} new tokens; head scaled x{args.head_scale}")
 
     def ar_run():
