@@ -3,7 +3,8 @@ table leaves out, each one line through `argen mesh` with nothing written: --max
 x-mesh-xl's context (its 32 text queries take room, so its limit is lower than MeshXL's), an
 unknown --category for a folder of fine-tunes and for x-mesh-xl, and --category on a MeshXL given
 by a hub id from the Hugging Face cache. (MeshXL base with a prompt, an unknown category and
---max-faces above its context are in that table; LLaMA-Mesh's limit too.)"""
+--max-faces above its context are in that table; LLaMA-Mesh's limit too.) Also the bundled
+shapes3d-mesh's --max-faces bound, checked against the grammar itself."""
 
 from __future__ import annotations
 
@@ -55,3 +56,25 @@ def test_by_hub_id_from_the_cache(cli, tmp_path, monkeypatch):
     limit = (POSITIONS - 1) // 9
     assert one_line(cli, tmp_path, model, "--max-faces", str(limit + 1)).startswith(
         f"Error: --max-faces must be in 1..{limit} for this model")
+
+
+def test_bundled_mesh_max_faces_above_what_its_context_holds(cli, tmp_path):
+    """shapes3d-mesh's 1024 mesh tokens hold 339 faces along one adjacent strip: more is one line."""
+    line = one_line(cli, tmp_path, "shapes3d-mesh", "-p", "a tall lamp", "--max-faces", "340")
+    assert line == "Error: --max-faces must be in 1..339 for this model (1024 mesh tokens, 3 a face along a strip), got 340"
+
+
+@pytest.mark.parametrize("adjacent", [True, False])
+@pytest.mark.parametrize("budget", [10, 19, 40, 301])
+def test_most_faces_is_what_the_grammar_lets_a_sequence_hold(adjacent, budget):
+    """Drive the grammar towards as many faces as it allows (the smallest allowed coordinate, else
+    SEP, else EOS): it ends with exactly `most_faces` faces within the budget."""
+    from argen.modalities.mesh.constraints import RowState, most_faces
+    from argen.modalities.mesh.tokenizer import EOS, LEVELS, SEP
+
+    row = RowState(adjacent, 10**6, EOS + 1, budget)
+    while not row.done:
+        ok = row.allowed()
+        coords = ok[:LEVELS].nonzero()[0]
+        row.feed(int(coords[0]) if len(coords) else (SEP if ok[SEP] else EOS))
+    assert row.faces == most_faces(adjacent, budget) and row.used <= budget

@@ -239,6 +239,12 @@ def max_tokens(max_faces: int) -> int:
     return 10 * max_faces + 1
 
 
+def most_faces(adjacent: bool, budget: int) -> int:
+    """The most faces ``budget`` tokens (EOS included) can hold under the grammar: a first face of
+    9 coordinates, then 3 for each face continuing an adjacent strip, or SEP and 9 for a plain face."""
+    return 1 + (budget - 10) // (3 if adjacent else 10)
+
+
 def is_valid(tokens: list[int], adjacent: bool, max_faces: int = 10_000, vocab: int = EOS + 1,
              budget: int | None = None) -> bool:
     """Does the sequence follow the grammar the constraint enforces (ending with EOS)?"""

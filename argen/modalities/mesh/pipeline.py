@@ -18,7 +18,7 @@ from argen.engine.transformer import Transformer
 from argen.errors import UsageError
 from argen.io.metadata import build_metadata
 from argen.modalities.base import OnProgress, Output, Pipeline, Row, load_argen_transformer, refuse_options, ticker
-from argen.modalities.mesh.constraints import MeshConstraint, max_tokens
+from argen.modalities.mesh.constraints import MeshConstraint, max_tokens, most_faces
 from argen.modalities.mesh.spec import MeshSpec
 from argen.modalities.mesh.tokenizer import MeshLayout
 
@@ -85,6 +85,11 @@ class MeshPipeline(Pipeline):
                                  (spec.max_new_tokens, "--max-new-tokens", "stops at --max-faces")):
             if value is not None:
                 raise UsageError(f"{flag}: {self.name} {why}", hint=f"drop {flag} (it is for MeshXL or LLaMA-Mesh)")
+        most = most_faces(self.layout.adjacent, self.layout.max_seq_len)
+        if spec.max_faces is not None and spec.max_faces > most:
+            per = "3 a face along a strip" if self.layout.adjacent else "10 a face"
+            raise UsageError(f"--max-faces must be in 1..{most} for this model ({self.layout.max_seq_len} mesh tokens, "
+                             f"{per}), got {spec.max_faces}", hint=f"e.g. --max-faces {most}")
 
     def check_prompt(self, prompt: str | None) -> list[int]:
         """The prompt's prefix ids; for shapes3d models the caption grammar is checked too."""
