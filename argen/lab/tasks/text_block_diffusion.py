@@ -8,8 +8,9 @@ block size, the sampler's defaults), which is how loaders recognise it.
 
 ``model.token_shift: true`` trains Fast-dLLM v2's token shift (the output at ``j - 1`` predicts
 token ``j``), which lets ``train.init`` start from an autoregressive model of the same corpus and
-shape (``shakespeare-char``): its output at the last token before a block already predicts the
-block's first token; the mask token's embedding row is added as the mean of the others.
+shape (``shakespeare-char``): each output keeps predicting the next token, as it was trained to
+(only the attention inside a block changes); the mask token's embedding row is added as the mean
+of the others.
 """
 
 from __future__ import annotations
