@@ -63,6 +63,22 @@ def is_torch_file(path: Path) -> bool:
     return head[:2] == b"PK" or head[:1] == b"\x80"
 
 
+NOT_A_CHECKPOINT = "the file is corrupt or truncated, or not a checkpoint; restore or re-download it"
+
+
+def check_torch_file(path: str | Path, what: str = "weight file", missing_hint: str = "the model folder is incomplete",
+                     hint: str = NOT_A_CHECKPOINT) -> Path:
+    """``path`` if it is a file that starts like a PyTorch checkpoint (:func:`is_torch_file`); a
+    one-line ArgenError otherwise: missing or a folder (:func:`check_file`, ``missing_hint``), or
+    no checkpoint at all (``hint``), before torch is asked to unpickle it."""
+    from argen.io.files import check_file
+
+    p = check_file(path, what, hint=missing_hint)
+    if not is_torch_file(p):
+        raise ArgenError(f"{p} is not a PyTorch checkpoint (neither a torch.save archive nor a pickle)", hint=hint)
+    return p
+
+
 def unpickler_reason(e: BaseException) -> str | None:
     """The one sentence of torch's weights-only refusal that names what was refused ("Unsupported
     global: GLOBAL os.system ..."), without its terminal escapes; None when the error is not such a
@@ -81,22 +97,18 @@ def load_torch_file(path: Path) -> Any:
     """Whatever a foreign .bin/.pt/.pth file holds, opened with ``weights_only=True`` so that no
     pickled code runs; a file that needs it is refused with a clear one-line error, and a file
     that is no PyTorch checkpoint at all (text, random bytes) is called that, not a pickle."""
-    from argen.io.files import check_file
-
-    path = check_file(path, "weight file", hint="the model folder is incomplete")
-    hint = "the file is corrupt or truncated, or not a checkpoint; restore or re-download it"
-    if not is_torch_file(path):
-        raise ArgenError(f"{path} is not a PyTorch checkpoint (neither a torch.save archive nor a pickle)", hint=hint)
+    path = check_torch_file(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         reason = unpickler_reason(e)
         if reason is None:
-            raise ArgenError(f"{path} is not a readable PyTorch checkpoint ({first_line(e)})", hint=hint) from None
+            raise ArgenError(f"{path} is not a readable PyTorch checkpoint ({first_line(e)})",
+                             hint=NOT_A_CHECKPOINT) from None
         raise ArgenError(f"refused to load {path}: it would need to run pickled code ({reason})",
                          hint="convert the checkpoint to safetensors in a trusted environment, then load that") from None
     except (RuntimeError, EOFError, OSError, ValueError, MemoryError) as e:
-        raise ArgenError(f"{path} is not a readable PyTorch checkpoint ({first_line(e)})", hint=hint) from None
+        raise ArgenError(f"{path} is not a readable PyTorch checkpoint ({first_line(e)})", hint=NOT_A_CHECKPOINT) from None
 
 
 def read_torch_file(path: Path) -> dict[str, torch.Tensor]:

@@ -52,13 +52,9 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if path.suffix == ".safetensors":
         return read_safetensors(path)
-    from argen.checkpoints.argen_format import is_torch_file, unpickler_reason
-    from argen.io.files import check_file
+    from argen.checkpoints.argen_format import check_torch_file, unpickler_reason
 
-    check_file(path, "weight file", hint="the model folder is incomplete")
-    if not is_torch_file(path):
-        raise ArgenError(f"{path} is not a PyTorch checkpoint (neither a torch.save archive nor a pickle)",
-                         hint="the file is corrupt or truncated, or not a checkpoint; restore or re-download it")
+    check_torch_file(path)
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             try:

@@ -122,13 +122,10 @@ def load_transformer(folder: Path, dtype: torch.dtype = torch.float32, device: s
 def self_forcing_state_dict(path: str | Path, ema: bool = True) -> dict[str, torch.Tensor]:
     """A Self-Forcing checkpoint (``torch.save`` of {"generator", "generator_ema", ...}, each the
     ``WanDiffusionWrapper`` state dict) -> the diffusers layout. Read with ``weights_only=True``."""
-    from argen.checkpoints.argen_format import is_torch_file
-    from argen.io.files import check_file
+    from argen.checkpoints.argen_format import check_torch_file
 
-    p = check_file(path, "checkpoint", hint="pass the Self-Forcing checkpoint, e.g. checkpoints/self_forcing_dmd.pt")
-    if not is_torch_file(p):
-        raise ArgenError(f"{p} is not a PyTorch checkpoint (neither a torch.save archive nor a pickle)",
-                         hint="pass the Self-Forcing checkpoint, e.g. checkpoints/self_forcing_dmd.pt")
+    hint = "pass the Self-Forcing checkpoint, e.g. checkpoints/self_forcing_dmd.pt"
+    p = check_torch_file(path, "checkpoint", missing_hint=hint, hint=hint)
     try:
         ckpt = torch.load(str(p), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling refusal or corrupt file reads the same to a user
